@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+/*
+ * flowctl datapath: a tc classifier that meters every packet into a per-CPU
+ * flow cache. It never drops, redirects or modifies a packet: every path
+ * returns TC_ACT_UNSPEC so later tc/tcx programs still run.
+ *
+ * Parsing: Ethernet, up to two 802.1Q/802.1ad tags (plus the offloaded tag in
+ * skb metadata), IPv4 with options, IPv6 with extension headers, TCP, UDP,
+ * ICMP, ICMPv6; other IP protocols and non-first fragments count with ports 0.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "flowctl.h"
+
+#define ETH_P_8021Q_ 0x8100
+#define ETH_P_8021AD_ 0x88A8
+#define ETH_HDR_LEN 14
+#define MAX_VLAN_TAGS 2
+#define MAX_IPV6_EXT_HEADERS 8
+#define IPV6_HDR_LEN 40
+
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+#define NEXTHDR_MOBILITY 135
+#define IPPROTO_ICMPV6_ 58
+
+/* Default size; user space sets the real one (--max-flows) at load time. */
+#define DEFAULT_MAX_FLOWS 65536
+
+/* Inode of the network namespace this program instance is attached in. */
+volatile const __u32 NETNS_INO = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, DEFAULT_MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, struct flow_value);
+} flowctl_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct datapath_counters);
+} flowctl_stats SEC(".maps");
+
+/* What the parser learnt about one packet besides its key. */
+struct packet_meta {
+	__u64 segments;    /* wire packets this skb stands for */
+	__u64 octets;      /* L3 octets of those wire packets */
+	__u16 tcp_flags;
+	__u8 ttl;
+	__u8 tos;
+};
+
+static __always_inline struct datapath_counters *counters(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&flowctl_stats, &zero);
+}
+
+static __always_inline void count_non_ip(struct __sk_buff *skb)
+{
+	struct datapath_counters *c = counters();
+	if (c) {
+		c->non_ip_packets += 1;
+		c->non_ip_octets += skb->len;
+	}
+}
+
+static __always_inline void count_malformed(struct __sk_buff *skb)
+{
+	struct datapath_counters *c = counters();
+	if (c) {
+		c->malformed_packets += 1;
+		c->malformed_octets += skb->len;
+	}
+}
+
+static __always_inline void count_not_recorded(const struct packet_meta *m)
+{
+	struct datapath_counters *c = counters();
+	if (c) {
+		c->not_recorded_packets += m->segments;
+		c->not_recorded_octets += m->octets;
+	}
+}
+
+/* Adds one packet to this CPU's slot of a flow. */
+static __always_inline void add_packet(struct flow_value *v, const struct packet_meta *m, __u64 now)
+{
+	if (v->packets == 0) {
+		v->first_seen_ns = now;
+		v->min_ttl = m->ttl;
+		v->max_ttl = m->ttl;
+		v->tos = m->tos;
+	}
+	v->packets += m->segments;
+	v->octets += m->octets;
+	v->last_seen_ns = now;
+	v->tcp_flags |= m->tcp_flags;
+	if (m->ttl < v->min_ttl)
+		v->min_ttl = m->ttl;
+	if (m->ttl > v->max_ttl)
+		v->max_ttl = m->ttl;
+}
+
+static __always_inline void record(const struct flow_key *key, const struct packet_meta *m)
+{
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct flow_value *v = bpf_map_lookup_elem(&flowctl_flows, key);
+	if (v) {
+		add_packet(v, m, now);
+		return;
+	}
+
+	struct flow_value fresh = {};
+	add_packet(&fresh, m, now);
+	long err = bpf_map_update_elem(&flowctl_flows, key, &fresh, BPF_NOEXIST);
+	if (err == 0)
+		return;
+	/* Another CPU inserted the same key meanwhile: our slot is zeroed. */
+	v = bpf_map_lookup_elem(&flowctl_flows, key);
+	if (v) {
+		add_packet(v, m, now);
+		return;
+	}
+	count_not_recorded(m);
+}
+
+/* Octets of the wire packets a (possibly GSO) skb turns into. */
+static __always_inline void wire_size(struct __sk_buff *skb, struct packet_meta *m, __u32 l3_off,
+				      __u32 ip_len, __u32 headers_len)
+{
+	__u32 segs = skb->gso_segs;
+	__u32 skb_l3_len = skb->len > l3_off ? skb->len - l3_off : 0;
+
+	if (segs > 1) {
+		/* Every segment repeats the IP and L4 headers. */
+		m->segments = segs;
+		m->octets = (__u64)skb_l3_len + (__u64)(segs - 1) * headers_len;
+		return;
+	}
+	m->segments = 1;
+	/* The IP length excludes Ethernet padding; never exceed what is there. */
+	m->octets = ip_len && ip_len < skb_l3_len ? ip_len : skb_l3_len;
+}
+
+/* Parses the transport header; returns its length for GSO accounting. */
+static __always_inline __u32 parse_l4(struct __sk_buff *skb, __u32 off, struct flow_key *key,
+				      struct packet_meta *m)
+{
+	__u8 hdr[14];
+
+	switch (key->protocol) {
+	case IPPROTO_TCP:
+		if (bpf_skb_load_bytes(skb, off, hdr, 14) < 0)
+			return 0;
+		key->src_port = ((__u16)hdr[0] << 8) | hdr[1];
+		key->dst_port = ((__u16)hdr[2] << 8) | hdr[3];
+		m->tcp_flags = ((__u16)(hdr[12] & 0x0f) << 8) | hdr[13];
+		return (__u32)(hdr[12] >> 4) * 4;
+	case IPPROTO_UDP:
+		if (bpf_skb_load_bytes(skb, off, hdr, 4) < 0)
+			return 0;
+		key->src_port = ((__u16)hdr[0] << 8) | hdr[1];
+		key->dst_port = ((__u16)hdr[2] << 8) | hdr[3];
+		return 8;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6_:
+		if (bpf_skb_load_bytes(skb, off, hdr, 2) < 0)
+			return 0;
+		key->dst_port = ((__u16)hdr[0] << 8) | hdr[1];
+		return 8;
+	default:
+		return 0;
+	}
+}
+
+/* IPv4 at l3_off; returns 0 when the header is unusable. */
+static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3_off, struct flow_key *key,
+				      struct packet_meta *m)
+{
+	__u8 ip[20];
+
+	if (bpf_skb_load_bytes(skb, l3_off, ip, sizeof(ip)) < 0)
+		return 0;
+	__u32 ihl = (ip[0] & 0x0f) * 4;
+	if ((ip[0] >> 4) != 4 || ihl < 20)
+		return 0;
+
+	key->ip_version = 4;
+	key->protocol = ip[9];
+	key->src_addr[10] = 0xff;
+	key->src_addr[11] = 0xff;
+	__builtin_memcpy(&key->src_addr[12], &ip[12], 4);
+	key->dst_addr[10] = 0xff;
+	key->dst_addr[11] = 0xff;
+	__builtin_memcpy(&key->dst_addr[12], &ip[16], 4);
+	m->tos = ip[1];
+	m->ttl = ip[8];
+
+	__u32 ip_len = ((__u32)ip[2] << 8) | ip[3];
+	__u16 frag_offset = (((__u16)ip[6] << 8) | ip[7]) & 0x1fff;
+	__u32 l4_len = 0;
+	if (frag_offset == 0)
+		l4_len = parse_l4(skb, l3_off + ihl, key, m);
+	wire_size(skb, m, l3_off, ip_len, ihl + l4_len);
+	return 1;
+}
+
+/* IPv6 at l3_off, walking extension headers; returns 0 when unusable. */
+static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struct flow_key *key,
+				      struct packet_meta *m)
+{
+	__u8 ip[IPV6_HDR_LEN];
+
+	if (bpf_skb_load_bytes(skb, l3_off, ip, sizeof(ip)) < 0)
+		return 0;
+	if ((ip[0] >> 4) != 6)
+		return 0;
+
+	key->ip_version = 6;
+	__builtin_memcpy(key->src_addr, &ip[8], 16);
+	__builtin_memcpy(key->dst_addr, &ip[24], 16);
+	m->tos = (__u8)((ip[0] << 4) | (ip[1] >> 4));
+	m->ttl = ip[7];
+
+	__u32 payload_len = ((__u32)ip[4] << 8) | ip[5];
+	__u32 ip_len = payload_len ? IPV6_HDR_LEN + payload_len : 0;
+	__u8 next = ip[6];
+	__u32 off = l3_off + IPV6_HDR_LEN;
+	int first_fragment = 1;
+
+#pragma unroll
+	for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
+		__u8 ext[4];
+		if (next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST &&
+		    next != NEXTHDR_FRAGMENT && next != NEXTHDR_AUTH && next != NEXTHDR_MOBILITY)
+			break;
+		if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0) {
+			first_fragment = 0; /* truncated chain: no transport header */
+			break;
+		}
+		if (next == NEXTHDR_FRAGMENT) {
+			if (((((__u16)ext[2] << 8) | ext[3]) & 0xfff8) != 0)
+				first_fragment = 0;
+			off += 8;
+		} else if (next == NEXTHDR_AUTH) {
+			off += ((__u32)ext[1] + 2) * 4;
+		} else {
+			off += ((__u32)ext[1] + 1) * 8;
+		}
+		next = ext[0];
+	}
+
+	key->protocol = next;
+	__u32 l4_len = 0;
+	if (first_fragment)
+		l4_len = parse_l4(skb, off, key, m);
+	wire_size(skb, m, l3_off, ip_len, off - l3_off + l4_len);
+	return 1;
+}
+
+static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
+{
+	struct flow_key key = {};
+	struct packet_meta m = {};
+	__u8 eth[ETH_HDR_LEN];
+
+	if (bpf_skb_load_bytes(skb, 0, eth, sizeof(eth)) < 0) {
+		count_non_ip(skb);
+		return TC_ACT_UNSPEC;
+	}
+	__u16 proto = ((__u16)eth[12] << 8) | eth[13];
+	__u32 off = ETH_HDR_LEN;
+	int tags = 0;
+
+	if (skb->vlan_present) {
+		key.vlan_id = skb->vlan_tci & 0x0fff;
+		tags = 1;
+	}
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+		__u8 tag[4];
+		if (proto != ETH_P_8021Q_ && proto != ETH_P_8021AD_)
+			break;
+		if (bpf_skb_load_bytes(skb, off, tag, sizeof(tag)) < 0)
+			break;
+		__u16 vid = (((__u16)tag[0] << 8) | tag[1]) & 0x0fff;
+		if (tags == 0)
+			key.vlan_id = vid;
+		else if (tags == 1)
+			key.inner_vlan_id = vid;
+		tags++;
+		proto = ((__u16)tag[2] << 8) | tag[3];
+		off += 4;
+	}
+
+	key.netns_ino = NETNS_INO;
+	key.direction = direction;
+	key.ingress_ifindex = skb->ingress_ifindex;
+	key.egress_ifindex = direction == FLOWCTL_DIR_EGRESS ? skb->ifindex : 0;
+
+	int ok;
+	if (proto == ETH_P_IP)
+		ok = parse_ipv4(skb, off, &key, &m);
+	else if (proto == ETH_P_IPV6)
+		ok = parse_ipv6(skb, off, &key, &m);
+	else {
+		count_non_ip(skb);
+		return TC_ACT_UNSPEC;
+	}
+	if (!ok) {
+		count_malformed(skb);
+		return TC_ACT_UNSPEC;
+	}
+	record(&key, &m);
+	return TC_ACT_UNSPEC;
+}
+
+SEC("classifier")
+int flowctl_egress(struct __sk_buff *skb)
+{
+	return meter(skb, FLOWCTL_DIR_EGRESS);
+}
+
+SEC("classifier")
+int flowctl_ingress(struct __sk_buff *skb)
+{
+	return meter(skb, FLOWCTL_DIR_INGRESS);
+}
+
+char _license[] SEC("license") = "Dual MIT/GPL";

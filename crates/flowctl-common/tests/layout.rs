@@ -1,0 +1,158 @@
+//! Proves that the Rust mirrors have the same layout as `bpf/flowctl.h`:
+//! compiles a small C program against the header with the system C compiler
+//! and compares every size and field offset it prints with `offset_of!`.
+
+use std::{collections::BTreeMap, mem::offset_of, path::PathBuf, process::Command};
+
+use flowctl_common::{DatapathCounters, FlowKey, FlowValue, LAYOUT_VERSION};
+
+const FIELDS: &[(&str, &[&str])] = &[
+    (
+        "flow_key",
+        &[
+            "netns_ino",
+            "ingress_ifindex",
+            "egress_ifindex",
+            "src_addr",
+            "dst_addr",
+            "src_port",
+            "dst_port",
+            "vlan_id",
+            "inner_vlan_id",
+            "direction",
+            "ip_version",
+            "protocol",
+            "pad",
+        ],
+    ),
+    (
+        "flow_value",
+        &[
+            "packets",
+            "octets",
+            "first_seen_ns",
+            "last_seen_ns",
+            "tcp_flags",
+            "min_ttl",
+            "max_ttl",
+            "tos",
+            "pad",
+        ],
+    ),
+    (
+        "datapath_counters",
+        &[
+            "non_ip_packets",
+            "non_ip_octets",
+            "malformed_packets",
+            "malformed_octets",
+            "not_recorded_packets",
+            "not_recorded_octets",
+        ],
+    ),
+];
+
+/// Compiles and runs the C side; returns "struct.field" -> offset and "struct" -> size.
+fn c_layout() -> BTreeMap<String, usize> {
+    let bpf_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bpf");
+    let mut src = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"flowctl.h\"\nint main(void) {\n");
+    src.push_str("printf(\"version %d\\n\", FLOWCTL_LAYOUT_VERSION);\n");
+    for (name, fields) in FIELDS {
+        src.push_str(&format!("printf(\"{name} %zu\\n\", sizeof(struct {name}));\n"));
+        for f in *fields {
+            src.push_str(&format!(
+                "printf(\"{name}.{f} %zu\\n\", offsetof(struct {name}, {f}));\n"
+            ));
+        }
+    }
+    src.push_str("return 0; }\n");
+
+    let dir = std::env::temp_dir().join(format!("flowctl-layout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c_file = dir.join("layout.c");
+    let exe = dir.join("layout");
+    std::fs::write(&c_file, src).unwrap();
+    let status = Command::new("cc")
+        .arg("-I")
+        .arg(&bpf_dir)
+        .arg(&c_file)
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .expect("a C compiler (cc) is needed for the layout test");
+    assert!(status.success(), "compiling the layout probe failed");
+    let out = Command::new(&exe).output().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+macro_rules! rust_layout {
+    ($map:ident, $name:literal, $ty:ty, [$($f:ident),*]) => {
+        $map.insert($name.to_string(), std::mem::size_of::<$ty>());
+        $( $map.insert(format!("{}.{}", $name, stringify!($f)), offset_of!($ty, $f)); )*
+    };
+}
+
+#[test]
+fn rust_types_match_c_header() {
+    let c = c_layout();
+    let mut rust = BTreeMap::new();
+    rust.insert("version".to_string(), LAYOUT_VERSION as usize);
+    rust_layout!(
+        rust,
+        "flow_key",
+        FlowKey,
+        [
+            netns_ino,
+            ingress_ifindex,
+            egress_ifindex,
+            src_addr,
+            dst_addr,
+            src_port,
+            dst_port,
+            vlan_id,
+            inner_vlan_id,
+            direction,
+            ip_version,
+            protocol,
+            pad
+        ]
+    );
+    rust_layout!(
+        rust,
+        "flow_value",
+        FlowValue,
+        [
+            packets,
+            octets,
+            first_seen_ns,
+            last_seen_ns,
+            tcp_flags,
+            min_ttl,
+            max_ttl,
+            tos,
+            pad
+        ]
+    );
+    rust_layout!(
+        rust,
+        "datapath_counters",
+        DatapathCounters,
+        [
+            non_ip_packets,
+            non_ip_octets,
+            malformed_packets,
+            malformed_octets,
+            not_recorded_packets,
+            not_recorded_octets
+        ]
+    );
+    assert_eq!(c, rust);
+}

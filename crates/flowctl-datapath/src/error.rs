@@ -1,0 +1,107 @@
+//! Errors of the datapath layer, each a clear one-line message.
+
+use std::{io, path::PathBuf};
+
+/// Everything that can go wrong loading, attaching or reading the datapath.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller lacks the privileges the operation needs.
+    #[error("permission denied while {action}: flowctl needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN to mount bpffs)")]
+    PermissionDenied {
+        /// What was being done.
+        action: String,
+    },
+    /// No interface of that name exists in the network namespace.
+    #[error("interface {name:?} not found in {netns}")]
+    UnknownInterface {
+        /// Interface name as given.
+        name: String,
+        /// Human-readable netns description.
+        netns: String,
+    },
+    /// No network namespace of that name exists.
+    #[error("network namespace {0:?} not found (looked in /var/run/netns)")]
+    UnknownNetns(String),
+    /// The flow cache is not pinned: nothing was ever attached.
+    #[error("flowctl is not attached anywhere: no flow cache pinned at {}", .0.display())]
+    NotAttached(PathBuf),
+    /// The interface has no flowctl program in that direction.
+    #[error("flowctl is not attached to {interface} ({direction})")]
+    NotAttachedTo {
+        /// Interface name.
+        interface: String,
+        /// ingress or egress.
+        direction: String,
+    },
+    /// A pinned map exists but was built with another layout.
+    #[error("pinned map {} has {what} {found}, this build expects {expected}; detach everything (flowctl detach --all) and attach again", path.display())]
+    LayoutMismatch {
+        /// Pin path of the map.
+        path: PathBuf,
+        /// Which property differs.
+        what: &'static str,
+        /// Value found in the kernel.
+        found: u32,
+        /// Value this build needs.
+        expected: u32,
+    },
+    /// The pinned flow cache has a different size than requested.
+    #[error("the pinned flow cache holds {found} flows but --max-flows {requested} was requested; detach everything first to resize it")]
+    MaxFlowsMismatch {
+        /// Size of the pinned map.
+        found: u32,
+        /// Size requested.
+        requested: u32,
+    },
+    /// A kernel or bpffs operation failed.
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done.
+        action: String,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// An aya operation failed.
+    #[error("{action}: {message}")]
+    Bpf {
+        /// What was being done.
+        action: String,
+        /// Flattened aya error chain.
+        message: String,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error, mapping EPERM/EACCES to [`Error::PermissionDenied`].
+    pub fn io(action: impl Into<String>, source: io::Error) -> Self {
+        let action = action.into();
+        match source.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => Error::PermissionDenied { action },
+            _ => Error::Io { action, source },
+        }
+    }
+
+    /// Wraps any aya error, flattening its source chain into one line and
+    /// mapping permission failures to [`Error::PermissionDenied`].
+    pub fn bpf(action: impl Into<String>, err: impl std::error::Error) -> Self {
+        let action = action.into();
+        let mut message = err.to_string();
+        let mut source = err.source();
+        let mut denied = false;
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<io::Error>() {
+                denied |= matches!(io.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
+            }
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        if denied || message.contains("Operation not permitted") {
+            return Error::PermissionDenied { action };
+        }
+        Error::Bpf { action, message }
+    }
+}

@@ -1,0 +1,51 @@
+//! `flowctl attach` and `flowctl detach`.
+
+use flowctl_datapath::{AttachRequest, Attachment, AttachmentState, PinLayout};
+
+use crate::cli::{AttachArgs, DetachArgs};
+
+/// Attaches and reports each direction.
+pub fn attach(layout: &PinLayout, args: &AttachArgs) -> anyhow::Result<()> {
+    let request = AttachRequest {
+        interface: args.interface.clone(),
+        directions: args.direction.directions(),
+        netns: args.netns.clone(),
+        max_flows: args.max_flows,
+    };
+    for a in flowctl_datapath::attach(layout, &request)? {
+        let what = if a.state == AttachmentState::AlreadyAttached {
+            "already attached"
+        } else {
+            "attached"
+        };
+        println!("{what}: {}", describe(&a));
+    }
+    Ok(())
+}
+
+/// Detaches from one interface or everywhere.
+pub fn detach(layout: &PinLayout, args: &DetachArgs) -> anyhow::Result<()> {
+    let detached = match &args.interface {
+        Some(interface) if !args.all => {
+            flowctl_datapath::detach(layout, interface, &args.direction.directions(), args.netns.as_deref())?
+        }
+        _ => flowctl_datapath::detach_all(layout, args.purge)?,
+    };
+    for a in &detached {
+        println!("detached: {}", describe(a));
+    }
+    if args.all {
+        println!(
+            "{} attachment(s) removed{}",
+            detached.len(),
+            if args.purge { ", flow cache removed" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// `veth0 egress (ifindex 4, netns ns1)`.
+pub fn describe(a: &Attachment) -> String {
+    let name = a.interface.clone().unwrap_or_else(|| format!("#{}", a.ifindex));
+    format!("{name} {} (ifindex {}, netns {})", a.direction, a.ifindex, a.netns)
+}

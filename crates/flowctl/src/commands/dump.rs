@@ -1,0 +1,34 @@
+//! `flowctl dump`.
+
+use flowctl_datapath::{clock::BootClock, netlink::InterfaceNames, FlowTable, PinLayout};
+
+use crate::{
+    cli::{DumpArgs, OutputFormat, SortKey},
+    flow_view::{self, FlowView},
+};
+
+/// Prints the flows of the pinned cache that match the filter.
+pub fn dump(layout: &PinLayout, args: &DumpArgs) -> anyhow::Result<()> {
+    let table = FlowTable::open(layout)?;
+    let clock = BootClock::now();
+    let mut names = InterfaceNames::new();
+    let mut flows: Vec<_> = table
+        .read_all()?
+        .into_iter()
+        .filter(|(k, _)| args.filter.matches(k))
+        .collect();
+    match args.sort {
+        Some(SortKey::Packets) => flows.sort_by_key(|f| std::cmp::Reverse(f.1.packets)),
+        Some(SortKey::Bytes) => flows.sort_by_key(|f| std::cmp::Reverse(f.1.octets)),
+        None => flows.sort_by_key(|(k, s)| (s.first_seen_ns, *k)),
+    }
+    let views: Vec<FlowView> = flows
+        .iter()
+        .map(|(k, s)| FlowView::new(k, s, &clock, &mut names))
+        .collect();
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),
+        OutputFormat::Table => println!("{}", flow_view::table(&views)),
+    }
+    Ok(())
+}
