@@ -107,7 +107,7 @@ pub fn attach(layout: &PinLayout, req: &AttachRequest) -> Result<Vec<Attachment>
         } else {
             remove_stale(&pin)?;
             if loaded.is_none() {
-                loaded = Some(load(layout, netns_ino, req.max_flows)?);
+                loaded = Some(load_object(layout, netns_ino, req.max_flows)?);
             }
             let ebpf = loaded.as_mut().expect("loaded above");
             attach_one(ebpf, &req.interface, direction, &pin)?;
@@ -259,7 +259,9 @@ pub(crate) fn pinned_map_info(path: &Path) -> Result<Option<MapInfo>> {
         .map_err(|e| Error::bpf(format!("reading pinned map {}", path.display()), e))
 }
 
-fn load(layout: &PinLayout, netns_ino: u32, max_flows: Option<u32>) -> Result<aya::Ebpf> {
+/// Loads the object with its maps pinned under `layout` (reusing pinned ones).
+pub(crate) fn load_object(layout: &PinLayout, netns_ino: u32, max_flows: Option<u32>) -> Result<aya::Ebpf> {
+    check_pinned_maps(layout, max_flows)?;
     let flows_pin = layout.flows_map();
     let counters_pin = layout.counters_map();
     EbpfLoader::new()

@@ -10,6 +10,7 @@ pub mod flow_table;
 pub mod netlink;
 pub mod netns;
 pub mod pins;
+pub mod test_run;
 
 use std::fmt;
 
