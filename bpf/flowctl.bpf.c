@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT OR Apache-2.0
+// SPDX-License-Identifier: MIT
 /*
  * flowctl datapath: a tc classifier that meters every packet into a per-CPU
  * flow cache. It never drops, redirects or modifies a packet: every path

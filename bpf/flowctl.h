@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/* SPDX-License-Identifier: MIT */
 /*
  * Types shared by the flowctl datapath (flowctl.bpf.c) and user space.
  *
