@@ -251,8 +251,10 @@ fn check_pinned_maps(layout: &PinLayout, max_flows: Option<u32>) -> Result<()> {
 
 /// Kernel info of a pinned map, `None` if nothing is pinned there.
 pub(crate) fn pinned_map_info(path: &Path) -> Result<Option<MapInfo>> {
-    if !path.exists() {
-        return Ok(None);
+    match fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        Ok(_) => {}
     }
     MapInfo::from_pin(path)
         .map(Some)

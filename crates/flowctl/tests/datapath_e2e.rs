@@ -335,8 +335,29 @@ fn errors_are_one_clear_line_with_a_failing_exit_code() {
         assert!(stderr.contains(needle), "flowctl {args:?}: {stderr:?} lacks {needle:?}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    // A size change on a live cache is refused rather than silently ignored.
+    // Without privileges: says so, whatever the command.
     fc.ok(&["attach", "--netns", &topo.a, "-i", A_IF, "--max-flows", "512"]);
+    for args in [&["status"][..], &["dump"], &["flush", "--all"], &["attach", "-i", "lo"]] {
+        let out = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_flowctl"),
+            ])
+            .args(args)
+            .env("FLOWCTL_PIN_DIR", &fc.pin_dir)
+            .output()
+            .expect("setpriv (util-linux)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} as nobody must fail");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("permission denied"),
+            "flowctl {args:?} as nobody: {stderr}"
+        );
+    }
+    // A size change on a live cache is refused rather than silently ignored.
     let out = fc.run(&[
         "attach",
         "--netns",
