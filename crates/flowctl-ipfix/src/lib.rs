@@ -1,0 +1,1 @@
+//! IPFIX (RFC 7011) for flowctl.
