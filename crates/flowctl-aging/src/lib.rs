@@ -2,6 +2,13 @@
 //! records, so that the deltas of a flow's records always sum to what the
 //! datapath counted.
 
+mod aging;
 mod record;
+mod timeouts;
 
+pub use aging::{Aging, Expiry};
 pub use record::{EndReason, FlowRecord};
+pub use timeouts::{Timeouts, Watermarks};
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,9 @@
 
 use std::mem::size_of;
 
-use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap};
+use std::os::fd::AsFd;
+
+use aya::maps::{IterableMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use flowctl_common::{DatapathCounters, FlowKey, FlowValue};
 
 use crate::{attach::pinned_map_info, Error, PinLayout, Result};
@@ -65,6 +67,7 @@ pub struct FlowTable {
     flows: PerCpuHashMap<MapData, FlowKey, FlowValue>,
     counters: PerCpuArray<MapData, DatapathCounters>,
     max_flows: u32,
+    possible_cpus: usize,
 }
 
 impl FlowTable {
@@ -92,10 +95,12 @@ impl FlowTable {
             .map_err(|e| Error::bpf("opening the flow cache", e))?;
         let counters = PerCpuArray::try_from(Map::PerCpuArray(open(layout.counters_map())?))
             .map_err(|e| Error::bpf("opening the datapath counters", e))?;
+        let possible_cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::io(format!("reading {what}"), e))?;
         Ok(Self {
             flows,
             counters,
             max_flows: info.max_entries(),
+            possible_cpus,
         })
     }
 
@@ -141,6 +146,15 @@ impl FlowTable {
             Err(aya::maps::MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(Error::bpf("reading a flow", e)),
         }
+    }
+
+    /// Reads and deletes one flow in a single step (nothing counted in
+    /// between is lost). `None` if the flow was not there.
+    pub fn take(&mut self, key: &FlowKey) -> Result<Option<FlowStats>> {
+        let fd = self.flows.map().fd().as_fd();
+        let values = crate::map_ops::lookup_and_delete_per_cpu::<FlowKey, FlowValue>(fd, key, self.possible_cpus)
+            .map_err(|e| Error::io("reading and deleting a flow", e))?;
+        Ok(values.and_then(|v| FlowStats::merge(&v)))
     }
 
     /// Deletes one flow; `false` if it was not there.

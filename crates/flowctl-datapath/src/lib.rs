@@ -7,6 +7,7 @@ mod attach;
 pub mod clock;
 mod error;
 pub mod flow_table;
+mod map_ops;
 pub mod netlink;
 pub mod netns;
 pub mod pins;

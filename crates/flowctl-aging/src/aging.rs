@@ -1,0 +1,253 @@
+//! The aging state machine.
+//!
+//! Each scan looks at a snapshot of the cache and decides which flows to
+//! report now. A flow that ends (idle, TCP end, forced, lack of resources)
+//! is read and deleted atomically by the caller ([`Aging::finish`] builds
+//! its record from those final counters); a flow that stays (active timeout)
+//! is reported from the snapshot and remembered, so the next record of the
+//! same flow counts only what is new. Per flow, the records' deltas always sum
+//! to what the datapath counted.
+
+use std::collections::HashMap;
+
+use flowctl_common::FlowKey;
+use flowctl_datapath::{clock::BootClock, FlowStats};
+
+use crate::{EndReason, FlowRecord, Timeouts, Watermarks};
+
+const TCP: u8 = 6;
+const TCP_FIN: u16 = 0x01;
+const TCP_RST: u16 = 0x04;
+
+/// A flow to report now, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    /// The flow.
+    pub key: FlowKey,
+    /// [`EndReason::ActiveTimeout`]: report and keep; anything else: the flow ends.
+    pub reason: EndReason,
+}
+
+impl Expiry {
+    /// Whether the flow leaves the cache.
+    pub fn ends_flow(&self) -> bool {
+        self.reason != EndReason::ActiveTimeout
+    }
+}
+
+/// What was already reported of a flow that is still in the cache.
+#[derive(Clone, Copy, Debug)]
+struct Reported {
+    packets: u64,
+    octets: u64,
+    /// Boot time of the snapshot the last record was built from.
+    at_ns: u64,
+}
+
+/// State kept only for flows that need it: reported before, or TCP end seen.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tracked {
+    reported: Option<Reported>,
+    tcp_end_seen_ns: Option<u64>,
+    /// Scan generation in which the flow was last present.
+    seen_in: u64,
+}
+
+/// The aging state machine. Pure: no I/O, time comes in as boot-time ns.
+#[derive(Debug)]
+pub struct Aging {
+    timeouts: Timeouts,
+    watermarks: Watermarks,
+    tracked: HashMap<FlowKey, Tracked>,
+    generation: u64,
+}
+
+impl Aging {
+    /// A state machine with these timers.
+    pub fn new(timeouts: Timeouts, watermarks: Watermarks) -> Self {
+        Self {
+            timeouts,
+            watermarks,
+            tracked: HashMap::new(),
+            generation: 0,
+        }
+    }
+
+    /// Changes the timers (configuration reload); state is kept.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
+    }
+
+    /// Current timers.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// Flows with remembered state (for memory accounting).
+    pub fn tracked_flows(&self) -> usize {
+        self.tracked.len()
+    }
+
+    /// Decides which flows of `snapshot` (the cache read at boot time
+    /// `now_ns`, holding at most `capacity` flows) to report now.
+    pub fn scan(&mut self, snapshot: &[(FlowKey, FlowStats)], now_ns: u64, capacity: u32) -> Vec<Expiry> {
+        self.generation += 1;
+        let generation = self.generation;
+        let mut out = Vec::new();
+        let mut staying: Vec<(u64, &FlowKey)> = Vec::new();
+
+        for (key, stats) in snapshot {
+            let tracked = self.tracked.get_mut(key);
+            if let Some(t) = tracked {
+                t.seen_in = generation;
+            }
+            if let Some(reason) = self.decide(key, stats, now_ns, generation) {
+                out.push(Expiry { key: *key, reason });
+                if reason == EndReason::ActiveTimeout {
+                    staying.push((stats.last_seen_ns, key));
+                }
+            } else {
+                staying.push((stats.last_seen_ns, key));
+            }
+        }
+
+        let high = (self.watermarks.high * capacity as f64) as usize;
+        let low = (self.watermarks.low * capacity as f64) as usize;
+        let remaining = staying.len();
+        if capacity > 0 && remaining >= high.max(1) {
+            // Oldest activity first.
+            staying.sort_unstable_by_key(|(last_seen, key)| (*last_seen, **key));
+            let evict: std::collections::HashSet<FlowKey> = staying
+                .into_iter()
+                .take(remaining - low.min(remaining))
+                .map(|(_, key)| *key)
+                .collect();
+            // An active-timeout report of an evicted flow becomes its final one.
+            out.retain(|e| !evict.contains(&e.key));
+            out.extend(evict.into_iter().map(|key| Expiry {
+                key,
+                reason: EndReason::LackOfResources,
+            }));
+        }
+
+        self.tracked.retain(|_, t| t.seen_in == generation);
+        out
+    }
+
+    /// Every flow of the snapshot, ended by force (flush, shutdown).
+    pub fn force_all(&self, snapshot: &[(FlowKey, FlowStats)]) -> Vec<Expiry> {
+        snapshot
+            .iter()
+            .map(|(key, _)| Expiry {
+                key: *key,
+                reason: EndReason::ForcedEnd,
+            })
+            .collect()
+    }
+
+    fn decide(&mut self, key: &FlowKey, stats: &FlowStats, now_ns: u64, generation: u64) -> Option<EndReason> {
+        let t = &self.timeouts;
+        let elapsed = |since: u64| std::time::Duration::from_nanos(now_ns.saturating_sub(since));
+        let idle = elapsed(stats.last_seen_ns) >= t.idle_for(key.protocol);
+
+        if key.protocol == TCP && stats.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
+            let end_seen = self
+                .tracked
+                .entry(*key)
+                .or_insert(Tracked {
+                    seen_in: generation,
+                    ..Default::default()
+                })
+                .tcp_end_seen_ns
+                .get_or_insert(now_ns);
+            if idle || elapsed(*end_seen) >= t.tcp_end_grace {
+                return Some(EndReason::EndOfFlow);
+            }
+        }
+        if idle {
+            return Some(EndReason::IdleTimeout);
+        }
+        let reported = self.tracked.get(key).and_then(|t| t.reported);
+        let since = reported.map_or(stats.first_seen_ns, |r| r.at_ns);
+        let has_new = reported.is_none_or(|r| stats.packets > r.packets);
+        (has_new && elapsed(since) >= t.active).then_some(EndReason::ActiveTimeout)
+    }
+
+    /// The last record of a flow, from its final counters (read and deleted
+    /// in one step). `None` when nothing is new since its previous record.
+    pub fn finish(
+        &mut self,
+        key: &FlowKey,
+        last: &FlowStats,
+        reason: EndReason,
+        clock: &BootClock,
+    ) -> Option<FlowRecord> {
+        let reported = self.tracked.remove(key).and_then(|t| t.reported);
+        record(key, last, reported, reason, clock)
+    }
+
+    /// An active-timeout record from the snapshot's counters; the flow stays
+    /// and its next record starts from here.
+    pub fn report_active(
+        &mut self,
+        key: &FlowKey,
+        stats: &FlowStats,
+        now_ns: u64,
+        clock: &BootClock,
+    ) -> Option<FlowRecord> {
+        let t = self.tracked.entry(*key).or_insert(Tracked {
+            seen_in: self.generation,
+            ..Default::default()
+        });
+        let rec = record(key, stats, t.reported, EndReason::ActiveTimeout, clock)?;
+        t.reported = Some(Reported {
+            packets: stats.packets,
+            octets: stats.octets,
+            at_ns: now_ns,
+        });
+        Some(rec)
+    }
+
+    /// Drops the state of a flow that vanished (deleted by someone else).
+    pub fn forget(&mut self, key: &FlowKey) {
+        self.tracked.remove(key);
+    }
+}
+
+fn record(
+    key: &FlowKey,
+    stats: &FlowStats,
+    reported: Option<Reported>,
+    reason: EndReason,
+    clock: &BootClock,
+) -> Option<FlowRecord> {
+    // Counters below what was reported mean the entry was deleted and
+    // re-created meanwhile: everything in it is new.
+    let reported = reported.filter(|r| r.packets <= stats.packets && r.octets <= stats.octets);
+    let (packets, octets) = match reported {
+        Some(r) => (stats.packets - r.packets, stats.octets - r.octets),
+        None => (stats.packets, stats.octets),
+    };
+    if packets == 0 {
+        return None;
+    }
+    // A continuation starts after the snapshot of the previous record.
+    let start_ns = reported
+        .map_or(stats.first_seen_ns, |r| r.at_ns.max(stats.first_seen_ns))
+        .min(stats.last_seen_ns);
+    let unix = |boot_ns: u64| clock.unix_ns(boot_ns).max(0) as u64;
+    Some(FlowRecord {
+        key: *key,
+        packets,
+        octets,
+        total_packets: stats.packets,
+        total_octets: stats.octets,
+        start_unix_ns: unix(start_ns),
+        end_unix_ns: unix(stats.last_seen_ns),
+        tcp_flags: stats.tcp_flags,
+        min_ttl: stats.min_ttl,
+        max_ttl: stats.max_ttl,
+        tos: stats.tos,
+        reason,
+    })
+}
