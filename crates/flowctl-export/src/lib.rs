@@ -1,0 +1,53 @@
+//! IPFIX export: one task per collector, each with its own transport (UDP or
+//! TCP), sequence numbers and template schedule.
+
+pub mod collector;
+pub mod session;
+pub mod transport;
+
+use flowctl_common::FlowKey;
+use flowctl_ipfix::{
+    options::{exporter_stats_template, sampling_template, OptionsTemplate},
+    template::Template,
+};
+
+pub use collector::{spawn, CollectorHandle, CollectorSettings, CollectorStatus, Command};
+pub use transport::{Endpoint, Protocol};
+
+/// Template ID of the exporting-process statistics options template.
+pub const STATS_TEMPLATE_ID: u16 = 65000;
+/// Template ID of the sampling options template.
+pub const SAMPLING_TEMPLATE_ID: u16 = 65001;
+
+/// The data templates of a configuration plus the options templates.
+#[derive(Clone, Debug)]
+pub struct TemplateSet {
+    /// Data templates, in configuration order.
+    pub data: Vec<Template>,
+    /// Exporting-process statistics options template.
+    pub stats: OptionsTemplate,
+    /// Sampling options template.
+    pub sampling: OptionsTemplate,
+}
+
+impl TemplateSet {
+    /// Data templates plus the built-in options templates.
+    pub fn new(data: Vec<Template>) -> Self {
+        Self {
+            data,
+            stats: exporter_stats_template(STATS_TEMPLATE_ID),
+            sampling: sampling_template(SAMPLING_TEMPLATE_ID),
+        }
+    }
+
+    /// The template a flow is exported with: the first whose address fields
+    /// match the flow's IP version (or that has none).
+    pub fn for_flow(&self, key: &FlowKey) -> Option<&Template> {
+        self.data
+            .iter()
+            .find(|t| t.ip_version().is_none_or(|v| v == key.ip_version))
+    }
+}
+
+#[cfg(test)]
+mod tests;

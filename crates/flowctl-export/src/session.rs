@@ -1,0 +1,162 @@
+//! One exporting session towards one collector and observation domain, without
+//! I/O: the sequence number, the counters of the exporting-process statistics,
+//! and turning templates, options and flow records into IPFIX messages.
+
+use std::collections::VecDeque;
+
+use flowctl_aging::FlowRecord;
+use flowctl_ipfix::{
+    encode::{Full, MessageBuilder, RecordValues},
+    options::{sampling_values, ExporterStats},
+};
+
+use crate::TemplateSet;
+
+/// The state that must survive reconnects and reloads: RFC 7011 sequence
+/// numbers are never reset.
+#[derive(Clone, Debug, Default)]
+pub struct ExportSession {
+    /// Observation Domain ID of every message.
+    pub observation_domain_id: u32,
+    /// Largest message, in bytes.
+    pub max_message_size: usize,
+    /// Data records sent so far (or given up on), modulo 2^32.
+    sequence: u32,
+    /// Exporting-process statistics.
+    stats: ExporterStats,
+}
+
+/// Messages for the wire, and how many data records each carries.
+pub type Messages = Vec<(Vec<u8>, u32)>;
+
+impl ExportSession {
+    /// A session at sequence number 0.
+    pub fn new(observation_domain_id: u32, max_message_size: usize) -> Self {
+        Self {
+            observation_domain_id,
+            max_message_size,
+            ..Default::default()
+        }
+    }
+
+    /// The sequence number the next message will carry.
+    pub fn sequence(&self) -> u32 {
+        self.sequence
+    }
+
+    /// Exporting-process statistics so far.
+    pub fn stats(&self) -> &ExporterStats {
+        &self.stats
+    }
+
+    fn builder(&self) -> MessageBuilder {
+        MessageBuilder::new(self.max_message_size, self.observation_domain_id)
+            .expect("message size validated by the configuration")
+    }
+
+    /// Every template and options template, in as many messages as needed.
+    pub fn template_messages(&self, templates: &TemplateSet, export_time: u32) -> Messages {
+        let mut out = Vec::new();
+        let mut b = self.builder();
+        for t in &templates.data {
+            if b.push_template(t).is_err() {
+                out.push((
+                    std::mem::replace(&mut b, self.builder()).finish(export_time, self.sequence),
+                    0,
+                ));
+                let _ = b.push_template(t);
+            }
+        }
+        for t in [&templates.stats, &templates.sampling] {
+            if b.push_options_template(t).is_err() {
+                out.push((
+                    std::mem::replace(&mut b, self.builder()).finish(export_time, self.sequence),
+                    0,
+                ));
+                let _ = b.push_options_template(t);
+            }
+        }
+        if !b.is_empty() {
+            out.push((b.finish(export_time, self.sequence), 0));
+        }
+        out
+    }
+
+    /// One message with the exporting-process statistics and sampling
+    /// options records. `ignored` are the datapath's not-recorded packets and
+    /// octets.
+    pub fn options_message(&self, templates: &TemplateSet, ignored: (u64, u64), export_time: u32) -> (Vec<u8>, u32) {
+        // This message is included in the count it reports.
+        let stats = ExporterStats {
+            exported_messages: self.stats.exported_messages + 1,
+            ignored_packets: ignored.0,
+            ignored_octets: ignored.1,
+            ..self.stats
+        };
+        let mut b = self.builder();
+        // Two short records always fit the minimum message size.
+        let _ = b.push_options_record(&templates.stats, &stats.values(self.observation_domain_id));
+        let _ = b.push_options_record(&templates.sampling, &sampling_values(self.observation_domain_id));
+        let n = b.data_record_count();
+        (b.finish(export_time, self.sequence), n)
+    }
+
+    /// The next data message from the front of `pending` (records without a
+    /// template for their IP version are skipped as not sent). Returns the
+    /// message and how many records of `pending` it used; `None` when
+    /// `pending` is empty.
+    pub fn next_data_message(
+        &mut self,
+        templates: &TemplateSet,
+        pending: &VecDeque<FlowRecord>,
+        export_time: u32,
+    ) -> Option<(Vec<u8>, u32, usize)> {
+        if pending.is_empty() {
+            return None;
+        }
+        let mut b = self.builder();
+        let mut used = 0;
+        for record in pending {
+            let Some(t) = templates.for_flow(&record.key) else {
+                self.not_sent(std::slice::from_ref(record));
+                used += 1;
+                continue;
+            };
+            let values = RecordValues {
+                record,
+                observation_domain_id: self.observation_domain_id,
+            };
+            match b.push_record(t, &values) {
+                Ok(()) => used += 1,
+                Err(Full) => break,
+            }
+        }
+        let n = b.data_record_count();
+        if n == 0 {
+            return (used > 0).then(|| (Vec::new(), 0, used));
+        }
+        Some((b.finish(export_time, self.sequence), n, used))
+    }
+
+    /// A message left: count it and advance the sequence number.
+    pub fn sent(&mut self, data_records: u32, flow_records: u32) {
+        self.sequence = self.sequence.wrapping_add(data_records);
+        self.stats.exported_messages += 1;
+        self.stats.exported_records += flow_records as u64;
+    }
+
+    /// Records given up on (queue overflow): counted as not sent, and the
+    /// sequence number moves past them so collectors see the loss (RFC 7011 §10.2.2).
+    pub fn lost(&mut self, records: &[FlowRecord]) {
+        self.not_sent(records);
+        self.sequence = self.sequence.wrapping_add(records.len() as u32);
+    }
+
+    fn not_sent(&mut self, records: &[FlowRecord]) {
+        for r in records {
+            self.stats.not_sent_records += 1;
+            self.stats.not_sent_packets += r.packets;
+            self.stats.not_sent_octets += r.octets;
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Export sessions without I/O: what goes on the wire, checked by decoding it.
+
+use std::collections::VecDeque;
+
+use flowctl_aging::{EndReason, FlowRecord};
+use flowctl_common::{key_addr, FlowKey};
+use flowctl_ipfix::{template::Strictness, Decoder, Template};
+
+use crate::{session::ExportSession, TemplateSet};
+
+fn templates() -> TemplateSet {
+    let v4 = Template::new(
+        256,
+        &["sourceIPv4Address", "packetDeltaCount", "octetDeltaCount"],
+        Strictness::Agent,
+    );
+    let v6 = Template::new(
+        257,
+        &["sourceIPv6Address", "packetDeltaCount", "octetDeltaCount"],
+        Strictness::Agent,
+    );
+    TemplateSet::new(vec![v4.unwrap(), v6.unwrap()])
+}
+
+fn record(i: u64, v6: bool) -> FlowRecord {
+    let ip = if v6 {
+        format!("2001:db8::{i}")
+    } else {
+        format!("10.0.0.{}", i % 250)
+    };
+    FlowRecord {
+        key: FlowKey {
+            src_addr: key_addr(ip.parse().unwrap()),
+            ip_version: if v6 { 6 } else { 4 },
+            ..Default::default()
+        },
+        packets: i + 1,
+        octets: 100 * (i + 1),
+        total_packets: i + 1,
+        total_octets: 100 * (i + 1),
+        start_unix_ns: 1_700_000_000_000_000_000,
+        end_unix_ns: 1_700_000_001_000_000_000,
+        tcp_flags: 0,
+        min_ttl: 64,
+        max_ttl: 64,
+        tos: 0,
+        reason: EndReason::IdleTimeout,
+    }
+}
+
+#[test]
+fn templates_then_data_with_contiguous_sequence_numbers_within_the_size_limit() {
+    let t = templates();
+    let mut session = ExportSession::new(9, 512);
+    let mut decoder = Decoder::new();
+    let mut wire = Vec::new();
+    for (m, _) in session.template_messages(&t, 1) {
+        wire.push(m);
+        session.sent(0, 0);
+    }
+    let (m, n) = session.options_message(&t, (5, 500), 1);
+    assert_eq!(n, 2, "statistics and sampling records");
+    wire.push(m);
+    session.sent(n, 0);
+
+    let mut pending: VecDeque<FlowRecord> = (0..300).map(|i| record(i, i % 3 == 0)).collect();
+    while let Some((msg, records, used)) = session.next_data_message(&t, &pending, 2) {
+        assert!(msg.len() <= 512, "message of {} bytes", msg.len());
+        wire.push(msg);
+        session.sent(records, records);
+        pending.drain(..used);
+    }
+
+    let mut expected_seq = 0u32;
+    let (mut packets, mut flows) = (0u64, 0u64);
+    for (i, m) in wire.iter().enumerate() {
+        let d = decoder.decode(m).unwrap();
+        assert_eq!(d.observation_domain_id, 9);
+        assert_eq!(d.sequence_number, expected_seq, "message {i}");
+        assert!(d.skipped_sets.is_empty(), "every data set has its template before it");
+        expected_seq += d.records.len() as u32;
+        for r in d.data_records() {
+            packets += r.unsigned("packetDeltaCount").unwrap();
+            flows += 1;
+        }
+        if i == 1 {
+            let stats = &d.records[0];
+            assert_eq!(stats.unsigned("ignoredPacketTotalCount"), Some(5));
+            assert_eq!(
+                stats.unsigned("exportedMessageTotalCount"),
+                Some(2),
+                "this message included"
+            );
+        }
+    }
+    assert_eq!(flows, 300);
+    assert_eq!(packets, (1..=300).sum::<u64>());
+    assert_eq!(session.sequence(), expected_seq);
+    assert_eq!(session.stats().exported_records, 300);
+}
+
+#[test]
+fn records_given_up_on_advance_the_sequence_number_and_count_as_not_sent() {
+    let mut session = ExportSession::new(1, 1472);
+    session.lost(&[record(1, false), record(2, false)]);
+    assert_eq!(session.sequence(), 2, "collectors see the loss as a gap");
+    let s = session.stats();
+    assert_eq!((s.not_sent_records, s.not_sent_packets, s.not_sent_octets), (2, 5, 500));
+}
+
+#[test]
+fn each_flow_takes_the_first_template_of_its_ip_version() {
+    let mut t = templates();
+    assert_eq!(t.for_flow(&record(0, false).key).unwrap().id, 256);
+    assert_eq!(t.for_flow(&record(0, true).key).unwrap().id, 257);
+    t.data
+        .insert(0, Template::new(300, &["packetDeltaCount"], Strictness::Agent).unwrap());
+    assert_eq!(
+        t.for_flow(&record(0, true).key).unwrap().id,
+        300,
+        "a template without addresses carries both"
+    );
+}
