@@ -24,6 +24,8 @@ const TCP_RST: u16 = 0x04;
 pub struct Expiry {
     /// The flow.
     pub key: FlowKey,
+    /// Its counters in the snapshot the decision was made on.
+    pub stats: FlowStats,
     /// [`EndReason::ActiveTimeout`]: report and keep; anything else: the flow ends.
     pub reason: EndReason,
 }
@@ -94,20 +96,23 @@ impl Aging {
         self.generation += 1;
         let generation = self.generation;
         let mut out = Vec::new();
-        let mut staying: Vec<(u64, &FlowKey)> = Vec::new();
+        let mut staying: Vec<(u64, &FlowKey, &FlowStats)> = Vec::new();
 
         for (key, stats) in snapshot {
             let tracked = self.tracked.get_mut(key);
             if let Some(t) = tracked {
                 t.seen_in = generation;
             }
-            if let Some(reason) = self.decide(key, stats, now_ns, generation) {
-                out.push(Expiry { key: *key, reason });
-                if reason == EndReason::ActiveTimeout {
-                    staying.push((stats.last_seen_ns, key));
-                }
-            } else {
-                staying.push((stats.last_seen_ns, key));
+            let reason = self.decide(key, stats, now_ns, generation);
+            if let Some(reason) = reason {
+                out.push(Expiry {
+                    key: *key,
+                    stats: *stats,
+                    reason,
+                });
+            }
+            if reason.is_none_or(|r| r == EndReason::ActiveTimeout) {
+                staying.push((stats.last_seen_ns, key, stats));
             }
         }
 
@@ -116,18 +121,20 @@ impl Aging {
         let remaining = staying.len();
         if capacity > 0 && remaining >= high.max(1) {
             // Oldest activity first.
-            staying.sort_unstable_by_key(|(last_seen, key)| (*last_seen, **key));
-            let evict: std::collections::HashSet<FlowKey> = staying
+            staying.sort_unstable_by_key(|(last_seen, key, _)| (*last_seen, **key));
+            let evict: Vec<Expiry> = staying
                 .into_iter()
                 .take(remaining - low.min(remaining))
-                .map(|(_, key)| *key)
+                .map(|(_, key, stats)| Expiry {
+                    key: *key,
+                    stats: *stats,
+                    reason: EndReason::LackOfResources,
+                })
                 .collect();
             // An active-timeout report of an evicted flow becomes its final one.
-            out.retain(|e| !evict.contains(&e.key));
-            out.extend(evict.into_iter().map(|key| Expiry {
-                key,
-                reason: EndReason::LackOfResources,
-            }));
+            let evicted: std::collections::HashSet<FlowKey> = evict.iter().map(|e| e.key).collect();
+            out.retain(|e| !evicted.contains(&e.key));
+            out.extend(evict);
         }
 
         self.tracked.retain(|_, t| t.seen_in == generation);
@@ -138,8 +145,9 @@ impl Aging {
     pub fn force_all(&self, snapshot: &[(FlowKey, FlowStats)]) -> Vec<Expiry> {
         snapshot
             .iter()
-            .map(|(key, _)| Expiry {
+            .map(|(key, stats)| Expiry {
                 key: *key,
+                stats: *stats,
                 reason: EndReason::ForcedEnd,
             })
             .collect()

@@ -59,17 +59,10 @@ fn scan(aging: &mut Aging, dp: &mut Datapath, now: u64) -> Vec<FlowRecord> {
     let clock = BootClock::with_boot_epoch(1_700_000_000 * S as i128);
     let snapshot = dp.snapshot();
     let expiries = aging.scan(&snapshot, now, dp.capacity);
-    apply(aging, dp, &snapshot, expiries, now, &clock)
+    apply(aging, dp, expiries, now, &clock)
 }
 
-fn apply(
-    aging: &mut Aging,
-    dp: &mut Datapath,
-    snapshot: &[(FlowKey, FlowStats)],
-    expiries: Vec<Expiry>,
-    now: u64,
-    clock: &BootClock,
-) -> Vec<FlowRecord> {
+fn apply(aging: &mut Aging, dp: &mut Datapath, expiries: Vec<Expiry>, now: u64, clock: &BootClock) -> Vec<FlowRecord> {
     let mut out = Vec::new();
     for e in expiries {
         if e.ends_flow() {
@@ -78,8 +71,7 @@ fn apply(
                 None => aging.forget(&e.key),
             }
         } else {
-            let stats = snapshot.iter().find(|(k, _)| *k == e.key).unwrap().1;
-            out.extend(aging.report_active(&e.key, &stats, now, clock));
+            out.extend(aging.report_active(&e.key, &e.stats, now, clock));
         }
     }
     out
@@ -101,7 +93,7 @@ fn timeouts(idle: u64, active: u64, grace: u64) -> Timeouts {
 fn idle_flow_ends_with_reason_1_and_leaves_the_cache() {
     let mut aging = Aging::new(timeouts(10, 60, 5), Watermarks::default());
     let mut dp = Datapath::default();
-    dp.packet(key(17, 1), 100, 0, 1 * S);
+    dp.packet(key(17, 1), 100, 0, S);
     dp.packet(key(17, 1), 100, 0, 2 * S);
     assert!(scan(&mut aging, &mut dp, 11 * S).is_empty(), "idle for 9 s only");
     let recs = scan(&mut aging, &mut dp, 12 * S);
@@ -202,7 +194,7 @@ fn forced_end_reports_everything_with_reason_4() {
     let snapshot = dp.snapshot();
     let expiries = aging.force_all(&snapshot);
     let clock = BootClock::with_boot_epoch(0);
-    let recs = apply(&mut aging, &mut dp, &snapshot, expiries, S, &clock);
+    let recs = apply(&mut aging, &mut dp, expiries, S, &clock);
     assert_eq!(recs.len(), 2);
     assert!(recs.iter().all(|r| r.reason == EndReason::ForcedEnd));
     assert!(dp.flows.is_empty());
@@ -293,7 +285,7 @@ fn records_sum_to_exactly_what_was_counted_whatever_happens() {
         let clock = BootClock::with_boot_epoch(0);
         let snapshot = dp.snapshot();
         let expiries = aging.force_all(&snapshot);
-        for r in apply(&mut aging, &mut dp, &snapshot, expiries, now, &clock) {
+        for r in apply(&mut aging, &mut dp, expiries, now, &clock) {
             assert_eq!(r.reason, EndReason::ForcedEnd);
             let e = exported.entry(r.key).or_default();
             e.0 += r.packets;

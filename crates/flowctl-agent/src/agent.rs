@@ -1,0 +1,248 @@
+//! The agent's event loop: attach, scan on a timer, hand records to every
+//! collector task, reload on SIGHUP, and on SIGTERM/SIGINT end every flow
+//! (reason 4), send it, and exit.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use flowctl_datapath::{AttachRequest, PinLayout};
+use flowctl_export::{CollectorHandle, CollectorSettings, Command, TemplateSet};
+use flowctl_ipfix::template::Strictness;
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    time::{interval, MissedTickBehavior},
+};
+
+use crate::{
+    config::{self, AgentConfig, CollectorSpec, ConfigError},
+    scanner::{ScanOutcome, Scanner},
+    Overrides,
+};
+
+/// How long shutdown waits for collectors to take the last records.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+
+/// Errors that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The datapath could not be attached or read.
+    #[error(transparent)]
+    Datapath(#[from] flowctl_datapath::Error),
+    /// Anything else (signals, runtime).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where the configuration comes from, so that SIGHUP can read it again.
+#[derive(Clone, Debug)]
+pub struct ConfigSource {
+    /// The YAML file, if any.
+    pub path: Option<PathBuf>,
+    /// Command-line overrides.
+    pub overrides: Overrides,
+}
+
+impl ConfigSource {
+    /// Reads the file (if any), applies the overrides and validates.
+    pub fn load(&self) -> Result<AgentConfig, ConfigError> {
+        let (mut file, name) = match &self.path {
+            Some(p) => (config::read(p)?, p.display().to_string()),
+            None => (Default::default(), "command line".to_string()),
+        };
+        self.overrides.apply(&mut file).map_err(|problem| ConfigError {
+            source_name: "command line".into(),
+            key: "--collector".into(),
+            problem,
+        })?;
+        config::validate(&file, &name, Strictness::Agent)
+    }
+}
+
+/// A running collector task and the settings it was started with.
+struct Collector {
+    spec: CollectorSpec,
+    handle: CollectorHandle,
+}
+
+fn start_collectors(config: &AgentConfig, templates: &Arc<TemplateSet>, keep: Vec<Collector>) -> Vec<Collector> {
+    let mut keep = keep;
+    config
+        .collectors
+        .iter()
+        .map(|spec| {
+            // Same endpoint and domain: keep the task (and its sequence numbers).
+            if let Some(i) = keep.iter().position(|c| &c.spec == spec) {
+                return keep.swap_remove(i);
+            }
+            let settings = CollectorSettings {
+                endpoint: spec.endpoint.clone(),
+                observation_domain_id: spec.observation_domain_id,
+                max_message_size: spec.max_message_size,
+                template_refresh: config.template_refresh,
+                queue_limit: flowctl_export::collector::DEFAULT_QUEUE_LIMIT,
+            };
+            log::info!(
+                "exporting to {} (observation domain {})",
+                spec.endpoint,
+                spec.observation_domain_id
+            );
+            Collector {
+                spec: spec.clone(),
+                handle: flowctl_export::spawn(settings, templates.clone()),
+            }
+        })
+        .collect()
+}
+
+async fn attach_all(layout: &PinLayout, config: &AgentConfig) -> Result<(), AgentError> {
+    for i in &config.interfaces {
+        let request = AttachRequest {
+            interface: i.name.clone(),
+            directions: i.directions.clone(),
+            netns: i.netns.clone(),
+            max_flows: config.max_flows,
+        };
+        let layout = layout.clone();
+        let done = tokio::task::spawn_blocking(move || flowctl_datapath::attach(&layout, &request))
+            .await
+            .map_err(|e| AgentError::Other(e.to_string()))??;
+        for a in done {
+            log::info!("metering {} {} (netns {})", i.name, a.direction, a.netns);
+        }
+    }
+    Ok(())
+}
+
+async fn detach_all(layout: &PinLayout, config: &AgentConfig) {
+    for i in &config.interfaces {
+        let (layout, name, dirs, netns) = (layout.clone(), i.name.clone(), i.directions.clone(), i.netns.clone());
+        let result =
+            tokio::task::spawn_blocking(move || flowctl_datapath::detach(&layout, &name, &dirs, netns.as_deref()))
+                .await;
+        match result {
+            Ok(Ok(_)) => log::info!("detached from {}", i.name),
+            Ok(Err(e)) => log::warn!("detaching from {}: {e}", i.name),
+            Err(e) => log::warn!("detaching from {}: {e}", i.name),
+        }
+    }
+}
+
+async fn run_scan(scanner: &Arc<Mutex<Scanner>>, force: bool) -> Result<ScanOutcome, AgentError> {
+    let scanner = scanner.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut s = scanner.lock().expect("scanner lock");
+        if force {
+            s.end_all()
+        } else {
+            s.scan()
+        }
+    })
+    .await
+    .map_err(|e| AgentError::Other(e.to_string()))?
+    .map_err(AgentError::from)
+}
+
+async fn dispatch(collectors: &[Collector], outcome: &ScanOutcome) {
+    let records = Arc::new(outcome.records.clone());
+    let c = &outcome.counters;
+    for col in collectors {
+        col.handle
+            .send(Command::Ignored {
+                packets: c.not_recorded_packets,
+                octets: c.not_recorded_octets,
+            })
+            .await;
+        if !records.is_empty() && !col.handle.send(Command::Records(records.clone())).await {
+            log::error!("{}: export task stopped", col.spec.endpoint);
+        }
+    }
+    log::debug!(
+        "scan: {} flows of {}, {} records, {:?}; not recorded {} packets",
+        outcome.flows,
+        outcome.capacity,
+        outcome.records.len(),
+        outcome.duration,
+        c.not_recorded_packets
+    );
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentError> {
+    let mut config = source.load()?;
+    attach_all(&layout, &config).await?;
+    let scanner = {
+        let (layout, timeouts) = (layout.clone(), config.timeouts);
+        let s = tokio::task::spawn_blocking(move || Scanner::open(&layout, timeouts))
+            .await
+            .map_err(|e| AgentError::Other(e.to_string()))??;
+        Arc::new(Mutex::new(s))
+    };
+    let mut templates = Arc::new(TemplateSet::new(config.templates.clone()));
+    let mut collectors = start_collectors(&config, &templates, Vec::new());
+
+    let sig = |kind: SignalKind| signal(kind).map_err(|e| AgentError::Other(format!("installing signal handler: {e}")));
+    let (mut term, mut int, mut hup) = (
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::interrupt())?,
+        sig(SignalKind::hangup())?,
+    );
+    let mut tick = interval(config.scan_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    log::info!("agent running: scan every {:?}", config.scan_interval);
+
+    loop {
+        tokio::select! {
+            _ = tick.tick() => match run_scan(&scanner, false).await {
+                Ok(outcome) => dispatch(&collectors, &outcome).await,
+                Err(e) => log::error!("scan failed: {e}"),
+            },
+            _ = hup.recv() => match source.load() {
+                Ok(new) => {
+                    log::info!("configuration reloaded");
+                    attach_all(&layout, &new).await.unwrap_or_else(|e| log::error!("reload: {e}"));
+                    scanner.lock().expect("scanner lock").set_timeouts(new.timeouts);
+                    templates = Arc::new(TemplateSet::new(new.templates.clone()));
+                    collectors = start_collectors(&new, &templates, collectors);
+                    for c in &collectors {
+                        c.handle.send(Command::Reload(templates.clone(), new.template_refresh)).await;
+                    }
+                    if new.scan_interval != config.scan_interval {
+                        tick = interval(new.scan_interval);
+                        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    }
+                    config = new;
+                }
+                Err(e) => log::error!("reload refused, keeping the running configuration: {e}"),
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+
+    log::info!("shutting down: ending every flow");
+    if config.detach_on_exit {
+        detach_all(&layout, &config).await;
+    }
+    let outcome = run_scan(&scanner, true).await?;
+    dispatch(&collectors, &outcome).await;
+    for c in &collectors {
+        match c.handle.flush(SHUTDOWN_FLUSH).await {
+            Some(s) => log::info!(
+                "{}: {} records in {} messages, {} not sent, {} still queued",
+                s.endpoint,
+                s.records,
+                s.messages,
+                s.not_sent,
+                s.queued
+            ),
+            None => log::warn!("{}: export task gone", c.spec.endpoint),
+        }
+    }
+    Ok(())
+}

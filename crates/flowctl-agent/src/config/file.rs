@@ -1,0 +1,122 @@
+//! The YAML file as written: every key, its type and its default. Unknown
+//! keys are errors. [`super::validate`] turns this into an [`super::AgentConfig`].
+
+use serde::Deserialize;
+
+/// Top level of an agent configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigFile {
+    /// Interfaces the agent attaches to itself (optional: it can also use
+    /// what `flowctl attach` left).
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceEntry>,
+    /// Flow cache capacity when the agent creates it.
+    pub max_flows: Option<u32>,
+    /// Detach the interfaces the agent attached when it exits.
+    #[serde(default)]
+    pub detach_on_exit: bool,
+    /// IPFIX collectors.
+    #[serde(default)]
+    pub collectors: Vec<CollectorEntry>,
+    /// Aging and export timers.
+    #[serde(default)]
+    pub timers: TimersEntry,
+    /// Data templates; built-in IPv4 and IPv6 templates when absent.
+    #[serde(default)]
+    pub templates: Vec<TemplateEntry>,
+}
+
+/// `interfaces[]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InterfaceEntry {
+    /// Interface name.
+    pub name: String,
+    /// `ip netns` name, if not the agent's own namespace.
+    pub netns: Option<String>,
+    /// `ingress`, `egress` or `both` (default `egress`).
+    pub direction: Option<String>,
+}
+
+/// `collectors[]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CollectorEntry {
+    /// `host:port` (IPv6: `[addr]:port`).
+    pub address: String,
+    /// `udp` (default) or `tcp`.
+    pub transport: Option<String>,
+    /// Local `addr:port` to send from.
+    pub local_address: Option<String>,
+    /// Observation Domain ID (default 1).
+    pub observation_domain_id: Option<u32>,
+    /// Largest IPFIX message in bytes (default: 1472 UDP/IPv4, 1452 UDP/IPv6, 65535 TCP).
+    pub max_message_size: Option<u32>,
+}
+
+/// `timers`: humantime durations such as `30s`, `5m`, `1h 30m`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TimersEntry {
+    /// Idle timeout of every protocol without its own (default 15s).
+    pub idle_timeout: Option<String>,
+    /// Per-protocol idle timeouts.
+    #[serde(default)]
+    pub idle_timeouts: IdleTimeoutsEntry,
+    /// Active timeout (default 60s).
+    pub active_timeout: Option<String>,
+    /// Wait after TCP FIN/RST before ending the flow (default 5s).
+    pub tcp_end_grace: Option<String>,
+    /// Template re-send interval over UDP (default 60s).
+    pub template_refresh: Option<String>,
+    /// How often the flow cache is scanned (default 1s).
+    pub scan_interval: Option<String>,
+}
+
+/// `timers.idleTimeouts`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdleTimeoutsEntry {
+    /// TCP.
+    pub tcp: Option<String>,
+    /// UDP.
+    pub udp: Option<String>,
+    /// ICMP and ICMPv6.
+    pub icmp: Option<String>,
+    /// Every other protocol.
+    pub other: Option<String>,
+}
+
+/// `templates[]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateEntry {
+    /// Template ID, 256..=65535 (65000 and 65001 are flowctl's options templates).
+    pub id: u16,
+    /// Field names in order (`template` is accepted as in linux-flow-exporter).
+    #[serde(alias = "template")]
+    pub fields: Vec<FieldEntry>,
+}
+
+/// A field: a name, or `{name: ...}` as linux-flow-exporter writes it.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum FieldEntry {
+    /// `- sourceIPv4Address`
+    Name(String),
+    /// `- name: SourceIPv4Address`
+    Object {
+        /// The field name.
+        name: String,
+    },
+}
+
+impl FieldEntry {
+    /// The field name.
+    pub fn name(&self) -> &str {
+        match self {
+            FieldEntry::Name(n) | FieldEntry::Object { name: n } => n,
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Agent configuration: the YAML file ([`file`]), its validation into an
+//! [`AgentConfig`], and errors that name the file, the key and the problem.
+
+pub mod file;
+
+use std::{
+    net::{SocketAddr, ToSocketAddrs},
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    time::Duration,
+};
+
+use flowctl_aging::Timeouts;
+use flowctl_datapath::Direction;
+use flowctl_export::{Endpoint, Protocol, SAMPLING_TEMPLATE_ID, STATS_TEMPLATE_ID};
+use flowctl_ipfix::{
+    template::{Strictness, Template},
+    MessageBuilder,
+};
+
+use file::{CollectorEntry, ConfigFile, InterfaceEntry, TemplateEntry, TimersEntry};
+
+/// A configuration problem: `FILE: KEY: PROBLEM`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}: {key}: {problem}")]
+pub struct ConfigError {
+    /// The file (or "command line").
+    pub source_name: String,
+    /// Dotted path of the key, e.g. `timers.activeTimeout` or `templates[1].id`.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// An interface the agent attaches to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceSpec {
+    /// Interface name.
+    pub name: String,
+    /// `ip netns` name.
+    pub netns: Option<String>,
+    /// Directions to meter.
+    pub directions: Vec<Direction>,
+}
+
+/// One collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectorSpec {
+    /// Address, transport, local address.
+    pub endpoint: Endpoint,
+    /// Observation Domain ID.
+    pub observation_domain_id: u32,
+    /// Largest message in bytes.
+    pub max_message_size: usize,
+}
+
+/// A validated agent configuration.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Interfaces to attach to.
+    pub interfaces: Vec<InterfaceSpec>,
+    /// Flow cache capacity when created.
+    pub max_flows: Option<u32>,
+    /// Detach on exit.
+    pub detach_on_exit: bool,
+    /// Collectors.
+    pub collectors: Vec<CollectorSpec>,
+    /// Aging timers.
+    pub timeouts: Timeouts,
+    /// UDP template refresh interval.
+    pub template_refresh: Duration,
+    /// Scan interval.
+    pub scan_interval: Duration,
+    /// Data templates.
+    pub templates: Vec<Template>,
+}
+
+/// Field lists of the built-in templates (used when the file has none).
+pub const DEFAULT_IPV4_FIELDS: &[&str] = &[
+    "sourceIPv4Address",
+    "destinationIPv4Address",
+    "sourceTransportPort",
+    "destinationTransportPort",
+    "protocolIdentifier",
+    "icmpTypeCodeIPv4",
+    "packetDeltaCount",
+    "octetDeltaCount",
+    "flowStartMilliseconds",
+    "flowEndMilliseconds",
+    "tcpControlBits",
+    "ingressInterface",
+    "egressInterface",
+    "flowDirection",
+    "flowEndReason",
+    "ipVersion",
+];
+/// IPv6 counterpart of [`DEFAULT_IPV4_FIELDS`].
+pub const DEFAULT_IPV6_FIELDS: &[&str] = &[
+    "sourceIPv6Address",
+    "destinationIPv6Address",
+    "sourceTransportPort",
+    "destinationTransportPort",
+    "protocolIdentifier",
+    "icmpTypeCodeIPv6",
+    "packetDeltaCount",
+    "octetDeltaCount",
+    "flowStartMilliseconds",
+    "flowEndMilliseconds",
+    "tcpControlBits",
+    "ingressInterface",
+    "egressInterface",
+    "flowDirection",
+    "flowEndReason",
+    "ipVersion",
+];
+
+/// Reads, parses and validates a configuration file. A file that others can
+/// write is refused.
+pub fn load(path: &Path, strictness: Strictness) -> Result<AgentConfig, ConfigError> {
+    validate(&read(path)?, &path.display().to_string(), strictness)
+}
+
+/// Reads and parses a file without validating it (to apply overrides first).
+pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let name = path.display().to_string();
+    let err = |problem: String| ConfigError {
+        source_name: name.clone(),
+        key: "(file)".into(),
+        problem,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    if meta.permissions().mode() & 0o002 != 0 {
+        return Err(err("is writable by every user; refusing it (chmod o-w)".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    parse(&text, &name)
+}
+
+/// Parses YAML text; errors name the key the parser stopped at.
+pub fn parse(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(ConfigFile::default());
+    }
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let mut problem = e.into_inner().to_string();
+        // The YAML error may repeat (part of) the path: "collectors[0]: unknown field ..."
+        if let Some((prefix, rest)) = problem.split_once(": ") {
+            if !prefix.contains(' ') && key.starts_with(prefix) {
+                problem = rest.to_string();
+            }
+        }
+        ConfigError {
+            source_name: source_name.into(),
+            key: if key == "." { "(top level)".into() } else { key },
+            problem,
+        }
+    })
+}
+
+/// Checks every value and builds the configuration.
+pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) -> Result<AgentConfig, ConfigError> {
+    let err = |key: String, problem: String| ConfigError {
+        source_name: source_name.into(),
+        key,
+        problem,
+    };
+    let interfaces = file
+        .interfaces
+        .iter()
+        .enumerate()
+        .map(|(i, e)| interface(e).map_err(|p| err(format!("interfaces[{i}]"), p)));
+    let interfaces = interfaces.collect::<Result<Vec<_>, _>>()?;
+    if file.max_flows == Some(0) {
+        return Err(err("maxFlows".into(), "must be at least 1".into()));
+    }
+    if file.collectors.is_empty() {
+        return Err(err(
+            "collectors".into(),
+            "no collector configured: add at least one".into(),
+        ));
+    }
+    let collectors = file
+        .collectors
+        .iter()
+        .enumerate()
+        .map(|(i, c)| collector(c).map_err(|(k, p)| err(format!("collectors[{i}].{k}"), p)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (timeouts, template_refresh, scan_interval) =
+        timers(&file.timers).map_err(|(k, p)| err(format!("timers.{k}"), p))?;
+    let templates = templates(&file.templates, strictness).map_err(|(k, p)| err(k, p))?;
+    // Every template and one of its records must fit in one message, or the
+    // exporter could never send them.
+    for (i, c) in collectors.iter().enumerate() {
+        let key = || format!("collectors[{i}].maxMessageSize");
+        let builder =
+            MessageBuilder::new(c.max_message_size, c.observation_domain_id).map_err(|e| err(key(), e.to_string()))?;
+        for t in &templates {
+            builder.check(t).map_err(|e| err(key(), e.to_string()))?;
+        }
+    }
+    Ok(AgentConfig {
+        interfaces,
+        max_flows: file.max_flows,
+        detach_on_exit: file.detach_on_exit,
+        collectors,
+        timeouts,
+        template_refresh,
+        scan_interval,
+        templates,
+    })
+}
+
+fn interface(e: &InterfaceEntry) -> Result<InterfaceSpec, String> {
+    if e.name.is_empty() || e.name.len() > 15 || e.name.contains('/') || e.name.contains(char::is_whitespace) {
+        return Err(format!("name: {:?} is not a valid interface name", e.name));
+    }
+    Ok(InterfaceSpec {
+        name: e.name.clone(),
+        netns: e.netns.clone(),
+        directions: directions(e.direction.as_deref())?,
+    })
+}
+
+/// `ingress`, `egress` (default) or `both`.
+pub fn directions(value: Option<&str>) -> Result<Vec<Direction>, String> {
+    match value.unwrap_or("egress") {
+        "egress" => Ok(vec![Direction::Egress]),
+        "ingress" => Ok(vec![Direction::Ingress]),
+        "both" => Ok(Direction::BOTH.to_vec()),
+        other => Err(format!("direction: {other:?} is not ingress, egress or both")),
+    }
+}
+
+/// Resolves `host:port` to one socket address.
+pub fn socket_address(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = value.parse() {
+        return Ok(a);
+    }
+    match value.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| format!("{value:?} resolves to no address")),
+        Err(e) => Err(format!("{value:?} is not a host:port address ({e})")),
+    }
+}
+
+fn collector(c: &CollectorEntry) -> Result<CollectorSpec, (&'static str, String)> {
+    let address = socket_address(&c.address).map_err(|p| ("address", p))?;
+    let protocol = match c.transport.as_deref().unwrap_or("udp") {
+        "udp" => Protocol::Udp,
+        "tcp" => Protocol::Tcp,
+        other => return Err(("transport", format!("{other:?} is not udp or tcp"))),
+    };
+    let local_address = c
+        .local_address
+        .as_deref()
+        .map(socket_address)
+        .transpose()
+        .map_err(|p| ("localAddress", p))?;
+    if local_address.is_some_and(|l| l.is_ipv4() != address.is_ipv4()) {
+        return Err(("localAddress", "must be of the same IP version as address".into()));
+    }
+    let default_size = match (protocol, address) {
+        (Protocol::Tcp, _) => 65535,
+        (Protocol::Udp, SocketAddr::V4(_)) => 1500 - 20 - 8,
+        (Protocol::Udp, SocketAddr::V6(_)) => 1500 - 40 - 8,
+    };
+    let max_message_size = c.max_message_size.unwrap_or(default_size);
+    if !(256..=65535).contains(&max_message_size) {
+        return Err(("maxMessageSize", format!("{max_message_size} is outside 256..=65535")));
+    }
+    Ok(CollectorSpec {
+        endpoint: Endpoint {
+            address,
+            protocol,
+            local_address,
+        },
+        observation_domain_id: c.observation_domain_id.unwrap_or(1),
+        max_message_size: max_message_size as usize,
+    })
+}
+
+/// Parses a humantime duration such as `30s` or `1m 30s`.
+pub fn duration(value: &str) -> Result<Duration, String> {
+    let d =
+        humantime::parse_duration(value).map_err(|e| format!("{value:?} is not a duration ({e}); use e.g. 30s, 5m"))?;
+    if d.is_zero() {
+        return Err(format!("{value:?}: must be longer than 0"));
+    }
+    Ok(d)
+}
+
+fn timers(t: &TimersEntry) -> Result<(Timeouts, Duration, Duration), (String, String)> {
+    let get = |key: &str, v: &Option<String>, default: Duration| {
+        v.as_deref()
+            .map(duration)
+            .transpose()
+            .map(|d| d.unwrap_or(default))
+            .map_err(|p| (key.to_string(), p))
+    };
+    let d = Timeouts::default();
+    let idle = get("idleTimeout", &t.idle_timeout, d.idle_udp)?;
+    let p = &t.idle_timeouts;
+    let timeouts = Timeouts {
+        idle_tcp: get("idleTimeouts.tcp", &p.tcp, idle)?,
+        idle_udp: get("idleTimeouts.udp", &p.udp, idle)?,
+        idle_icmp: get("idleTimeouts.icmp", &p.icmp, idle)?,
+        idle_other: get("idleTimeouts.other", &p.other, idle)?,
+        active: get("activeTimeout", &t.active_timeout, d.active)?,
+        tcp_end_grace: get("tcpEndGrace", &t.tcp_end_grace, d.tcp_end_grace)?,
+    };
+    let refresh = get("templateRefresh", &t.template_refresh, Duration::from_secs(60))?;
+    let scan = get("scanInterval", &t.scan_interval, Duration::from_secs(1))?;
+    Ok((timeouts, refresh, scan))
+}
+
+/// The built-in IPv4 (256) and IPv6 (257) templates.
+pub fn default_templates() -> Vec<Template> {
+    [(256, DEFAULT_IPV4_FIELDS), (257, DEFAULT_IPV6_FIELDS)]
+        .into_iter()
+        .map(|(id, fields)| Template::new(id, fields, Strictness::Agent).expect("built-in templates are valid"))
+        .collect()
+}
+
+fn templates(entries: &[TemplateEntry], strictness: Strictness) -> Result<Vec<Template>, (String, String)> {
+    if entries.is_empty() {
+        return Ok(default_templates());
+    }
+    let mut out: Vec<Template> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let key = |k: &str| format!("templates[{i}].{k}");
+        if e.id == STATS_TEMPLATE_ID || e.id == SAMPLING_TEMPLATE_ID {
+            return Err((
+                key("id"),
+                format!("{} is reserved for flowctl's options templates", e.id),
+            ));
+        }
+        if out.iter().any(|t| t.id == e.id) {
+            return Err((key("id"), format!("duplicate template id {}", e.id)));
+        }
+        let names: Vec<&str> = e.fields.iter().map(|f| f.name()).collect();
+        let t = Template::new(e.id, &names, strictness).map_err(|p| {
+            let k = if matches!(p, flowctl_ipfix::template::TemplateError::IdTooLow(_)) {
+                "id"
+            } else {
+                "fields"
+            };
+            (key(k), p.to_string())
+        })?;
+        out.push(t);
+    }
+    if strictness == Strictness::Agent {
+        for v in [4u8, 6] {
+            if !out.iter().any(|t| t.ip_version().is_none_or(|tv| tv == v)) {
+                return Err((
+                    "templates".into(),
+                    format!("no template can carry IPv{v} flows: add one with IPv{v} address fields (or none)"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+//! Configuration parsing and validation.
+
+use std::time::Duration;
+
+use flowctl_export::Protocol;
+use flowctl_ipfix::template::Strictness;
+
+use super::{parse, validate, AgentConfig, ConfigError};
+
+fn check(yaml: &str) -> Result<AgentConfig, ConfigError> {
+    validate(&parse(yaml, "test.yaml")?, "test.yaml", Strictness::Agent)
+}
+
+fn error(yaml: &str) -> String {
+    check(yaml).expect_err("config should be refused").to_string()
+}
+
+const COLLECTOR: &str = "collectors:\n  - address: 127.0.0.1:4739\n";
+
+#[test]
+fn a_full_configuration_is_read_with_every_key() {
+    let c = check(
+        r#"
+interfaces:
+  - name: veth0
+    netns: ns1
+    direction: both
+maxFlows: 1024
+detachOnExit: true
+collectors:
+  - address: 127.0.0.1:4739
+    transport: tcp
+    observationDomainId: 7
+  - address: "[::1]:2055"
+    maxMessageSize: 1400
+timers:
+  idleTimeout: 20s
+  idleTimeouts: {tcp: 2m, icmp: 5s}
+  activeTimeout: 1m 30s
+  tcpEndGrace: 3s
+  templateRefresh: 30s
+  scanInterval: 500ms
+templates:
+  - id: 300
+    fields: [sourceIPv4Address, destinationIPv4Address, octetDeltaCount]
+  - id: 301
+    template:
+      - name: SourceIPv6Address
+      - name: PacketDeltaCount
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.interfaces[0].directions.len(), 2);
+    assert_eq!(c.max_flows, Some(1024));
+    assert!(c.detach_on_exit);
+    assert_eq!(c.collectors[0].endpoint.protocol, Protocol::Tcp);
+    assert_eq!(c.collectors[0].observation_domain_id, 7);
+    assert_eq!(c.collectors[0].max_message_size, 65535);
+    assert_eq!(c.collectors[1].endpoint.protocol, Protocol::Udp);
+    assert_eq!(c.collectors[1].max_message_size, 1400);
+    assert_eq!(c.timeouts.idle_tcp, Duration::from_secs(120));
+    assert_eq!(c.timeouts.idle_udp, Duration::from_secs(20));
+    assert_eq!(c.timeouts.idle_icmp, Duration::from_secs(5));
+    assert_eq!(c.timeouts.active, Duration::from_secs(90));
+    assert_eq!(c.scan_interval, Duration::from_millis(500));
+    assert_eq!(c.templates.iter().map(|t| t.id).collect::<Vec<_>>(), vec![300, 301]);
+}
+
+#[test]
+fn defaults_fill_what_is_missing() {
+    let c = check(COLLECTOR).unwrap();
+    assert_eq!(
+        c.collectors[0].max_message_size, 1472,
+        "fits a 1500-byte MTU over UDP/IPv4"
+    );
+    assert_eq!(c.collectors[0].observation_domain_id, 1);
+    assert_eq!(c.templates.len(), 2, "built-in IPv4 and IPv6 templates");
+    assert_eq!(c.templates[0].ip_version(), Some(4));
+    assert_eq!(c.templates[1].ip_version(), Some(6));
+    assert_eq!(c.template_refresh, Duration::from_secs(60));
+    let v6 = check("collectors:\n  - address: \"[::1]:4739\"\n").unwrap();
+    assert_eq!(v6.collectors[0].max_message_size, 1452);
+}
+
+#[test]
+fn bad_values_are_refused_naming_file_key_and_problem() {
+    let cases: &[(&str, &str)] = &[
+        ("collectors: []\n", "test.yaml: collectors: no collector"),
+        ("collectors:\n  - address: nowhere\n", "test.yaml: collectors[0].address:"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    transport: sctp\n", "collectors[0].transport: \"sctp\" is not udp or tcp"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    maxMessageSize: 100\n", "collectors[0].maxMessageSize: 100 is outside"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    colour: blue\n", "unknown field `colour`"),
+        (&format!("{COLLECTOR}timers:\n  activeTimeout: 5 parsecs\n"), "test.yaml: timers.activeTimeout: \"5 parsecs\" is not a duration"),
+        (&format!("{COLLECTOR}timers:\n  idleTimeouts: {{tcp: 0s}}\n"), "timers.idleTimeouts.tcp: \"0s\": must be longer than 0"),
+        (&format!("{COLLECTOR}templates:\n  - id: 100\n    fields: [octetDeltaCount]\n"), "test.yaml: templates[0].id: template id 100"),
+        (
+            &format!("{COLLECTOR}templates:\n  - id: 300\n    fields: [octetDeltaCount]\n  - id: 300\n    fields: [packetDeltaCount]\n"),
+            "templates[1].id: duplicate template id 300",
+        ),
+        (&format!("{COLLECTOR}templates:\n  - id: 65000\n    fields: [octetDeltaCount]\n"), "templates[0].id: 65000 is reserved"),
+        (&format!("{COLLECTOR}templates:\n  - id: 300\n    fields: [octetDeltaCounts]\n"), "templates[0].fields:"),
+        (&format!("{COLLECTOR}templates:\n  - id: 300\n    fields: [BgpSourceAsNumber]\n"), "templates[0].fields:"),
+        (
+            &format!("{COLLECTOR}templates:\n  - id: 300\n    fields: [sourceIPv4Address, octetDeltaCount]\n"),
+            "no template can carry IPv6 flows",
+        ),
+        (&format!("{COLLECTOR}maxFlows: 0\n"), "test.yaml: maxFlows: must be at least 1"),
+        (&format!("{COLLECTOR}interfaces:\n  - name: eth0\n    direction: up\n"), "interfaces[0]: direction: \"up\""),
+        ("collectors: 7\n", "test.yaml: collectors:"),
+    ];
+    for (yaml, needle) in cases {
+        let e = error(yaml);
+        assert!(e.contains(needle), "{yaml:?}\n  gave {e:?}\n  expected {needle:?}");
+        assert_eq!(e.lines().count(), 1, "one line: {e}");
+    }
+}
+
+#[test]
+fn unavailable_fields_pass_in_synthetic_mode() {
+    let yaml = format!("{COLLECTOR}templates:\n  - id: 1004\n    fields: [SourceIPv4Address, BgpSourceAsNumber]\n");
+    let file = parse(&yaml, "f").unwrap();
+    assert!(validate(&file, "f", Strictness::Agent).is_err());
+    assert!(validate(&file, "f", Strictness::Synthetic).is_ok());
+}

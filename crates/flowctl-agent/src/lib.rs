@@ -1,0 +1,11 @@
+//! The flowctl agent: reads the pinned flow cache, ages flows out and exports
+//! them as IPFIX to one or more collectors, configured from YAML.
+
+pub mod agent;
+pub mod config;
+mod overrides;
+pub mod scanner;
+pub mod synthetic;
+
+pub use agent::{run, AgentError, ConfigSource};
+pub use overrides::{parse_collector_url, Overrides};

@@ -1,0 +1,136 @@
+//! Command-line settings that override (or replace) the configuration file,
+//! for quick use without a file (`flowctl agent -i eth0 --collector udp://...`).
+
+use crate::config::file::{CollectorEntry, ConfigFile, InterfaceEntry};
+
+/// Flags given on the command line; `None`/empty leaves the file's value.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Interfaces (replace the file's list when not empty).
+    pub interfaces: Vec<String>,
+    /// Namespace of those interfaces.
+    pub netns: Option<String>,
+    /// Direction of those interfaces.
+    pub direction: Option<String>,
+    /// Collector URLs `udp://host:port` or `tcp://host:port` (replace the file's list when not empty).
+    pub collectors: Vec<String>,
+    /// Idle timeout of every protocol.
+    pub idle_timeout: Option<String>,
+    /// Active timeout.
+    pub active_timeout: Option<String>,
+    /// Template refresh interval.
+    pub template_refresh: Option<String>,
+    /// Scan interval.
+    pub scan_interval: Option<String>,
+    /// Flow cache capacity.
+    pub max_flows: Option<u32>,
+    /// Detach the agent's interfaces on exit.
+    pub detach_on_exit: bool,
+}
+
+/// Splits `udp://host:port`, `tcp://host:port` or `host:port` (UDP).
+pub fn parse_collector_url(url: &str) -> Result<(String, String), String> {
+    let (transport, address) = match url.split_once("://") {
+        Some((scheme @ ("udp" | "tcp"), rest)) => (scheme, rest),
+        Some((scheme, _)) => return Err(format!("{url:?}: unknown scheme {scheme:?} (use udp:// or tcp://)")),
+        None => ("udp", url),
+    };
+    crate::config::socket_address(address)?;
+    Ok((transport.to_string(), address.to_string()))
+}
+
+impl Overrides {
+    /// Applies the flags to a parsed file.
+    pub fn apply(&self, file: &mut ConfigFile) -> Result<(), String> {
+        if !self.interfaces.is_empty() {
+            file.interfaces = self
+                .interfaces
+                .iter()
+                .map(|name| InterfaceEntry {
+                    name: name.clone(),
+                    netns: self.netns.clone(),
+                    direction: self.direction.clone(),
+                })
+                .collect();
+        }
+        if !self.collectors.is_empty() {
+            file.collectors = self
+                .collectors
+                .iter()
+                .map(|url| {
+                    let (transport, address) = parse_collector_url(url)?;
+                    Ok(CollectorEntry {
+                        address,
+                        transport: Some(transport),
+                        local_address: None,
+                        observation_domain_id: None,
+                        max_message_size: None,
+                    })
+                })
+                .collect::<Result<_, String>>()?;
+        }
+        let t = &mut file.timers;
+        for (value, slot) in [
+            (&self.idle_timeout, &mut t.idle_timeout),
+            (&self.active_timeout, &mut t.active_timeout),
+            (&self.template_refresh, &mut t.template_refresh),
+            (&self.scan_interval, &mut t.scan_interval),
+        ] {
+            if value.is_some() {
+                *slot = value.clone();
+            }
+        }
+        if self.idle_timeout.is_some() {
+            // One idle timeout for every protocol, as softflowd's general timeout.
+            file.timers.idle_timeouts = Default::default();
+        }
+        if self.max_flows.is_some() {
+            file.max_flows = self.max_flows;
+        }
+        file.detach_on_exit |= self.detach_on_exit;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collector_urls() {
+        assert_eq!(
+            parse_collector_url("udp://127.0.0.1:4739").unwrap(),
+            ("udp".into(), "127.0.0.1:4739".into())
+        );
+        assert_eq!(
+            parse_collector_url("tcp://[::1]:4739").unwrap(),
+            ("tcp".into(), "[::1]:4739".into())
+        );
+        assert_eq!(parse_collector_url("127.0.0.1:2055").unwrap().0, "udp");
+        assert!(parse_collector_url("sctp://127.0.0.1:1")
+            .unwrap_err()
+            .contains("unknown scheme"));
+        assert!(parse_collector_url("udp://nowhere").is_err());
+    }
+
+    #[test]
+    fn flags_replace_lists_and_override_timers() {
+        let mut file = crate::config::parse(
+            "collectors:\n  - address: 10.0.0.1:4739\ntimers:\n  idleTimeout: 1m\n  idleTimeouts: {tcp: 5m}\n",
+            "f",
+        )
+        .unwrap();
+        let o = Overrides {
+            interfaces: vec!["veth0".into()],
+            collectors: vec!["tcp://127.0.0.1:9995".into()],
+            idle_timeout: Some("10s".into()),
+            ..Default::default()
+        };
+        o.apply(&mut file).unwrap();
+        assert_eq!(file.interfaces[0].name, "veth0");
+        assert_eq!(file.collectors.len(), 1);
+        assert_eq!(file.collectors[0].transport.as_deref(), Some("tcp"));
+        assert_eq!(file.timers.idle_timeout.as_deref(), Some("10s"));
+        assert!(file.timers.idle_timeouts.tcp.is_none());
+    }
+}
