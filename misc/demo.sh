@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # flowctl end-to-end demo on a fresh machine (run as root):
-# builds flowctl, creates two network namespaces joined by a veth pair,
-# attaches the datapath, sends TCP, UDP, ICMP and ICMPv6 traffic, shows the
-# flow cache, and removes everything it created, even on failure.
-# Traffic stays inside the namespaces (no default route).
+# builds flowctl, creates two network namespaces joined by a veth pair, runs
+# the agent (which attaches the datapath) exporting IPFIX to flowctl's
+# embedded collector on 127.0.0.1, sends TCP, UDP, ICMP and ICMPv6 traffic,
+# shows the flow cache and the flow records the collector decoded, and
+# removes everything it created, even on failure. Traffic stays inside the
+# namespaces (no default route) and on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,10 @@ flowctl=$PWD/target/release/flowctl
 
 A=flowctl-demo-a B=flowctl-demo-b
 export FLOWCTL_PIN_DIR=/sys/fs/bpf/flowctl-demo
+PORT=47390
 cleanup() {
+    [ -n "${AGENT:-}" ] && kill "$AGENT" 2>/dev/null || true
+    [ -n "${COLLECTOR:-}" ] && kill "$COLLECTOR" 2>/dev/null || true
     "$flowctl" detach --all --purge >/dev/null 2>&1 || true
     ip netns pids "$B" 2>/dev/null | xargs -r kill 2>/dev/null || true
     ip netns del "$A" 2>/dev/null || true
@@ -43,8 +48,17 @@ ip -n "$A" link set veth0 up
 ip -n "$B" link set veth0 up
 sleep 1
 
-step "flowctl attach --netns $A --interface veth0 --direction both"
-"$flowctl" attach --netns "$A" --interface veth0 --direction both
+step "flowctl collect --listen 127.0.0.1:$PORT   (records are printed as they arrive)"
+"$flowctl" collect --listen "127.0.0.1:$PORT" &
+COLLECTOR=$!
+sleep 0.5
+
+step "flowctl agent --netns $A --interface veth0 --direction both --collector udp://127.0.0.1:$PORT"
+RUST_LOG=info "$flowctl" agent --netns "$A" --interface veth0 --direction both \
+    --collector "udp://127.0.0.1:$PORT" --idle-timeout 2s --active-timeout 10s 2>/tmp/flowctl-demo-agent.log &
+AGENT=$!
+for _ in $(seq 50); do grep -q "agent running" /tmp/flowctl-demo-agent.log 2>/dev/null && break; sleep 0.2; done
+grep -q "agent running" /tmp/flowctl-demo-agent.log || { cat /tmp/flowctl-demo-agent.log; exit 1; }
 
 step "traffic: ping, ping -6, iperf3 TCP (1 s) and UDP (1 s)"
 in_a ping -c 3 -i 0.2 -q 10.77.0.2 | tail -1
@@ -57,11 +71,18 @@ in_a iperf3 -c fd77::2 -p 5202 -u -b 10M -l 1200 -t 1 | grep -E 'sender|receiver
 step "flowctl status"
 "$flowctl" status
 
-step "flowctl dump --sort bytes"
+step "flowctl dump --sort bytes   (the live cache; the agent empties it as flows end)"
 "$flowctl" dump --sort bytes
 
-step "flowctl dump -o json -p icmp"
-"$flowctl" dump -o json -p icmp
+step "waiting for the idle timeout, then SIGTERM: the agent exports every remaining flow"
+sleep 3
+kill -TERM "$AGENT"
+wait "$AGENT"
+AGENT=
+sleep 1
+kill "$COLLECTOR" 2>/dev/null || true
+wait "$COLLECTOR" 2>/dev/null || true
+COLLECTOR=
+grep -E "records in" /tmp/flowctl-demo-agent.log || true
 
-step "flowctl flush --all, then detach and clean up"
-"$flowctl" flush --all
+step "clean up: detach, remove pins and namespaces"

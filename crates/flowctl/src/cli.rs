@@ -40,6 +40,106 @@ pub enum Command {
     Dump(DumpArgs),
     /// Remove flows from the pinned cache: all of them or those matching a filter.
     Flush(FlushArgs),
+    /// Run the exporter: age flows out of the cache and send them as IPFIX.
+    Agent(AgentArgs),
+    /// Agent configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Receive IPFIX and print the flow records (a small built-in collector).
+    Collect(CollectArgs),
+    /// IPFIX tools.
+    #[command(subcommand)]
+    Ipfix(IpfixCommand),
+}
+
+fn duration_arg(s: &str) -> Result<String, String> {
+    flowctl_agent::config::duration(s).map(|_| s.to_string())
+}
+
+fn collector_arg(s: &str) -> Result<String, String> {
+    flowctl_agent::parse_collector_url(s).map(|_| s.to_string())
+}
+
+/// Arguments of `flowctl agent`. Flags override the configuration file.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// YAML configuration file (see configs/).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Interface to attach to (repeatable); replaces the file's interfaces.
+    #[arg(short, long)]
+    pub interface: Vec<String>,
+    /// Network namespace of the --interface interfaces.
+    #[arg(long)]
+    pub netns: Option<String>,
+    /// tc hook(s) of the --interface interfaces.
+    #[arg(long, value_enum)]
+    pub direction: Option<DirectionArg>,
+    /// Collector as udp://HOST:PORT or tcp://HOST:PORT (repeatable); replaces the file's collectors.
+    #[arg(long, value_parser = collector_arg)]
+    pub collector: Vec<String>,
+    /// Idle timeout of every protocol, e.g. 15s.
+    #[arg(long, value_parser = duration_arg)]
+    pub idle_timeout: Option<String>,
+    /// Active timeout, e.g. 60s.
+    #[arg(long, value_parser = duration_arg)]
+    pub active_timeout: Option<String>,
+    /// Template re-send interval over UDP, e.g. 60s.
+    #[arg(long, value_parser = duration_arg)]
+    pub template_refresh: Option<String>,
+    /// Flow cache scan interval, e.g. 1s.
+    #[arg(long, value_parser = duration_arg)]
+    pub scan_interval: Option<String>,
+    /// Flow cache capacity when the agent creates it.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_flows: Option<u32>,
+    /// Detach from the interfaces the agent attached to when it exits.
+    #[arg(long)]
+    pub detach_on_exit: bool,
+}
+
+/// `flowctl config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate an agent configuration file.
+    Check {
+        /// The YAML file.
+        file: PathBuf,
+    },
+}
+
+/// Arguments of `flowctl collect`.
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Address to listen on, UDP and TCP (e.g. 127.0.0.1:4739).
+    #[arg(short, long, default_value = "127.0.0.1:4739")]
+    pub listen: std::net::SocketAddr,
+    /// Output: a table row or a JSON object (one per line) per record.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Exit after this many flow records.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Exit after this long (e.g. 30s).
+    #[arg(long, value_parser = duration_arg)]
+    pub duration: Option<String>,
+    /// Also print options records (exporter statistics, sampling).
+    #[arg(long)]
+    pub options: bool,
+}
+
+/// `flowctl ipfix ...`.
+#[derive(Debug, Subcommand)]
+pub enum IpfixCommand {
+    /// Send synthetic flows from a YAML file to the configured collectors.
+    Send {
+        /// Agent configuration (collectors and templates).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Flows file: flowsets of {templateId, flows: [{FieldName: value}]}.
+        #[arg(short, long)]
+        flows: PathBuf,
+    },
 }
 
 /// Which tc hooks to use.

@@ -1,9 +1,12 @@
 //! One module per subcommand; each turns parsed arguments into library calls
 //! and prints the result.
 
+mod agent;
 mod attach;
+mod collect;
 mod dump;
 mod flush;
+mod ipfix;
 mod status;
 
 use flowctl_datapath::PinLayout;
@@ -19,5 +22,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::status(&layout, args),
         Command::Dump(args) => dump::dump(&layout, args),
         Command::Flush(args) => flush::flush(&layout, args),
+        Command::Agent(args) => agent::agent(&layout, args),
+        Command::Config(crate::cli::ConfigCommand::Check { file }) => agent::config_check(file),
+        Command::Collect(args) => collect::collect(args),
+        Command::Ipfix(crate::cli::IpfixCommand::Send { config, flows }) => ipfix::send(config, flows),
     }
 }

@@ -4,7 +4,9 @@
 //! the flowctl binary run against a private pin directory.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod capture;
+pub mod collectors;
 pub mod flowctl_cli;
 pub mod netns;
 pub mod traffic;

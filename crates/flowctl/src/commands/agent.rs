@@ -1,0 +1,57 @@
+//! `flowctl agent` and `flowctl config check`.
+
+use std::path::Path;
+
+use flowctl_agent::{ConfigSource, Overrides};
+use flowctl_datapath::PinLayout;
+use flowctl_ipfix::template::Strictness;
+
+use crate::cli::{AgentArgs, DirectionArg};
+
+/// Runs the agent until SIGTERM/SIGINT.
+pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
+    let direction = args.direction.map(|d| match d {
+        DirectionArg::Egress => "egress".to_string(),
+        DirectionArg::Ingress => "ingress".to_string(),
+        DirectionArg::Both => "both".to_string(),
+    });
+    let source = ConfigSource {
+        path: args.config.clone(),
+        overrides: Overrides {
+            interfaces: args.interface.clone(),
+            netns: args.netns.clone(),
+            direction,
+            collectors: args.collector.clone(),
+            idle_timeout: args.idle_timeout.clone(),
+            active_timeout: args.active_timeout.clone(),
+            template_refresh: args.template_refresh.clone(),
+            scan_interval: args.scan_interval.clone(),
+            max_flows: args.max_flows,
+            detach_on_exit: args.detach_on_exit,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(flowctl_agent::run(source, layout.clone()))?;
+    Ok(())
+}
+
+/// Validates a configuration file and summarises it.
+pub fn config_check(file: &Path) -> anyhow::Result<()> {
+    let c = flowctl_agent::config::load(file, Strictness::Agent)?;
+    println!(
+        "{}: ok: {} collector(s), {} template(s) ({}), {} interface(s)",
+        file.display(),
+        c.collectors.len(),
+        c.templates.len(),
+        c.templates
+            .iter()
+            .map(|t| t.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        c.interfaces.len()
+    );
+    Ok(())
+}

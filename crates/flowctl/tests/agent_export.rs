@@ -1,0 +1,384 @@
+//! The agent end to end (root needed): real eBPF on a veth pair in namespaces
+//! the test creates, the agent exporting over loopback to real collectors
+//! (nfcapd read back with nfdump, tshark, and flowctl's own collector), and
+//! the results compared with an AF_PACKET capture of the metered interface.
+
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+    process::{Child, Command, Stdio},
+    time::{Duration, SystemTime},
+};
+
+use serde_json::Value;
+use support::{
+    agent::Agent,
+    capture::{self, Capture, TruthKey},
+    collectors::{free_port, Nfcapd, TempDir, Tshark},
+    flowctl_cli::Flowctl,
+    netns::{Topology, A4, A6, A_IF, B4, B6},
+    traffic,
+};
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+/// Agent arguments metering va (both directions) with fast timers.
+fn agent_args<'a>(topo: &'a Topology, collectors: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "--netns",
+        &topo.a,
+        "-i",
+        A_IF,
+        "--direction",
+        "both",
+        "--scan-interval",
+        "200ms",
+    ];
+    for c in collectors {
+        a.extend(["--collector", c.as_str()]);
+    }
+    a.extend_from_slice(extra);
+    a
+}
+
+/// A flow as nfdump prints it, in the capture's terms.
+fn nfdump_key(f: &Value) -> TruthKey {
+    let proto = f["proto"].as_u64().unwrap() as u8;
+    let addr = |k4: &str, k6: &str| -> IpAddr { f[k4].as_str().or(f[k6].as_str()).unwrap().parse().unwrap() };
+    let (sport, dport) = if proto == 1 || proto == 58 {
+        (
+            0,
+            (f["icmp_type"].as_u64().unwrap() << 8 | f["icmp_code"].as_u64().unwrap()) as u16,
+        )
+    } else {
+        (
+            f["src_port"].as_u64().unwrap() as u16,
+            f["dst_port"].as_u64().unwrap() as u16,
+        )
+    };
+    TruthKey {
+        direction: if f["direction"] == 1 { "egress" } else { "ingress" },
+        proto,
+        src: addr("src4_addr", "src6_addr"),
+        dst: addr("dst4_addr", "dst6_addr"),
+        sport,
+        dport,
+        vlan: 0,
+        inner_vlan: 0,
+    }
+}
+
+fn utc_ms(s: &str) -> SystemTime {
+    humantime::parse_rfc3339_weak(s).unwrap_or_else(|e| panic!("time {s:?}: {e}"))
+}
+
+#[test]
+fn nfdump_and_tshark_see_every_flow_exactly() {
+    let topo = Topology::new("nfd");
+    let fc = Flowctl::new("nfd");
+    let logs = TempDir::new("nfd-logs");
+    let port = free_port();
+    let mut tshark = Tshark::start(port);
+    let nfcapd = Nfcapd::start(port);
+    let va = Topology::ifindex(&topo.a, A_IF);
+    let cap = Capture::start(&topo.a, va);
+    let collectors = [format!("udp://127.0.0.1:{port}")];
+    let agent = Agent::start(
+        &fc.pin_dir,
+        &agent_args(&topo, &collectors, &["--idle-timeout", "1s"]),
+        &logs.0.join("agent.log"),
+    );
+
+    let before = SystemTime::now();
+    traffic::udp(&topo.a, sa(A4, 43001), &topo.b, sa(B4, 43002), 5, 200);
+    traffic::udp(&topo.a, sa(A6, 43003), &topo.b, sa(B6, 43004), 4, 300);
+    traffic::tcp_session(&topo.a, sa(A4, 43005), &topo.b, sa(B4, 5301), 100_000);
+    traffic::tcp_session(&topo.a, sa(A6, 43006), &topo.b, sa(B6, 5302), 2000);
+    traffic::ping(&topo.a, B4.parse().unwrap(), 3, 56);
+    traffic::ping(&topo.a, B6.parse().unwrap(), 3, 100);
+    let after = SystemTime::now();
+    std::thread::sleep(Duration::from_millis(2500)); // idle timeout + scans
+    assert!(agent.stop().success(), "agent exits 0 on SIGTERM");
+    let truth = capture::flows(&cap.stop());
+    tshark.stop();
+    let flows = nfcapd.stop_and_read();
+
+    let is_test = |k: &TruthKey| match k.proto {
+        6 | 17 => k.sport >= 43001 && k.sport <= 43006 || k.dport >= 43001 && k.dport <= 43006,
+        1 => k.dport == 0x0800 || k.dport == 0,
+        58 => k.dport == 0x8000 || k.dport == 0x8100,
+        _ => false,
+    };
+    let expected: BTreeMap<_, _> = truth
+        .iter()
+        .filter(|(k, _)| is_test(k))
+        .map(|(k, c)| (k.clone(), (c.packets, c.bytes)))
+        .collect();
+    assert_eq!(
+        expected.len(),
+        10,
+        "IPv4 and IPv6 UDP, TCP both ways, ICMP and ICMPv6 both ways: {expected:#?}"
+    );
+    // A flow can arrive as several records (idle end, then the last ACK at shutdown): sum them.
+    let mut got: BTreeMap<TruthKey, (u64, u64)> = BTreeMap::new();
+    for f in &flows {
+        let k = nfdump_key(f);
+        if is_test(&k) {
+            let e = got.entry(k).or_default();
+            e.0 += f["in_packets"].as_u64().unwrap();
+            e.1 += f["in_bytes"].as_u64().unwrap();
+            let (first, last) = (
+                utc_ms(f["first"].as_str().unwrap()),
+                utc_ms(f["last"].as_str().unwrap()),
+            );
+            let slack = Duration::from_secs(2);
+            assert!(
+                first >= before - slack && last <= after + slack && first <= last,
+                "times of {f}"
+            );
+        }
+    }
+    assert_eq!(
+        got, expected,
+        "nfdump totals per flow equal the captured wire packets and octets"
+    );
+
+    // tshark decodes every message cleanly: no malformed packet, no expert
+    // error or warning (sequence analysis included), templates first.
+    let expert = tshark.read(&["-T", "fields", "-e", "_ws.malformed", "-e", "_ws.expert.message"]);
+    assert!(
+        expert.lines().all(|l| l.trim().is_empty()),
+        "tshark expert/malformed output:\n{expert}"
+    );
+    let verbose = tshark.read(&["-V"]);
+    assert!(!verbose.contains("no template found"), "data before its template");
+    let sets = tshark.read(&["-T", "fields", "-e", "cflow.sequence", "-e", "cflow.flowset_id"]);
+    let first = sets.lines().next().expect("export captured");
+    assert!(
+        first.split('\t').nth(1).unwrap().split(',').any(|s| s == "2"),
+        "first message carries templates: {first}"
+    );
+    // Sequence numbers as tshark decodes them: each message's number is the
+    // previous one's plus the records ("N flows") that message carried.
+    let mut messages: Vec<(u64, u64)> = Vec::new(); // (FlowSequence, data records)
+    for line in verbose.lines().map(str::trim) {
+        if let Some(seq) = line.strip_prefix("FlowSequence: ") {
+            messages.push((seq.parse().unwrap(), 0));
+        } else if let Some(n) = line.split(" (").nth(1).and_then(|r| r.strip_suffix(" flows)")) {
+            messages.last_mut().unwrap().1 += n.parse::<u64>().unwrap();
+        }
+    }
+    assert!(messages.len() >= 3, "{messages:?}");
+    for w in messages.windows(2) {
+        assert_eq!(
+            w[1].0,
+            w[0].0 + w[0].1,
+            "sequence numbers count the data records sent: {messages:?}"
+        );
+    }
+    assert!(
+        !verbose.contains("Expected Sequence Number"),
+        "tshark sequence analysis found a gap"
+    );
+}
+
+/// `flowctl collect -o json` as a child process.
+struct Collect {
+    child: Child,
+    out: std::path::PathBuf,
+}
+
+impl Collect {
+    fn start(port: u16, dir: &TempDir, name: &str) -> Self {
+        let out = dir.0.join(name);
+        let child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+            .args([
+                "collect",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "-o",
+                "json",
+                "--options",
+            ])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            assert!(start.elapsed() < Duration::from_secs(10), "collector did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, out }
+    }
+
+    fn stop(mut self) -> Vec<Value> {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Collect {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn records_of(lines: &[Value], sport: u64) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|l| l["options"] == false && l["fields"]["sourceTransportPort"] == sport)
+        .collect()
+}
+
+#[test]
+fn a_long_flow_across_active_timeouts_sums_exactly_at_two_collectors() {
+    let topo = Topology::new("act");
+    let fc = Flowctl::new("act");
+    let dir = TempDir::new("act");
+    let (p1, p2) = (free_port(), free_port());
+    let nfcapd = Nfcapd::start(p1);
+    let collect = Collect::start(p2, &dir, "collect.json");
+    let collectors = [format!("udp://127.0.0.1:{p1}"), format!("udp://127.0.0.1:{p2}")];
+    let args = agent_args(&topo, &collectors, &["--active-timeout", "1s", "--idle-timeout", "2s"]);
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("agent.log"));
+
+    // 40 datagrams of 100 bytes, one every 100 ms: about 4 s of one flow.
+    let sink = support::netns::in_netns(&topo.b, || std::net::UdpSocket::bind(sa(B4, 44002)).unwrap())
+        .join()
+        .unwrap();
+    support::netns::in_netns(&topo.a, || {
+        let s = std::net::UdpSocket::bind(sa(A4, 44001)).unwrap();
+        for _ in 0..40 {
+            s.send_to(&[7u8; 100], sa(B4, 44002)).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.stop().success());
+    drop(sink);
+
+    let lines = collect.stop();
+    let recs = records_of(&lines, 44001);
+    let reasons: Vec<u64> = recs
+        .iter()
+        .map(|r| r["fields"]["flowEndReason"].as_u64().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().filter(|&&r| r == 2).count() >= 3,
+        "several active-timeout records: {reasons:?}"
+    );
+    // The flow ends idle (1) or at shutdown (4); if the last active report
+    // already held every packet, the end carries nothing new and is not sent.
+    assert!(reasons.iter().all(|r| [1, 2, 4].contains(r)), "{reasons:?}");
+    let sum = |f: &str| recs.iter().map(|r| r["fields"][f].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("packetDeltaCount"), sum("octetDeltaCount")), (40, 40 * 128));
+    // Each record covers its own interval: starts never go back in time.
+    let starts: Vec<u64> = recs
+        .iter()
+        .map(|r| r["fields"]["flowStartMilliseconds"].as_u64().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+    // Sequence numbers count the data records before each message, per collector.
+    let mut seq: BTreeMap<u64, (u64, u64)> = BTreeMap::new(); // sequence -> records in that message
+    for l in &lines {
+        seq.entry(l["sequence_number"].as_u64().unwrap()).or_default().0 += 1;
+    }
+    let mut expected_next = None;
+    for (s, (n, _)) in &seq {
+        if let Some(e) = expected_next {
+            assert_eq!(*s, e, "sequence numbers are contiguous: {seq:?}");
+        }
+        expected_next = Some(s + n);
+    }
+    let opts: Vec<_> = lines.iter().filter(|l| l["options"] == true).collect();
+    assert!(
+        opts.iter().any(|o| o["fields"]["samplingInterval"] == 1),
+        "sampling interval 1 exported"
+    );
+    assert!(
+        opts.iter()
+            .any(|o| o["fields"].get("exportedMessageTotalCount").is_some()),
+        "exporter statistics exported"
+    );
+
+    let flows = nfcapd.stop_and_read();
+    let nf: Vec<_> = flows.iter().filter(|f| f["src_port"] == 44001).collect();
+    let total = |k: &str| nf.iter().map(|f| f[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(
+        (total("in_packets"), total("in_bytes")),
+        (40, 40 * 128),
+        "nfdump sees the same sums"
+    );
+    assert_eq!(nf.len(), recs.len(), "both collectors got every record");
+}
+
+#[test]
+fn tcp_transport_and_restarted_collectors_get_templates_again() {
+    let topo = Topology::new("tcp");
+    let fc = Flowctl::new("tcp");
+    let dir = TempDir::new("tcp");
+    let (tcp_port, udp_port) = (free_port(), free_port());
+    let collect = Collect::start(tcp_port, &dir, "first.json");
+    let nfcapd = Nfcapd::start(udp_port);
+    let collectors = [
+        format!("tcp://127.0.0.1:{tcp_port}"),
+        format!("udp://127.0.0.1:{udp_port}"),
+    ];
+    let args = agent_args(
+        &topo,
+        &collectors,
+        &["--idle-timeout", "1s", "--template-refresh", "1s"],
+    );
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("agent.log"));
+
+    traffic::udp(&topo.a, sa(A4, 45001), &topo.b, sa(B4, 45002), 3, 50);
+    std::thread::sleep(Duration::from_millis(2000));
+    let first = collect.stop();
+    let first_flows = nfcapd.stop_and_read();
+    let got = records_of(&first, 45001);
+    assert_eq!(got.len(), 1, "{first:#?}");
+    assert_eq!(got[0]["fields"]["packetDeltaCount"], 3);
+    assert_eq!(first_flows.iter().filter(|f| f["src_port"] == 45001).count(), 1);
+
+    // Both collectors restart; the agent reconnects (TCP, with backoff) or
+    // refreshes (UDP) and the new instances decode what follows.
+    let collect = Collect::start(tcp_port, &dir, "second.json");
+    let nfcapd = Nfcapd::start(udp_port);
+    std::thread::sleep(Duration::from_millis(1500));
+    traffic::udp(&topo.a, sa(A6, 45003), &topo.b, sa(B6, 45004), 4, 60);
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(agent.stop().success());
+    let second = collect.stop();
+    let got = records_of(&second, 45003);
+    assert_eq!(got.len(), 1, "TCP collector decodes after the reconnect: {second:#?}");
+    assert_eq!(got[0]["fields"]["packetDeltaCount"], 4);
+    assert_eq!(got[0]["fields"]["octetDeltaCount"], 4 * (40 + 8 + 60));
+    let flows = nfcapd.stop_and_read();
+    let nf: Vec<_> = flows.iter().filter(|f| f["src_port"] == 45003).collect();
+    assert_eq!(
+        nf.len(),
+        1,
+        "restarted nfcapd decodes after the template refresh: {flows:#?}"
+    );
+    assert_eq!(nf[0]["in_bytes"], 4 * (40 + 8 + 60));
+    assert!(agent_log_has_reconnect(&dir));
+}
+
+fn agent_log_has_reconnect(dir: &TempDir) -> bool {
+    let log = std::fs::read_to_string(dir.0.join("agent.log")).unwrap();
+    log.matches(&"connected".to_string()).count() >= 3
+}

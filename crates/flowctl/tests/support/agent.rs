@@ -1,0 +1,86 @@
+//! The flowctl agent as a child process, stopped with SIGTERM (or killed on
+//! drop if the test failed first).
+
+use std::{
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+/// A running `flowctl agent`.
+pub struct Agent {
+    child: Option<Child>,
+    log: std::path::PathBuf,
+}
+
+impl Agent {
+    /// Starts `flowctl agent ARGS` with the given pin directory; its log goes to `log`.
+    pub fn start(pin_dir: &Path, args: &[&str], log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+            .arg("agent")
+            .args(args)
+            .env("FLOWCTL_PIN_DIR", pin_dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start flowctl agent");
+        let agent = Self {
+            child: Some(child),
+            log: log.to_path_buf(),
+        };
+        agent.wait_for_log("agent running", Duration::from_secs(20));
+        agent
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; panics with the log otherwise.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if self.log().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("agent log never showed {needle:?}:\n{}", self.log());
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let mut child = self.child.take().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("agent did not exit after SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
