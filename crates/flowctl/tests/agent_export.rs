@@ -382,3 +382,113 @@ fn agent_log_has_reconnect(dir: &TempDir) -> bool {
     let log = std::fs::read_to_string(dir.0.join("agent.log")).unwrap();
     log.matches(&"connected".to_string()).count() >= 3
 }
+
+#[test]
+fn sighup_keeps_the_running_config_when_the_new_one_is_bad_and_applies_a_good_one() {
+    let topo = Topology::new("hup");
+    let fc = Flowctl::new("hup");
+    let dir = TempDir::new("hup");
+    let (pa, pb) = (free_port(), free_port());
+    let a = Collect::start(pa, &dir, "a.json");
+    let b = Collect::start(pb, &dir, "b.json");
+    let config = dir.0.join("agent.yaml");
+    let collectors_yaml = |ports: &[u16]| {
+        let mut y = String::from("timers:\n  idleTimeout: 1s\n  scanInterval: 200ms\ncollectors:\n");
+        for p in ports {
+            y.push_str(&format!("  - address: 127.0.0.1:{p}\n"));
+        }
+        y
+    };
+    std::fs::write(&config, collectors_yaml(&[pa])).unwrap();
+    let config_arg = config.to_str().unwrap();
+    let args = ["--config", config_arg, "--netns", &topo.a, "-i", A_IF];
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("agent.log"));
+
+    traffic::udp(&topo.a, sa(A4, 46001), &topo.b, sa(B4, 46002), 2, 10);
+    std::fs::write(
+        &config,
+        "collectors:\n  - address: 127.0.0.1:1\n    transport: carrier-pigeon\n",
+    )
+    .unwrap();
+    agent.signal(libc::SIGHUP);
+    agent.wait_for_log("reload refused", Duration::from_secs(5));
+    assert!(
+        agent.log().contains("transport: \"carrier-pigeon\" is not udp or tcp"),
+        "{}",
+        agent.log()
+    );
+    traffic::udp(&topo.a, sa(A4, 46003), &topo.b, sa(B4, 46004), 2, 10);
+    std::thread::sleep(Duration::from_millis(1800));
+
+    std::fs::write(&config, collectors_yaml(&[pa, pb])).unwrap();
+    agent.signal(libc::SIGHUP);
+    agent.wait_for_log("configuration reloaded", Duration::from_secs(5));
+    traffic::udp(&topo.a, sa(A4, 46005), &topo.b, sa(B4, 46006), 2, 10);
+    std::thread::sleep(Duration::from_millis(1800));
+    assert!(agent.stop().success());
+
+    let la = a.stop();
+    let lb = b.stop();
+    for port in [46001, 46003, 46005] {
+        assert_eq!(
+            records_of(&la, port).len(),
+            1,
+            "collector A got the flow from port {port}: {la:#?}"
+        );
+    }
+    assert!(records_of(&lb, 46001).is_empty() && records_of(&lb, 46003).is_empty());
+    assert_eq!(
+        records_of(&lb, 46005).len(),
+        1,
+        "the collector added by the reload gets new flows"
+    );
+    // A's sequence numbers run on across the reload.
+    let seqs: Vec<u64> = la.iter().map(|l| l["sequence_number"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "never reset: {seqs:?}");
+}
+
+#[test]
+fn ipfix_send_delivers_synthetic_flows_to_nfcapd() {
+    let dir = TempDir::new("send");
+    let port = free_port();
+    let nfcapd = Nfcapd::start(port);
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let reference = std::fs::read_to_string(repo.join("configs/linux-flow-exporter.yaml")).unwrap();
+    let config = dir.0.join("send.yaml");
+    std::fs::write(
+        &config,
+        reference.replace("127.0.0.1:2100", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+        .args(["ipfix", "send", "--config"])
+        .arg(&config)
+        .arg("--flows")
+        .arg(repo.join("configs/flows-example.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+    let flows = nfcapd.stop_and_read();
+    assert_eq!(flows.len(), 2, "{flows:#?}");
+    let tcp = flows.iter().find(|f| f["proto"] == 6).unwrap();
+    assert_eq!(
+        (tcp["src4_addr"].as_str(), tcp["dst4_addr"].as_str()),
+        (Some("10.1.0.1"), Some("10.2.0.2"))
+    );
+    assert_eq!(
+        (tcp["src_port"].as_u64(), tcp["dst_port"].as_u64()),
+        (Some(43210), Some(443))
+    );
+    assert_eq!(
+        (tcp["in_packets"].as_u64(), tcp["in_bytes"].as_u64()),
+        (Some(12), Some(15000))
+    );
+    assert_eq!(tcp["first"], "2026-11-23T10:00:00.000");
+    assert_eq!(tcp["last"], "2026-11-23T10:00:05.000");
+    let udp = flows.iter().find(|f| f["proto"] == 17).unwrap();
+    assert_eq!(
+        (udp["in_packets"].as_u64(), udp["in_bytes"].as_u64()),
+        (Some(3), Some(420))
+    );
+}
