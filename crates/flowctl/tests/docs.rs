@@ -45,7 +45,7 @@ fn example_configurations_are_valid() {
 fn documented_built_in_templates_match_the_code() {
     let doc = std::fs::read_to_string(repo().join("docs/configuration.md")).unwrap();
     let flat = doc.split_whitespace().collect::<Vec<_>>().join(" ");
-    let listed = flowctl_agent::config::DEFAULT_IPV4_FIELDS.join(", ");
+    let listed = flowctl_agent::config::default_fields(4).join(", ");
     assert!(
         flat.contains(&format!("256 = `{listed}`")),
         "docs list the IPv4 built-in template: {listed}"

@@ -75,14 +75,15 @@ pub struct AgentConfig {
     pub templates: Vec<Template>,
 }
 
-/// Field lists of the built-in templates (used when the file has none).
-pub const DEFAULT_IPV4_FIELDS: &[&str] = &[
-    "sourceIPv4Address",
-    "destinationIPv4Address",
+/// Fields of the built-in templates (used when the file has none); `{v}`
+/// stands for `IPv4` or `IPv6`.
+const DEFAULT_FIELDS: &[&str] = &[
+    "source{v}Address",
+    "destination{v}Address",
     "sourceTransportPort",
     "destinationTransportPort",
     "protocolIdentifier",
-    "icmpTypeCodeIPv4",
+    "icmpTypeCode{v}",
     "packetDeltaCount",
     "octetDeltaCount",
     "flowStartMilliseconds",
@@ -94,25 +95,14 @@ pub const DEFAULT_IPV4_FIELDS: &[&str] = &[
     "flowEndReason",
     "ipVersion",
 ];
-/// IPv6 counterpart of [`DEFAULT_IPV4_FIELDS`].
-pub const DEFAULT_IPV6_FIELDS: &[&str] = &[
-    "sourceIPv6Address",
-    "destinationIPv6Address",
-    "sourceTransportPort",
-    "destinationTransportPort",
-    "protocolIdentifier",
-    "icmpTypeCodeIPv6",
-    "packetDeltaCount",
-    "octetDeltaCount",
-    "flowStartMilliseconds",
-    "flowEndMilliseconds",
-    "tcpControlBits",
-    "ingressInterface",
-    "egressInterface",
-    "flowDirection",
-    "flowEndReason",
-    "ipVersion",
-];
+
+/// Field names of the built-in template for IP version 4 or 6.
+pub fn default_fields(ip_version: u8) -> Vec<String> {
+    DEFAULT_FIELDS
+        .iter()
+        .map(|f| f.replace("{v}", &format!("IPv{ip_version}")))
+        .collect()
+}
 
 /// Reads, parses and validates a configuration file. A file that others can
 /// write is refused.
@@ -316,9 +306,9 @@ fn timers(t: &TimersEntry) -> Result<(Timeouts, Duration, Duration), (String, St
 
 /// The built-in IPv4 (256) and IPv6 (257) templates.
 pub fn default_templates() -> Vec<Template> {
-    [(256, DEFAULT_IPV4_FIELDS), (257, DEFAULT_IPV6_FIELDS)]
+    [(256, 4), (257, 6)]
         .into_iter()
-        .map(|(id, fields)| Template::new(id, fields, Strictness::Agent).expect("built-in templates are valid"))
+        .map(|(id, v)| Template::new(id, &default_fields(v), Strictness::Agent).expect("built-in templates are valid"))
         .collect()
 }
 
