@@ -148,8 +148,9 @@ async fn run_scan(scanner: &Arc<Mutex<Scanner>>, force: bool) -> Result<ScanOutc
     .map_err(AgentError::from)
 }
 
-async fn dispatch(collectors: &[Collector], outcome: &ScanOutcome) {
-    let records = Arc::new(outcome.records.clone());
+async fn dispatch(collectors: &[Collector], outcome: ScanOutcome) {
+    let summary = (outcome.flows, outcome.capacity, outcome.records.len(), outcome.duration);
+    let records = Arc::new(outcome.records);
     let c = &outcome.counters;
     for col in collectors {
         col.handle
@@ -162,12 +163,9 @@ async fn dispatch(collectors: &[Collector], outcome: &ScanOutcome) {
             log::error!("{}: export task stopped", col.spec.endpoint);
         }
     }
+    let (flows, capacity, n, took) = summary;
     log::debug!(
-        "scan: {} flows of {}, {} records, {:?}; not recorded {} packets",
-        outcome.flows,
-        outcome.capacity,
-        outcome.records.len(),
-        outcome.duration,
+        "scan: {flows} flows of {capacity}, {n} records, {took:?}; not recorded {} packets",
         c.not_recorded_packets
     );
 }
@@ -199,7 +197,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     loop {
         tokio::select! {
             _ = tick.tick() => match run_scan(&scanner, false).await {
-                Ok(outcome) => dispatch(&collectors, &outcome).await,
+                Ok(outcome) => dispatch(&collectors, outcome).await,
                 Err(e) => log::error!("scan failed: {e}"),
             },
             _ = hup.recv() => match source.load() {
@@ -230,7 +228,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
         detach_all(&layout, &config).await;
     }
     let outcome = run_scan(&scanner, true).await?;
-    dispatch(&collectors, &outcome).await;
+    dispatch(&collectors, outcome).await;
     for c in &collectors {
         match c.handle.flush(SHUTDOWN_FLUSH).await {
             Some(s) => log::info!(
