@@ -125,9 +125,23 @@ fn nfdump_and_tshark_see_every_flow_exactly() {
     );
     // A flow can arrive as several records (idle end, then the last ACK at shutdown): sum them.
     let mut got: BTreeMap<TruthKey, (u64, u64)> = BTreeMap::new();
+    let mut flags: BTreeMap<TruthKey, u16> = BTreeMap::new();
     for f in &flows {
         let k = nfdump_key(f);
         if is_test(&k) {
+            // Interfaces, direction and TCP flags carry real values, not zeros.
+            let (input, output) = (f["input_snmp"].as_u64().unwrap(), f["output_snmp"].as_u64().unwrap());
+            if k.direction == "egress" {
+                assert_eq!((input, output, f["direction"].as_u64()), (0, va as u64, Some(1)), "{f}");
+            } else {
+                assert_eq!((input, output, f["direction"].as_u64()), (va as u64, 0, Some(0)), "{f}");
+            }
+            if k.proto == 6 {
+                // nfdump prints CEUAPRSF with dots; OR the records of a flow.
+                let bits = f["tcp_flags"].as_str().unwrap().chars().enumerate();
+                let bits: u16 = bits.filter(|(_, c)| *c != '.').map(|(i, _)| 0x80u16 >> i).sum();
+                *flags.entry(k.clone()).or_default() |= bits;
+            }
             let e = got.entry(k).or_default();
             e.0 += f["in_packets"].as_u64().unwrap();
             e.1 += f["in_bytes"].as_u64().unwrap();
@@ -146,6 +160,10 @@ fn nfdump_and_tshark_see_every_flow_exactly() {
         got, expected,
         "nfdump totals per flow equal the captured wire packets and octets"
     );
+    assert_eq!(flags.len(), 4, "four TCP flows");
+    for (k, f) in &flags {
+        assert_eq!(*f, truth[k].tcp_flags, "TCP flags of {k:?}");
+    }
 
     // tshark decodes every message cleanly: no malformed packet, no expert
     // error or warning (sequence analysis included), templates first.
