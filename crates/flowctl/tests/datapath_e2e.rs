@@ -231,6 +231,36 @@ fn flush_of_one_flow_removes_exactly_that_flow() {
     );
     assert_eq!(flows_matching(&after, 17, 41003), 1);
 
+    // --sort bytes: largest first.
+    traffic::udp(&topo.a, sa(A4, 41005), &topo.b, sa(B4, 41006), 1, 1000);
+    let sorted: Value = serde_json::from_str(&fc.ok(&["dump", "-o", "json", "--sort", "bytes"])).unwrap();
+    let bytes: Vec<u64> = sorted
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["bytes"].as_u64().unwrap())
+        .collect();
+    assert!(bytes.windows(2).all(|w| w[0] >= w[1]), "{bytes:?}");
+    assert_eq!(sorted[0]["sport"], 41005);
+
+    // -i: every flow that entered or left by that interface.
+    let va = Topology::ifindex(&topo.a, A_IF).to_string();
+    let on_va = fc
+        .dump()
+        .iter()
+        .filter(|f| f["out_ifindex"] == va.parse::<u64>().unwrap())
+        .count();
+    let out = fc.ok(&["flush", "-i", &va, "-p", "udp", "-S", "41005"]);
+    assert_eq!(out.trim(), "flushed 1 flow(s)");
+    assert_eq!(
+        on_va - 1,
+        fc.dump()
+            .iter()
+            .filter(|f| f["out_ifindex"] == va.parse::<u64>().unwrap())
+            .count()
+    );
+    let after = fc.dump();
+
     let out = fc.ok(&["flush", "-p", "udp", "-S", "9"]);
     assert_eq!(out.trim(), "flushed 0 flow(s)");
     let out = fc.ok(&["flush", "--all"]);
