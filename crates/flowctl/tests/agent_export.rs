@@ -234,6 +234,25 @@ impl Collect {
         Self { child, out }
     }
 
+    /// Records printed so far (complete lines only).
+    fn lines(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap();
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        complete.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Waits (up to 20 s) until a flow record from source port `sport` arrived.
+    fn wait_for(&self, sport: u64) {
+        let start = std::time::Instant::now();
+        while records_of(&self.lines(), sport).is_empty() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no record from port {sport} arrived"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn stop(mut self) -> Vec<Value> {
         std::thread::sleep(Duration::from_millis(300));
         let _ = self.child.kill();
@@ -364,7 +383,7 @@ fn tcp_transport_and_restarted_collectors_get_templates_again() {
     let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("agent.log"));
 
     traffic::udp(&topo.a, sa(A4, 45001), &topo.b, sa(B4, 45002), 3, 50);
-    std::thread::sleep(Duration::from_millis(2000));
+    collect.wait_for(45001);
     let first = collect.stop();
     let first_flows = nfcapd.stop_and_read();
     let got = records_of(&first, 45001);
@@ -378,7 +397,7 @@ fn tcp_transport_and_restarted_collectors_get_templates_again() {
     let nfcapd = Nfcapd::start(udp_port);
     std::thread::sleep(Duration::from_millis(1500));
     traffic::udp(&topo.a, sa(A6, 45003), &topo.b, sa(B6, 45004), 4, 60);
-    std::thread::sleep(Duration::from_millis(3500));
+    collect.wait_for(45003);
     assert!(agent.stop().success());
     let second = collect.stop();
     let got = records_of(&second, 45003);
@@ -436,13 +455,14 @@ fn sighup_keeps_the_running_config_when_the_new_one_is_bad_and_applies_a_good_on
         agent.log()
     );
     traffic::udp(&topo.a, sa(A4, 46003), &topo.b, sa(B4, 46004), 2, 10);
-    std::thread::sleep(Duration::from_millis(1800));
+    a.wait_for(46003);
 
     std::fs::write(&config, collectors_yaml(&[pa, pb])).unwrap();
     agent.signal(libc::SIGHUP);
     agent.wait_for_log("configuration reloaded", Duration::from_secs(5));
     traffic::udp(&topo.a, sa(A4, 46005), &topo.b, sa(B4, 46006), 2, 10);
-    std::thread::sleep(Duration::from_millis(1800));
+    a.wait_for(46005);
+    b.wait_for(46005);
     assert!(agent.stop().success());
 
     let la = a.stop();
