@@ -8,6 +8,8 @@
 # namespaces (no default route) and on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# rustup's cargo may not be on PATH in a bare root shell or CI.
+[ -d "${HOME:-/root}/.cargo/bin" ] && PATH="${HOME:-/root}/.cargo/bin:$PATH"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "misc/demo.sh: run as root (it loads eBPF and creates network namespaces)" >&2

@@ -4,6 +4,8 @@
 # Installs missing build and test dependencies first. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# rustup's cargo may not be on PATH in a bare root shell or CI.
+[ -d "${HOME:-/root}/.cargo/bin" ] && PATH="${HOME:-/root}/.cargo/bin:$PATH"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "misc/test.sh: run as root (the tests load eBPF and create network namespaces)" >&2
