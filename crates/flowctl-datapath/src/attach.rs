@@ -10,9 +10,7 @@ use aya::{
     },
     EbpfLoader,
 };
-use flowctl_common::{
-    DatapathCounters, FlowKey, FlowValue, COUNTERS_MAP, EGRESS_PROGRAM, FLOWS_MAP, INGRESS_PROGRAM, NETNS_INO_GLOBAL,
-};
+use flowctl_common::{DatapathCounters, FlowKey, FlowValue, COUNTERS_MAP, FLOWS_MAP, NETNS_INO_GLOBAL};
 
 use crate::{
     netlink,
@@ -208,49 +206,47 @@ fn resolve(interface: &str, netns_name: &str) -> Result<u32> {
 
 /// Refuses pinned maps of another layout or another requested size.
 fn check_pinned_maps(layout: &PinLayout, max_flows: Option<u32>) -> Result<()> {
-    let checks: [(&Path, u32, u32); 2] = [
-        (
-            &layout.flows_map(),
-            size_of::<FlowKey>() as u32,
-            size_of::<FlowValue>() as u32,
-        ),
-        (
-            &layout.counters_map(),
-            size_of::<u32>() as u32,
-            size_of::<DatapathCounters>() as u32,
-        ),
-    ];
-    for (path, key_size, value_size) in checks {
-        let Some(info) = pinned_map_info(path)? else {
-            continue;
-        };
-        for (what, found, expected) in [
-            ("key size", info.key_size(), key_size),
-            ("value size", info.value_size(), value_size),
-        ] {
-            if found != expected {
-                return Err(Error::LayoutMismatch {
-                    path: path.to_path_buf(),
-                    what,
-                    found,
-                    expected,
-                });
-            }
-        }
-        if path == layout.flows_map() {
-            if let Some(requested) = max_flows.filter(|&m| m != info.max_entries()) {
-                return Err(Error::MaxFlowsMismatch {
-                    found: info.max_entries(),
-                    requested,
-                });
-            }
+    if let Some(info) = pinned_flows_map(layout)? {
+        if let Some(requested) = max_flows.filter(|&m| m != info.max_entries()) {
+            return Err(Error::MaxFlowsMismatch {
+                found: info.max_entries(),
+                requested,
+            });
         }
     }
+    checked_map_info(&layout.counters_map(), size_of::<u32>(), size_of::<DatapathCounters>())?;
     Ok(())
 }
 
+/// Kernel info of the pinned flow cache, checked against this build's layout.
+pub(crate) fn pinned_flows_map(layout: &PinLayout) -> Result<Option<MapInfo>> {
+    checked_map_info(&layout.flows_map(), size_of::<FlowKey>(), size_of::<FlowValue>())
+}
+
+/// Kernel info of a pinned map, refusing one whose key or value size is not
+/// this build's; `None` if nothing is pinned there.
+fn checked_map_info(path: &Path, key_size: usize, value_size: usize) -> Result<Option<MapInfo>> {
+    let Some(info) = pinned_map_info(path)? else {
+        return Ok(None);
+    };
+    for (what, found, expected) in [
+        ("key size", info.key_size(), key_size as u32),
+        ("value size", info.value_size(), value_size as u32),
+    ] {
+        if found != expected {
+            return Err(Error::LayoutMismatch {
+                path: path.to_path_buf(),
+                what,
+                found,
+                expected,
+            });
+        }
+    }
+    Ok(Some(info))
+}
+
 /// Kernel info of a pinned map, `None` if nothing is pinned there.
-pub(crate) fn pinned_map_info(path: &Path) -> Result<Option<MapInfo>> {
+fn pinned_map_info(path: &Path) -> Result<Option<MapInfo>> {
     match fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
@@ -275,19 +271,25 @@ pub(crate) fn load_object(layout: &PinLayout, netns_ino: u32, max_flows: Option<
         .map_err(|e| Error::bpf("loading the eBPF datapath", e))
 }
 
-fn attach_one(ebpf: &mut aya::Ebpf, interface: &str, direction: Direction, pin: &Path) -> Result<()> {
-    let (name, attach_type) = match direction {
-        Direction::Ingress => (INGRESS_PROGRAM, TcAttachType::Ingress),
-        Direction::Egress => (EGRESS_PROGRAM, TcAttachType::Egress),
-    };
-    let program: &mut SchedClassifier = ebpf
-        .program_mut(name)
+/// The classifier of `direction` in a loaded object.
+pub(crate) fn classifier_mut(ebpf: &mut aya::Ebpf, direction: Direction) -> Result<&mut SchedClassifier> {
+    let name = direction.program_name();
+    ebpf.program_mut(name)
         .ok_or_else(|| Error::Bpf {
             action: "loading".into(),
             message: format!("program {name} missing from the object"),
         })?
         .try_into()
-        .map_err(|e| Error::bpf(format!("program {name}"), e))?;
+        .map_err(|e| Error::bpf(format!("program {name}"), e))
+}
+
+fn attach_one(ebpf: &mut aya::Ebpf, interface: &str, direction: Direction, pin: &Path) -> Result<()> {
+    let name = direction.program_name();
+    let attach_type = match direction {
+        Direction::Ingress => TcAttachType::Ingress,
+        Direction::Egress => TcAttachType::Egress,
+    };
+    let program = classifier_mut(ebpf, direction)?;
     if program.fd().is_err() {
         program.load().map_err(|e| Error::bpf(format!("verifying {name}"), e))?;
     }

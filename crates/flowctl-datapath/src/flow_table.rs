@@ -1,13 +1,11 @@
 //! The pinned flow cache, opened from any process: read, count, delete.
 
-use std::mem::size_of;
-
 use std::os::fd::AsFd;
 
 use aya::maps::{IterableMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use flowctl_common::{DatapathCounters, FlowKey, FlowValue};
 
-use crate::{attach::pinned_map_info, Error, PinLayout, Result};
+use crate::{attach::pinned_flows_map, Error, PinLayout, Result};
 
 /// A flow's counters summed over every CPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -74,20 +72,7 @@ impl FlowTable {
     /// Opens the pinned maps, refusing ones of another layout.
     pub fn open(layout: &PinLayout) -> Result<Self> {
         let flows_path = layout.flows_map();
-        let info = pinned_map_info(&flows_path)?.ok_or_else(|| Error::NotAttached(flows_path.clone()))?;
-        for (what, found, expected) in [
-            ("key size", info.key_size(), size_of::<FlowKey>() as u32),
-            ("value size", info.value_size(), size_of::<FlowValue>() as u32),
-        ] {
-            if found != expected {
-                return Err(Error::LayoutMismatch {
-                    path: flows_path,
-                    what,
-                    found,
-                    expected,
-                });
-            }
-        }
+        let info = pinned_flows_map(layout)?.ok_or_else(|| Error::NotAttached(flows_path.clone()))?;
         let open = |path: std::path::PathBuf| {
             MapData::from_pin(&path).map_err(|e| Error::bpf(format!("opening pinned map {}", path.display()), e))
         };

@@ -44,6 +44,14 @@ impl Direction {
         }
     }
 
+    /// Name of this direction's classifier in the object file.
+    pub fn program_name(self) -> &'static str {
+        match self {
+            Direction::Ingress => flowctl_common::INGRESS_PROGRAM,
+            Direction::Egress => flowctl_common::EGRESS_PROGRAM,
+        }
+    }
+
     /// Direction of a datapath `flowDirection` value.
     pub fn from_flow_direction(value: u8) -> Option<Self> {
         match value {

@@ -2,10 +2,11 @@
 //! `BPF_PROG_TEST_RUN`: the way parser tests and fuzzing exercise the real
 //! datapath on crafted input. Counts land in the pinned maps like live traffic.
 
+use crate::{
+    attach::{classifier_mut, load_object},
+    Direction, Error, PinLayout, Result,
+};
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
-use flowctl_common::{EGRESS_PROGRAM, INGRESS_PROGRAM};
-
-use crate::{attach::load_object, Direction, Error, PinLayout, Result};
 
 /// Offsets in the kernel's `struct __sk_buff` (include/uapi/linux/bpf.h).
 const SKB_INGRESS_IFINDEX: usize = 36;
@@ -64,16 +65,11 @@ impl DetachedDatapath {
     pub fn load(layout: &PinLayout, netns_ino: u32, max_flows: Option<u32>) -> Result<Self> {
         layout.prepare()?;
         let mut ebpf = load_object(layout, netns_ino, max_flows)?;
-        for name in [INGRESS_PROGRAM, EGRESS_PROGRAM] {
-            let program: &mut SchedClassifier = ebpf
-                .program_mut(name)
-                .ok_or_else(|| Error::Bpf {
-                    action: "loading".into(),
-                    message: format!("program {name} missing"),
-                })?
-                .try_into()
-                .map_err(|e| Error::bpf(format!("program {name}"), e))?;
-            program.load().map_err(|e| Error::bpf(format!("verifying {name}"), e))?;
+        for direction in Direction::BOTH {
+            let program = classifier_mut(&mut ebpf, direction)?;
+            program
+                .load()
+                .map_err(|e| Error::bpf(format!("verifying {}", direction.program_name()), e))?;
         }
         Ok(Self { ebpf })
     }
@@ -81,10 +77,7 @@ impl DetachedDatapath {
     /// Runs one packet (starting at its Ethernet header) through the
     /// classifier of `direction`; returns the program's verdict.
     pub fn run(&self, direction: Direction, packet: &[u8], ctx: SkbContext) -> Result<i32> {
-        let name = match direction {
-            Direction::Ingress => INGRESS_PROGRAM,
-            Direction::Egress => EGRESS_PROGRAM,
-        };
+        let name = direction.program_name();
         let program: &SchedClassifier = self
             .ebpf
             .program(name)
