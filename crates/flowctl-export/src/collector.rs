@@ -5,7 +5,10 @@
 
 use std::{
     collections::VecDeque,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -62,17 +65,51 @@ pub struct CollectorStatus {
     pub sequence: u32,
 }
 
+/// Live counters of one collector task, shared with whoever reports them
+/// (the agent's Prometheus endpoint). The task is the only writer; readers
+/// load them at any time. Counters only grow; `queued` and `connected` are
+/// current values.
+#[derive(Debug, Default)]
+pub struct CollectorCounters {
+    /// IPFIX messages sent (templates, options and data).
+    pub messages: AtomicU64,
+    /// Bytes of those messages (IPFIX message lengths, without UDP/TCP/IP headers).
+    pub octets: AtomicU64,
+    /// Flow records sent (not options records).
+    pub records: AtomicU64,
+    /// Flow records given up on (queue limit, or no template for their IP version).
+    pub not_sent: AtomicU64,
+    /// Messages that carried templates (every data and options template is
+    /// sent on start, on each new connection, on the refresh timer and after
+    /// a send error).
+    pub template_messages: AtomicU64,
+    /// Failed connects and sends.
+    pub errors: AtomicU64,
+    /// Transport sessions started: TCP connections, UDP sockets.
+    pub connections: AtomicU64,
+    /// Flow records waiting to be sent.
+    pub queued: AtomicU64,
+    /// Whether a connection (TCP) or socket (UDP) is up.
+    pub connected: AtomicBool,
+}
+
 /// Handle to a running collector task.
 #[derive(Clone, Debug)]
 pub struct CollectorHandle {
     tx: mpsc::Sender<Command>,
     endpoint: Endpoint,
+    counters: Arc<CollectorCounters>,
 }
 
 impl CollectorHandle {
     /// Where this task sends.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// The task's live counters.
+    pub fn counters(&self) -> &Arc<CollectorCounters> {
+        &self.counters
     }
 
     /// Sends a command; `false` if the task is gone.
@@ -107,6 +144,7 @@ pub struct CollectorSettings {
 pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> CollectorHandle {
     let (tx, rx) = mpsc::channel(64);
     let endpoint = settings.endpoint.clone();
+    let counters = Arc::new(CollectorCounters::default());
     let task = CollectorTask {
         session: ExportSession::new(settings.observation_domain_id, settings.max_message_size),
         transport: Transport::new(settings.endpoint.clone()),
@@ -117,10 +155,10 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Collec
         templates_due: true,
         last_templates: None,
         ignored: (0, 0),
-        errors: 0,
+        counters: counters.clone(),
     };
     tokio::spawn(task.run(rx));
-    CollectorHandle { tx, endpoint }
+    CollectorHandle { tx, endpoint, counters }
 }
 
 struct CollectorTask {
@@ -134,7 +172,7 @@ struct CollectorTask {
     templates_due: bool,
     last_templates: Option<Instant>,
     ignored: (u64, u64),
-    errors: u64,
+    counters: Arc<CollectorCounters>,
 }
 
 fn unix_seconds() -> u32 {
@@ -184,7 +222,7 @@ impl CollectorTask {
             records: s.exported_records,
             not_sent: s.not_sent_records,
             queued: self.pending.len(),
-            errors: self.errors,
+            errors: self.counters.errors.load(Relaxed),
             sequence: self.session.sequence(),
         }
     }
@@ -201,6 +239,18 @@ impl CollectorTask {
             );
             self.session.lost(&dropped);
         }
+        self.publish();
+    }
+
+    /// Copies the session's totals and the queue length to the shared counters.
+    fn publish(&self) {
+        let s = self.session.stats();
+        let c = &self.counters;
+        c.messages.store(s.exported_messages, Relaxed);
+        c.records.store(s.exported_records, Relaxed);
+        c.not_sent.store(s.not_sent_records, Relaxed);
+        c.queued.store(self.pending.len() as u64, Relaxed);
+        c.connected.store(self.transport.is_connected(), Relaxed);
     }
 
     /// Keeps pumping until the queue is empty or `within` has passed.
@@ -215,17 +265,24 @@ impl CollectorTask {
         }
     }
 
-    /// Connects if needed, sends templates when due, then queued records.
+    /// Connects if needed, sends templates when due, then queued records;
+    /// publishes the counters afterwards.
     async fn pump(&mut self) {
+        self.try_send_all().await;
+        self.publish();
+    }
+
+    async fn try_send_all(&mut self) {
         match self.transport.ensure_connected().await {
             Ok(true) => {
                 log::info!("{}: connected", self.transport.endpoint());
+                self.counters.connections.fetch_add(1, Relaxed);
                 self.templates_due = true;
             }
             Ok(false) => {}
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::NotConnected {
-                    self.errors += 1;
+                    self.counters.errors.fetch_add(1, Relaxed);
                     log::warn!("{}: cannot connect: {e}", self.transport.endpoint());
                 }
                 return;
@@ -258,6 +315,7 @@ impl CollectorTask {
                 return false;
             }
             self.session.sent(0, 0);
+            self.counters.template_messages.fetch_add(1, Relaxed);
         }
         let (msg, n) = self.session.options_message(&self.templates, self.ignored, now);
         if !self.send(&msg).await {
@@ -271,14 +329,107 @@ impl CollectorTask {
 
     async fn send(&mut self, msg: &[u8]) -> bool {
         match self.transport.send(msg).await {
-            Ok(()) => true,
+            Ok(()) => {
+                self.counters.octets.fetch_add(msg.len() as u64, Relaxed);
+                true
+            }
             Err(e) => {
-                self.errors += 1;
+                self.counters.errors.fetch_add(1, Relaxed);
                 log::warn!("{}: send failed: {e}", self.transport.endpoint());
                 // The collector may have restarted: templates before any more data.
                 self.templates_due = true;
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod counter_tests {
+    use std::net::SocketAddr;
+
+    use flowctl_aging::EndReason;
+    use flowctl_common::{key_addr, FlowKey};
+    use flowctl_ipfix::{template::Strictness, Template};
+
+    use super::*;
+
+    fn records(n: u64) -> Arc<Vec<FlowRecord>> {
+        let r = |i: u64| FlowRecord {
+            key: FlowKey {
+                src_addr: key_addr(format!("10.0.0.{i}").parse().unwrap()),
+                ip_version: 4,
+                ..Default::default()
+            },
+            packets: 1,
+            octets: 100,
+            total_packets: 1,
+            total_octets: 100,
+            start_unix_ns: 1_700_000_000_000_000_000,
+            end_unix_ns: 1_700_000_000_000_000_000,
+            tcp_flags: 0,
+            min_ttl: 64,
+            max_ttl: 64,
+            tos: 0,
+            reason: EndReason::IdleTimeout,
+        };
+        Arc::new((0..n).map(r).collect())
+    }
+
+    fn start(address: SocketAddr, protocol: Protocol) -> CollectorHandle {
+        let t = Template::new(256, &["sourceIPv4Address", "packetDeltaCount"], Strictness::Agent).unwrap();
+        let settings = CollectorSettings {
+            endpoint: Endpoint {
+                address,
+                protocol,
+                local_address: None,
+            },
+            observation_domain_id: 1,
+            max_message_size: 512,
+            template_refresh: Duration::from_secs(60),
+            queue_limit: DEFAULT_QUEUE_LIMIT,
+        };
+        spawn(settings, Arc::new(TemplateSet::new(vec![t])))
+    }
+
+    #[tokio::test]
+    async fn counters_match_what_the_collector_received() {
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sink.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let handle = start(sink.local_addr().unwrap(), Protocol::Udp);
+        assert!(handle.send(Command::Records(records(100))).await);
+        let status = handle.flush(Duration::from_secs(5)).await.unwrap();
+        let (mut datagrams, mut bytes, mut buf) = (0u64, 0u64, [0u8; 2048]);
+        while let Ok(n) = sink.recv(&mut buf) {
+            datagrams += 1;
+            bytes += n as u64;
+        }
+        let c = handle.counters();
+        assert_eq!(c.records.load(Relaxed), 100);
+        assert_eq!(c.messages.load(Relaxed), datagrams, "one message per datagram");
+        assert_eq!(c.messages.load(Relaxed), status.messages);
+        assert_eq!(c.octets.load(Relaxed), bytes);
+        assert_eq!(c.template_messages.load(Relaxed), 1);
+        assert_eq!(c.connections.load(Relaxed), 1);
+        assert_eq!((c.errors.load(Relaxed), c.queued.load(Relaxed)), (0, 0));
+        assert!(c.connected.load(Relaxed));
+    }
+
+    #[tokio::test]
+    async fn a_refused_tcp_collector_counts_errors_and_keeps_the_records_queued() {
+        // A port that was free a moment ago: connecting is refused.
+        let address = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let handle = start(address, Protocol::Tcp);
+        assert!(handle.send(Command::Records(records(7))).await);
+        let status = handle.flush(Duration::from_millis(300)).await.unwrap();
+        let c = handle.counters();
+        assert!(c.errors.load(Relaxed) >= 1);
+        assert_eq!(c.errors.load(Relaxed), status.errors);
+        assert_eq!(c.queued.load(Relaxed), 7);
+        assert_eq!((c.records.load(Relaxed), c.messages.load(Relaxed)), (0, 0));
+        assert!(!c.connected.load(Relaxed));
     }
 }
