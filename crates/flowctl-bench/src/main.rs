@@ -1,0 +1,24 @@
+//! `flowctl-bench`: tools for the flowctl benchmarks (misc/bench/).
+//!
+//! - `send`: a raw UDP traffic generator (AF_PACKET, sendmmsg) for N flows.
+//! - `bare`: attaches a bare per-CPU-hash tc counter, the baseline the
+//!   flowctl datapath is compared with.
+
+mod bare;
+mod cli;
+mod frames;
+mod netns;
+mod send;
+mod signals;
+
+fn main() {
+    let args = <cli::Cli as clap::Parser>::parse();
+    let result = match args.command {
+        cli::Command::Send(a) => send::run(&a),
+        cli::Command::Bare(a) => bare::run(&a),
+    };
+    if let Err(e) = result {
+        eprintln!("flowctl-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
