@@ -1,0 +1,132 @@
+//! The `bpf(2)` system call, map info, and the layout check every operation
+//! of this module makes before the kernel writes into a Rust buffer.
+
+use std::{
+    io,
+    mem::size_of,
+    os::fd::{AsRawFd, BorrowedFd},
+};
+
+/// `enum bpf_cmd` values used here (include/uapi/linux/bpf.h).
+pub(super) mod cmd {
+    pub const MAP_LOOKUP_ELEM: libc::c_long = 1;
+    pub const MAP_DELETE_ELEM: libc::c_long = 3;
+    pub const MAP_GET_NEXT_KEY: libc::c_long = 4;
+    pub const OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    pub const MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
+    pub const MAP_LOOKUP_BATCH: libc::c_long = 24;
+    pub const MAP_LOOKUP_AND_DELETE_BATCH: libc::c_long = 25;
+    pub const MAP_UPDATE_BATCH: libc::c_long = 26;
+}
+
+/// `BPF_MAP_TYPE_PERCPU_HASH`.
+pub const MAP_TYPE_PERCPU_HASH: u32 = 5;
+/// `BPF_MAP_TYPE_LRU_PERCPU_HASH`.
+pub const MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
+
+/// The kernel's internal `ENOTSUPP` (not a libc constant, but it reaches user
+/// space from the batch commands of map types that lack them).
+const ENOTSUPP: i32 = 524;
+
+/// Issues `bpf(cmd, attr, sizeof attr)`.
+pub(super) fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<()> {
+    // SAFETY: attr is a live, writable #[repr(C)] bpf_attr prefix of the
+    // given size; the pointers inside it are the caller's responsibility.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut A, size_of::<A>()) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether the kernel refused a command because this map type or kernel does
+/// not have it (`EINVAL` on kernels that predate it, `ENOTSUPP`/`EOPNOTSUPP`
+/// for map types without it): the caller should fall back to per-key calls.
+pub fn is_unsupported(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(ENOTSUPP)
+    )
+}
+
+/// The head of `struct bpf_map_info`: what the layout check needs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapInfo {
+    /// `BPF_MAP_TYPE_*`.
+    pub map_type: u32,
+    /// Kernel map id.
+    pub id: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes (one CPU's slot, unrounded, for per-CPU maps).
+    pub value_size: u32,
+    /// Capacity.
+    pub max_entries: u32,
+    /// `BPF_F_*` creation flags.
+    pub map_flags: u32,
+}
+
+#[repr(C)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+impl MapInfo {
+    /// Asks the kernel about the map behind `map`.
+    pub fn of(map: BorrowedFd<'_>) -> io::Result<Self> {
+        let mut info = MapInfo::default();
+        let mut attr = InfoAttr {
+            bpf_fd: map.as_raw_fd() as u32,
+            info_len: size_of::<MapInfo>() as u32,
+            info: &mut info as *mut MapInfo as u64,
+        };
+        bpf(cmd::OBJ_GET_INFO_BY_FD, &mut attr)?;
+        Ok(info)
+    }
+
+    /// Checks that this is a per-CPU hash map whose keys are exactly `K` and
+    /// whose per-CPU slots are exactly `V` (value size rounded up to 8), so
+    /// that buffers of `K` and `V` hold what the kernel writes.
+    pub fn check_per_cpu_hash<K, V>(&self) -> io::Result<()> {
+        let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        if self.map_type != MAP_TYPE_PERCPU_HASH && self.map_type != MAP_TYPE_LRU_PERCPU_HASH {
+            return invalid(format!(
+                "map {} is of type {}, not a per-CPU hash",
+                self.id, self.map_type
+            ));
+        }
+        if !size_of::<V>().is_multiple_of(8) {
+            return invalid(format!(
+                "per-CPU value type of {} bytes is not 8-byte slots",
+                size_of::<V>()
+            ));
+        }
+        let slot = (self.value_size as usize).next_multiple_of(8);
+        if self.key_size as usize != size_of::<K>() || slot != size_of::<V>() {
+            return invalid(format!(
+                "map {} has {}-byte keys and {}-byte values, expected {} and {}",
+                self.id,
+                self.key_size,
+                self.value_size,
+                size_of::<K>(),
+                size_of::<V>()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Number of possible CPUs: the number of per-CPU slots of every value.
+pub fn possible_cpus() -> io::Result<usize> {
+    aya::util::nr_cpus().map_err(|(what, e)| io::Error::new(e.kind(), format!("reading {what}: {e}")))
+}
+
+/// `count` zeroed values of a plain-old-data type.
+pub(super) fn zeroed_vec<T: aya::Pod>(count: usize) -> Vec<T> {
+    // SAFETY: Pod types are valid for any bit pattern, all zeroes included.
+    vec![unsafe { std::mem::zeroed::<T>() }; count]
+}

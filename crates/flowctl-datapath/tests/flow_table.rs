@@ -1,0 +1,146 @@
+//! FlowTable over the real pinned cache (root needed): the batch walk and
+//! the per-key walk read the same flows, draining empties the cache, and
+//! flows filled from user space read back exactly.
+
+use std::{collections::HashMap, path::PathBuf};
+
+use flowctl_common::{FlowKey, FlowValue};
+use flowctl_datapath::{flow_table::ReadMode, test_run::DetachedDatapath, FlowStats, FlowTable, PinLayout};
+
+/// A loaded (not attached) datapath with its own pins, removed on drop.
+struct Cache {
+    base: PathBuf,
+    layout: PinLayout,
+    _datapath: DetachedDatapath,
+}
+
+impl Cache {
+    fn new(tag: &str, max_flows: u32) -> Self {
+        let base = PathBuf::from(format!("/sys/fs/bpf/flowctl-test-table-{tag}-{}", std::process::id()));
+        let layout = PinLayout::under(&base);
+        let datapath = DetachedDatapath::load(&layout, 77, Some(max_flows)).expect("load datapath (run as root)");
+        Self {
+            base,
+            layout,
+            _datapath: datapath,
+        }
+    }
+
+    fn table(&self) -> FlowTable {
+        FlowTable::open(&self.layout).unwrap()
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+fn flow(i: u32) -> (FlowKey, FlowValue) {
+    let mut key = FlowKey {
+        netns_ino: 77,
+        protocol: 17,
+        ip_version: 4,
+        src_port: (i % 60000) as u16,
+        dst_port: 53,
+        ..Default::default()
+    };
+    key.src_addr[12..].copy_from_slice(&i.to_be_bytes());
+    let value = FlowValue {
+        packets: u64::from(i) + 1,
+        octets: (u64::from(i) + 1) * 100,
+        first_seen_ns: 1_000 + u64::from(i),
+        last_seen_ns: 2_000 + u64::from(i),
+        tcp_flags: 0,
+        min_ttl: 64,
+        max_ttl: 64,
+        tos: 0,
+        pad: [0; 3],
+    };
+    (key, value)
+}
+
+fn stats_of(v: &FlowValue) -> FlowStats {
+    FlowStats::merge(std::slice::from_ref(v)).unwrap()
+}
+
+fn fill(table: &FlowTable, n: u32) -> HashMap<FlowKey, FlowStats> {
+    let flows: Vec<_> = (0..n).map(flow).collect();
+    table.insert_batch(&flows).unwrap();
+    flows.iter().map(|(k, v)| (*k, stats_of(v))).collect()
+}
+
+fn as_map(flows: Vec<(FlowKey, FlowStats)>) -> HashMap<FlowKey, FlowStats> {
+    let n = flows.len();
+    let map: HashMap<_, _> = flows.into_iter().collect();
+    assert_eq!(map.len(), n, "a flow was read twice");
+    map
+}
+
+#[test]
+fn batch_and_per_key_walks_read_the_same_flows() {
+    let cache = Cache::new("modes", 8192);
+    let mut table = cache.table();
+    assert!(table.is_empty().unwrap());
+    assert!(table.read_all().unwrap().is_empty());
+    let want = fill(&table, 5000);
+
+    table.set_read_mode(ReadMode::Batch, 333);
+    assert_eq!(as_map(table.read_all().unwrap()), want);
+    assert_eq!(table.len().unwrap(), 5000);
+    table.set_read_mode(ReadMode::PerKey, 333);
+    assert_eq!(as_map(table.read_all().unwrap()), want);
+    assert_eq!(table.keys().unwrap().len(), 5000);
+
+    let mut walk = table.walk();
+    let mut chunks = 0;
+    while let Some(chunk) = walk.next_chunk().unwrap() {
+        assert!(!chunk.is_empty() && chunk.len() <= 333);
+        chunks += 1;
+    }
+    assert_eq!(chunks, 5000usize.div_ceil(333));
+}
+
+#[test]
+fn draining_reads_every_flow_once_and_empties_the_cache() {
+    for mode in [ReadMode::Batch, ReadMode::PerKey] {
+        let cache = Cache::new(&format!("drain-{mode:?}"), 4096);
+        let mut table = cache.table();
+        table.set_read_mode(mode, 500);
+        let want = fill(&table, 3000);
+        let mut got = Vec::new();
+        let mut drain = table.drain();
+        while let Some(chunk) = drain.next_chunk().unwrap() {
+            got.extend_from_slice(chunk);
+        }
+        assert_eq!(as_map(got), want, "{mode:?}");
+        assert!(table.is_empty().unwrap(), "{mode:?}");
+    }
+}
+
+#[test]
+fn take_reads_and_deletes_one_flow() {
+    let cache = Cache::new("take", 64);
+    let mut table = cache.table();
+    let want = fill(&table, 10);
+    let (k, _) = flow(3);
+    assert_eq!(table.get(&k).unwrap(), Some(want[&k]));
+    assert_eq!(table.take(&k).unwrap(), Some(want[&k]));
+    assert_eq!(table.take(&k).unwrap(), None);
+    assert_eq!(table.get(&k).unwrap(), None);
+    let (k4, _) = flow(4);
+    assert!(table.remove(&k4).unwrap());
+    assert!(!table.remove(&k4).unwrap());
+    assert_eq!(table.len().unwrap(), 8);
+}
+
+#[test]
+fn a_full_cache_refuses_more_flows_from_user_space() {
+    let cache = Cache::new("full", 100);
+    let table = cache.table();
+    let flows: Vec<_> = (0..101).map(flow).collect();
+    let err = table.insert_batch(&flows).unwrap_err();
+    assert!(err.to_string().starts_with("inserting flows:"), "{err}");
+    assert_eq!(table.len().unwrap(), 100);
+}
