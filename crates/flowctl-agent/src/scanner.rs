@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use flowctl_aging::{Aging, EndReason, Expiry, FlowRecord, Timeouts, Watermarks};
+use flowctl_aging::{Aging, Expiry, FlowRecord, Timeouts, Watermarks};
 use flowctl_common::DatapathCounters;
 use flowctl_datapath::{
     clock::{boot_time_ns, BootClock},
@@ -73,19 +73,19 @@ impl Scanner {
             capacity,
             ..Default::default()
         };
-        for Expiry { key, stats, reason } in expiries {
-            let record = if reason == EndReason::ActiveTimeout {
-                self.aging.report_active(&key, &stats, now_ns, &clock)
-            } else {
-                match self.table.take(&key)? {
-                    Some(last) => {
-                        out.ended[reason as usize] += 1;
-                        self.aging.finish(&key, &last, reason, &clock)
-                    }
-                    None => {
-                        self.aging.forget(&key);
-                        None
-                    }
+        for Expiry { key, reason, .. } in expiries {
+            // Every record, active timeouts included, is built from counters
+            // read and deleted in one step: the cache never holds what was
+            // exported, so an agent restarted after a crash cannot export it
+            // again (docs/operations.md, "Failure behaviour").
+            let record = match self.table.take(&key)? {
+                Some(last) => {
+                    out.ended[reason as usize] += 1;
+                    self.aging.finish(&key, &last, reason, &clock)
+                }
+                None => {
+                    self.aging.forget(&key);
+                    None
                 }
             };
             out.records.extend(record);

@@ -46,10 +46,23 @@ struct Reported {
     at_ns: u64,
 }
 
-/// State kept only for flows that need it: reported before, or TCP end seen.
+/// Totals of a flow's earlier records whose cache entries were taken out
+/// (active timeout): its next records' packetTotalCount/octetTotalCount
+/// carry on from there.
+#[derive(Clone, Copy, Debug)]
+struct Carried {
+    packets: u64,
+    octets: u64,
+    /// Boot time of the last packet counted in them.
+    last_ns: u64,
+}
+
+/// State kept only for flows that need it: reported before, totals carried
+/// over, or TCP end seen.
 #[derive(Clone, Copy, Debug, Default)]
 struct Tracked {
     reported: Option<Reported>,
+    carried: Option<Carried>,
     tcp_end_seen_ns: Option<u64>,
     /// Scan generation in which the flow was last present.
     seen_in: u64,
@@ -137,7 +150,13 @@ impl Aging {
             out.extend(evict);
         }
 
-        self.tracked.retain(|_, t| t.seen_in == generation);
+        // Carried totals wait for the flow's next entry up to its idle timeout.
+        let timeouts = self.timeouts;
+        self.tracked.retain(|k, t| {
+            t.seen_in == generation
+                || t.carried
+                    .is_some_and(|c| now_ns.saturating_sub(c.last_ns) < timeouts.idle_for(k.protocol).as_nanos() as u64)
+        });
         out
     }
 
@@ -181,8 +200,10 @@ impl Aging {
         (has_new && elapsed(since) >= t.active).then_some(EndReason::ActiveTimeout)
     }
 
-    /// The last record of a flow, from its final counters (read and deleted
+    /// The record of a cache entry from its final counters (read and deleted
     /// in one step). `None` when nothing is new since its previous record.
+    /// With [`EndReason::ActiveTimeout`] the flow goes on in a new entry,
+    /// and its totals carry over to that entry's records.
     pub fn finish(
         &mut self,
         key: &FlowKey,
@@ -190,8 +211,28 @@ impl Aging {
         reason: EndReason,
         clock: &BootClock,
     ) -> Option<FlowRecord> {
-        let reported = self.tracked.remove(key).and_then(|t| t.reported);
-        record(key, last, reported, reason, clock)
+        let tracked = self.tracked.remove(key);
+        let mut rec = record(key, last, tracked.and_then(|t| t.reported), reason, clock)?;
+        if let Some(c) = tracked.and_then(|t| t.carried) {
+            rec.total_packets += c.packets;
+            rec.total_octets += c.octets;
+        }
+        if reason == EndReason::ActiveTimeout {
+            let carried = Carried {
+                packets: rec.total_packets,
+                octets: rec.total_octets,
+                last_ns: last.last_seen_ns,
+            };
+            self.tracked.insert(
+                *key,
+                Tracked {
+                    carried: Some(carried),
+                    seen_in: self.generation,
+                    ..Default::default()
+                },
+            );
+        }
+        Some(rec)
     }
 
     /// An active-timeout record from the snapshot's counters; the flow stays
