@@ -156,6 +156,7 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Collec
         last_templates: None,
         ignored: (0, 0),
         counters: counters.clone(),
+        recent: Default::default(),
     };
     tokio::spawn(task.run(rx));
     CollectorHandle { tx, endpoint, counters }
@@ -173,6 +174,8 @@ struct CollectorTask {
     last_templates: Option<Instant>,
     ignored: (u64, u64),
     counters: Arc<CollectorCounters>,
+    /// UDP: recent data messages, to queue again what a collector refused.
+    recent: crate::refused::Recent,
 }
 
 fn unix_seconds() -> u32 {
@@ -288,6 +291,7 @@ impl CollectorTask {
                 return;
             }
         }
+        self.requeue_refused();
         let refresh_due = self.transport.endpoint().protocol == Protocol::Udp
             && self.last_templates.is_none_or(|t| t.elapsed() >= self.refresh);
         if (self.templates_due || refresh_due) && !self.send_templates().await {
@@ -302,8 +306,29 @@ impl CollectorTask {
                     return; // keep the records for the next attempt
                 }
                 self.session.sent(data_records, data_records);
+                if self.transport.endpoint().protocol == Protocol::Udp {
+                    self.recent.remember(&msg, self.pending.range(..used).copied());
+                }
             }
             self.pending.drain(..used);
+        }
+    }
+
+    /// UDP: puts the records of datagrams the collector refused (port
+    /// unreachable) back at the head of the queue, templates first again.
+    fn requeue_refused(&mut self) {
+        let quoted = self.transport.refused();
+        let back: Vec<FlowRecord> = quoted.iter().filter_map(|q| self.recent.take(q)).flatten().collect();
+        if !back.is_empty() {
+            log::warn!(
+                "{}: collector refused {} records (port unreachable): queued again",
+                self.transport.endpoint(),
+                back.len()
+            );
+            self.templates_due = true;
+            for r in back.into_iter().rev() {
+                self.pending.push_front(r);
+            }
         }
     }
 

@@ -1,6 +1,6 @@
 //! Sending whole IPFIX messages over UDP or TCP.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr, os::fd::AsRawFd, time::Duration};
 
 use tokio::{
     io::AsyncWriteExt,
@@ -112,6 +112,7 @@ impl Transport {
             Protocol::Udp => {
                 let s = UdpSocket::bind(local).await?;
                 s.connect(e.address).await?;
+                crate::refused::enable(s.as_raw_fd(), e.address.is_ipv6())?;
                 Ok(Link::Udp(s))
             }
             Protocol::Tcp => {
@@ -139,12 +140,27 @@ impl Transport {
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
+    /// UDP: the first bytes of every datagram the collector refused since
+    /// the last call ([`crate::refused`]); always empty over TCP.
+    pub fn refused(&mut self) -> Vec<Vec<u8>> {
+        match &self.link {
+            Some(Link::Udp(s)) => crate::refused::drain(s.as_raw_fd()),
+            _ => Vec::new(),
+        }
+    }
+
     /// Sends one whole message. On error the connection is dropped (TCP) or
     /// kept (UDP: a refused datagram says nothing about the next one).
     pub async fn send(&mut self, message: &[u8]) -> io::Result<()> {
         let result = match self.link.as_mut() {
             None => return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected")),
             Some(Link::Udp(s)) => s.send(message).await.map(|_| ()),
+            // A collector never sends: end of stream or a reset means it is
+            // gone, and a write now would be accepted and lost.
+            Some(Link::Tcp(s)) if crate::refused::peer_closed(s.as_raw_fd()) => Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "the collector closed the connection",
+            )),
             Some(Link::Tcp(s)) => tokio::time::timeout(Duration::from_secs(10), s.write_all(message))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "send timed out"))?,
