@@ -174,6 +174,7 @@ async fn dispatch(collectors: &[Collector], outcome: ScanOutcome) {
 pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentError> {
     let mut config = source.load()?;
     attach_all(&layout, &config).await?;
+    let links = crate::links::LinkWatch::spawn(layout.clone(), &config); // interface watch (links.rs)
     let scanner = {
         let (layout, timeouts) = (layout.clone(), config.timeouts);
         let s = tokio::task::spawn_blocking(move || Scanner::open(&layout, timeouts))
@@ -214,6 +215,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
                         tick = interval(new.scan_interval);
                         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
                     }
+                    links.update(&new);
                     config = new;
                 }
                 Err(e) => log::error!("reload refused, keeping the running configuration: {e}"),
@@ -224,6 +226,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     }
 
     log::info!("shutting down: ending every flow");
+    drop(links); // no reattaching from here on
     if config.detach_on_exit {
         detach_all(&layout, &config).await;
     }

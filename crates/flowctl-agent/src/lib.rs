@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod links;
 mod overrides;
 pub mod scanner;
 pub mod synthetic;

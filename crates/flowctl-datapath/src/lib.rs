@@ -15,7 +15,7 @@ pub mod test_run;
 
 use std::fmt;
 
-pub use attach::{attach, detach, detach_all, status, AttachRequest, Attachment, AttachmentState, Status};
+pub use attach::{attach, attachments, detach, detach_all, status, AttachRequest, Attachment, AttachmentState, Status};
 pub use error::{Error, Result};
 pub use flow_table::{FlowStats, FlowTable};
 pub use pins::PinLayout;
