@@ -58,6 +58,11 @@ impl Agent {
         }
     }
 
+    /// Whether the process is still running (not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
     /// SIGTERM, then waits for the exit status.
     pub fn stop(mut self) -> ExitStatus {
         self.signal(libc::SIGTERM);

@@ -6,7 +6,9 @@
 
 pub mod agent;
 pub mod capture;
+pub mod collect;
 pub mod collectors;
 pub mod flowctl_cli;
+pub mod load;
 pub mod netns;
 pub mod traffic;
