@@ -4,6 +4,7 @@
 //! any process.
 
 mod attach;
+pub mod caps;
 pub mod clock;
 mod error;
 pub mod flow_table;

@@ -115,7 +115,8 @@ pub fn ensure_bpffs(mount_point: &Path) -> Result<()> {
     Ok(())
 }
 
-fn is_bpffs(path: &Path) -> bool {
+/// Whether a bpffs is mounted at `path`.
+pub fn is_bpffs(path: &Path) -> bool {
     let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
         return false;
     };
