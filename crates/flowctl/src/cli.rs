@@ -50,6 +50,42 @@ pub enum Command {
     /// IPFIX tools.
     #[command(subcommand)]
     Ipfix(IpfixCommand),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions(CompletionsArgs),
+}
+
+/// Arguments of `flowctl completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+/// Shells `flowctl completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShellArg {
+    /// Bash (bash-completion).
+    Bash,
+    /// Zsh (compsys).
+    Zsh,
+    /// Fish.
+    Fish,
+}
+
+/// An interface name as the kernel accepts it (`dev_valid_name`).
+fn interface_arg(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty()
+        && s.len() < 16
+        && s != "."
+        && s != ".."
+        && !s.contains(['/', ':'])
+        && !s.contains(char::is_whitespace);
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err("not an interface name (1 to 15 bytes, no '/', ':' or blanks)".into())
+    }
 }
 
 fn duration_arg(s: &str) -> Result<String, String> {
@@ -169,7 +205,7 @@ impl DirectionArg {
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// Interface to meter.
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = interface_arg)]
     pub interface: String,
     /// tc hook(s) to attach to.
     #[arg(long, value_enum, default_value_t = DirectionArg::Egress)]
@@ -187,13 +223,13 @@ pub struct AttachArgs {
 #[command(group = clap::ArgGroup::new("target").required(true).args(["interface", "all"]))]
 pub struct DetachArgs {
     /// Interface to detach from.
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = interface_arg)]
     pub interface: Option<String>,
     /// Detach from every interface in every namespace.
     #[arg(long)]
     pub all: bool,
     /// With --all: also remove the pinned flow cache (every counted flow is lost).
-    #[arg(long, requires = "all")]
+    #[arg(long, conflicts_with = "interface")]
     pub purge: bool,
     /// tc hook(s) to detach from.
     #[arg(long, value_enum, default_value_t = DirectionArg::Both, conflicts_with = "all")]
@@ -258,6 +294,7 @@ pub struct FlushArgs {
 /// Errors are printed as one line on stderr.
 pub fn main() -> i32 {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    crate::process::one_line_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -266,22 +303,42 @@ pub fn main() -> i32 {
             return 0;
         }
         Err(e) => {
-            let rendered = e.render().to_string();
-            let first = rendered
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            eprintln!("flowctl: {first} (see flowctl --help)");
+            eprintln!("flowctl: {} (see flowctl --help)", usage_error(&e));
             return 2;
         }
     };
+    crate::process::quiet_broken_pipe(&cli.command);
     match commands::run(&cli) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("flowctl: {}", one_line(&e));
+            eprintln!("flowctl {}: {}", commands::name(&cli.command), one_line(&e));
             1
         }
+    }
+}
+
+/// A clap error on one line: its first paragraph (a value with a line
+/// break in it stays whole), or the usage line when a subcommand is missing.
+fn usage_error(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return match rendered.lines().find_map(|l| l.strip_prefix("Usage: ")) {
+            Some(usage) => format!("a subcommand is required: {usage}"),
+            None => "a subcommand is required".to_string(),
+        };
+    }
+    let message = rendered.split("\n\n").next().unwrap_or_default();
+    let message = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.trim_start_matches("error: ");
+    if message.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        message.to_string()
     }
 }
 

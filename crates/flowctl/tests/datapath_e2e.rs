@@ -383,7 +383,7 @@ fn errors_are_one_clear_line_with_a_failing_exit_code() {
         assert!(!out.status.success(), "{args:?} as nobody must fail");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(
-            stderr.contains("permission denied"),
+            stderr.contains("missing capability CAP_BPF"),
             "flowctl {args:?} as nobody: {stderr}"
         );
     }

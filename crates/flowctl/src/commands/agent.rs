@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use flowctl_agent::{ConfigSource, Overrides};
-use flowctl_datapath::PinLayout;
+use flowctl_datapath::{caps::Needs, PinLayout};
 use flowctl_ipfix::template::Strictness;
 
 use crate::cli::{AgentArgs, DirectionArg};
@@ -30,6 +30,17 @@ pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
             detach_on_exit: args.detach_on_exit,
         },
     };
+    // Namespaces may come from the file: entering them needs CAP_SYS_ADMIN.
+    let config = source.load()?;
+    if config.interfaces.iter().any(|i| i.netns.is_some()) {
+        super::privileges::check(
+            Needs {
+                enter_netns: true,
+                ..Needs::ATTACH
+            }
+            .preparing(layout),
+        )?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

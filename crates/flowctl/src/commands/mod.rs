@@ -4,18 +4,21 @@
 mod agent;
 mod attach;
 mod collect;
+mod completions;
 mod dump;
 mod flush;
 mod ipfix;
+mod privileges;
 mod status;
 
 use flowctl_datapath::PinLayout;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConfigCommand, IpfixCommand};
 
-/// Runs the parsed command line.
+/// Runs the parsed command line, after checking its capabilities.
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let layout = PinLayout::under(&cli.pin_dir);
+    privileges::check(privileges::needs(&cli.command, &layout))?;
     match &cli.command {
         Command::Attach(args) => attach::attach(&layout, args),
         Command::Detach(args) => attach::detach(&layout, args),
@@ -23,8 +26,25 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Dump(args) => dump::dump(&layout, args),
         Command::Flush(args) => flush::flush(&layout, args),
         Command::Agent(args) => agent::agent(&layout, args),
-        Command::Config(crate::cli::ConfigCommand::Check { file }) => agent::config_check(file),
+        Command::Config(ConfigCommand::Check { file }) => agent::config_check(file),
         Command::Collect(args) => collect::collect(args),
-        Command::Ipfix(crate::cli::IpfixCommand::Send { config, flows }) => ipfix::send(config, flows),
+        Command::Ipfix(IpfixCommand::Send { config, flows }) => ipfix::send(config, flows),
+        Command::Completions(args) => completions::completions(args),
+    }
+}
+
+/// The command's name as typed, e.g. `config check` (for error messages).
+pub fn name(command: &Command) -> &'static str {
+    match command {
+        Command::Attach(_) => "attach",
+        Command::Detach(_) => "detach",
+        Command::Status(_) => "status",
+        Command::Dump(_) => "dump",
+        Command::Flush(_) => "flush",
+        Command::Agent(_) => "agent",
+        Command::Config(ConfigCommand::Check { .. }) => "config check",
+        Command::Collect(_) => "collect",
+        Command::Ipfix(IpfixCommand::Send { .. }) => "ipfix send",
+        Command::Completions(_) => "completions",
     }
 }

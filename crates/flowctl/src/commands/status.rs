@@ -1,7 +1,10 @@
 //! `flowctl status`.
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
-use flowctl_datapath::{AttachmentState, PinLayout};
+use flowctl_datapath::{
+    caps::{CapSet, Capability},
+    netns, Attachment, AttachmentState, PinLayout,
+};
 use serde_json::json;
 
 use crate::cli::{OutputFormat, StatusArgs};
@@ -10,6 +13,7 @@ use crate::cli::{OutputFormat, StatusArgs};
 pub fn status(layout: &PinLayout, args: &StatusArgs) -> anyhow::Result<()> {
     let s = flowctl_datapath::status(layout)?;
     let c = &s.counters;
+    let blind = Blindness::now();
     if args.output == OutputFormat::Json {
         let attachments: Vec<_> = s
             .attachments
@@ -17,6 +21,7 @@ pub fn status(layout: &PinLayout, args: &StatusArgs) -> anyhow::Result<()> {
             .map(|a| {
                 let (state, link_id, program_id) = match a.state {
                     AttachmentState::Attached { link_id, program_id } => ("attached", Some(link_id), Some(program_id)),
+                    _ if blind.hides(a) => ("unknown", None, None),
                     _ => ("defunct", None, None),
                 };
                 json!({"netns": a.netns, "interface": a.interface, "ifindex": a.ifindex,
@@ -44,6 +49,7 @@ pub fn status(layout: &PinLayout, args: &StatusArgs) -> anyhow::Result<()> {
             AttachmentState::Attached { link_id, program_id } => {
                 format!("attached (link {link_id}, prog {program_id})")
             }
+            _ if blind.hides(a) => "unknown (looking into its namespace needs CAP_SYS_ADMIN)".to_string(),
             _ => "defunct (interface or namespace gone)".to_string(),
         };
         let name = a.interface.clone().unwrap_or_else(|| "?".into());
@@ -73,4 +79,25 @@ pub fn status(layout: &PinLayout, args: &StatusArgs) -> anyhow::Result<()> {
         c.malformed_packets, c.malformed_octets
     );
     Ok(())
+}
+
+/// Without CAP_SYS_ADMIN, interfaces in other namespaces cannot be looked
+/// up, and their attachments would look defunct when they may not be.
+struct Blindness {
+    can_enter: bool,
+    own_netns: Option<u32>,
+}
+
+impl Blindness {
+    fn now() -> Self {
+        Self {
+            can_enter: CapSet::effective().is_none_or(|c| c.has(Capability::SysAdmin)),
+            own_netns: netns::current_netns_ino().ok(),
+        }
+    }
+
+    /// Whether `a`'s state cannot be told from here.
+    fn hides(&self, a: &Attachment) -> bool {
+        !self.can_enter && a.interface.is_none() && self.own_netns != Some(a.netns_ino)
+    }
 }
