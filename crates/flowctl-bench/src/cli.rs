@@ -20,6 +20,8 @@ pub enum Command {
     Send(SendArgs),
     /// Attach a bare per-CPU-hash tc counter (tcx egress) until SIGTERM/SIGINT; prints one JSON line.
     Bare(BareArgs),
+    /// Hold bound UDP sockets (never read) in a namespace until SIGTERM/SIGINT, so no ICMP answers the traffic.
+    Sink(SinkArgs),
 }
 
 /// Arguments of `send`.
@@ -66,6 +68,17 @@ pub struct BareArgs {
     /// Interface whose egress to count.
     #[arg(long)]
     pub ifname: String,
+}
+
+/// Arguments of `sink`.
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Network namespace name (under /var/run/netns) to bind in.
+    #[arg(long)]
+    pub netns: String,
+    /// Address to bind, ADDR:PORT (repeatable).
+    #[arg(long, required = true)]
+    pub bind: Vec<std::net::SocketAddr>,
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {

@@ -3,6 +3,7 @@
 //! - `send`: a raw UDP traffic generator (AF_PACKET, sendmmsg) for N flows.
 //! - `bare`: attaches a bare per-CPU-hash tc counter, the baseline the
 //!   flowctl datapath is compared with.
+//! - `sink`: bound UDP sockets that absorb traffic without answering it.
 
 mod bare;
 mod cli;
@@ -10,12 +11,14 @@ mod frames;
 mod netns;
 mod send;
 mod signals;
+mod sink;
 
 fn main() {
     let args = <cli::Cli as clap::Parser>::parse();
     let result = match args.command {
         cli::Command::Send(a) => send::run(&a),
         cli::Command::Bare(a) => bare::run(&a),
+        cli::Command::Sink(a) => sink::run(&a),
     };
     if let Err(e) = result {
         eprintln!("flowctl-bench: {e:#}");

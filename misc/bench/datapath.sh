@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Datapath cost benchmark (run as root).
+#
+# 64-byte UDP (IPv4 total length) sent by `flowctl-bench send` as fast as one
+# core can, out of veth0 in namespace A to a bound (never read) UDP socket in
+# namespace B, for 1 and 10,000 flows, in three modes:
+#   none     nothing attached
+#   bare     `flowctl-bench bare`: a bare per-CPU-hash tc counter (tcx egress)
+#   flowctl  `flowctl attach` on A's veth0 egress + `flowctl agent` running in A,
+#            exporting IPFIX to a UDP sink on 127.0.0.1 (default scan interval)
+# Modes alternate within every round (the order rotates each round); the
+# table shows medians over rounds, and the ratios are computed per round
+# (same round = neighbouring runs), then the median is taken.
+#
+# Measured over DURATION seconds after a 1 s warm-up:
+#   rx pps        packets received by B's veth0 (ip -s link) / wall seconds
+#   sys ns/pkt    sys+irq+softirq time of ALL CPUs (/proc/stat) / rx packets
+#                 (sender's syscalls, tc programs, veth and the receiver's stack)
+#   agent ns/pkt  the agent's utime+stime / rx packets (flowctl mode only)
+#   total ns/pkt  sys ns/pkt + the agent's utime (its stime is already in sys)
+#
+# Environment: DURATION (s, default 10), ROUNDS (default 3), FLOWS (default
+# "1 10000"), MODES (default "none bare flowctl"), SIZE (default 64),
+# RESULTS (file for the per-run TSV, default: a temp file that is printed).
+# Traffic stays inside the two namespaces it creates (no default route) and
+# on their loopback; everything is removed at exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# rustup's cargo may not be on PATH in a bare root shell or CI.
+[ -d "${HOME:-/root}/.cargo/bin" ] && PATH="${HOME:-/root}/.cargo/bin:$PATH"
+# shellcheck source=misc/bench/lib.sh
+. misc/bench/lib.sh
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+FLOWS=${FLOWS:-"1 10000"}
+MODES=${MODES:-"none bare flowctl"}
+SIZE=${SIZE:-64}
+WARMUP=1
+SINK_PORT=9
+IPFIX_PORT=4739
+
+bench_require_root misc/bench/datapath.sh
+for m in $MODES; do
+    case $m in none | bare | flowctl) ;; *) echo "datapath.sh: unknown mode $m (none, bare, flowctl)" >&2; exit 2 ;; esac
+done
+case $DURATION$ROUNDS in *[!0-9]*) echo "datapath.sh: DURATION and ROUNDS are whole numbers" >&2; exit 2 ;; esac
+
+echo "== building (release)"
+cargo build --release -q -p flowctl -p flowctl-bench
+flowctl=$PWD/target/release/flowctl
+bench=$PWD/target/release/flowctl-bench
+
+P=fcdp$$
+export FLOWCTL_PIN_DIR=/sys/fs/bpf/$P
+WORK=$(mktemp -d "/tmp/$P.XXXX")
+bench_on_exit "rm -rf $WORK"
+bench_on_exit "$flowctl detach --all --purge; rm -rf $FLOWCTL_PIN_DIR"
+bench_netns_pair "$P"
+A=$BENCH_NS_A B=$BENCH_NS_B DEV=$BENCH_DEV
+RESULTS=${RESULTS:-$WORK/results.tsv}
+HZ=$(bench_clk_tck)
+
+bench_bg "$bench" sink --netns "$B" --bind "$BENCH_IP_B:$SINK_PORT"
+bench_bg "$bench" sink --netns "$A" --bind "127.0.0.1:$IPFIX_PORT"
+sleep 0.3
+
+# Waits (bounded) until FILE contains PATTERN.
+wait_for() {
+    local i
+    for i in $(seq 100); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "datapath.sh: timed out waiting for '$2' in $1:" >&2
+    cat "$1" >&2
+    return 1
+}
+
+# Sets MODE_PID after attaching MODE; MODE_PID is the process whose CPU is
+# reported (the agent) or the bare counter.
+start_mode() {
+    MODE_PID=
+    case $1 in
+    none) ;;
+    bare)
+        bench_bg "$bench" bare --netns "$A" --ifname "$DEV" >"$WORK/bare.json" 2>"$WORK/bare.log"
+        MODE_PID=$BENCH_PID
+        wait_for "$WORK/bare.log" "attached"
+        ;;
+    flowctl)
+        "$flowctl" attach --netns "$A" --interface "$DEV" --direction egress >/dev/null
+        RUST_LOG=info bench_bg nsenter --net="/var/run/netns/$A" "$flowctl" agent --interface "$DEV" \
+            --direction egress --collector "udp://127.0.0.1:$IPFIX_PORT" 2>"$WORK/agent.log"
+        MODE_PID=$BENCH_PID
+        wait_for "$WORK/agent.log" "agent running"
+        ;;
+    esac
+}
+
+# Detaches MODE; prints what it counted (a sanity check).
+stop_mode() {
+    case $1 in
+    none) ;;
+    bare)
+        bench_stop "$MODE_PID"
+        echo "bare counted $(cat "$WORK/bare.json")"
+        ;;
+    flowctl)
+        echo "flowctl cache: $("$flowctl" status -o json | tr -d ' \n' | grep -o '"flows":[0-9]*') flows, agent peak RSS $(bench_peak_rss_kb "$MODE_PID") KiB"
+        bench_stop "$MODE_PID"
+        "$flowctl" detach --all --purge >/dev/null
+        ;;
+    esac
+}
+
+# One run: sets RUN_LINE to "flows mode round pps sys_ns agent_ns total_ns sender-json".
+run_one() {
+    local flows=$1 mode=$2 round=$3
+    start_mode "$mode" >&2
+    bench_bg "$bench" send --netns "$A" --ifname "$DEV" --dst-mac "$BENCH_MAC_B" --src-ip "$BENCH_IP_A" \
+        --dst-ip "$BENCH_IP_B" --dst-port "$SINK_PORT" --flows "$flows" --size "$SIZE" --rate 0 \
+        --duration $((WARMUP + DURATION + 1)) >"$WORK/send.json"
+    local sender=$BENCH_PID
+    sleep "$WARMUP"
+    local t0 rx0 sys0 ag0=0 t1 rx1 sys1 ag1=0 agu0=0 agu1=0
+    t0=$(bench_now) rx0=$(bench_rx_packets "$B" "$DEV") sys0=$(bench_sys_jiffies)
+    if [ "$mode" = flowctl ]; then ag0=$(bench_proc_ticks "$MODE_PID") agu0=$(bench_proc_ticks "$MODE_PID" utime); fi
+    sleep "$DURATION"
+    t1=$(bench_now) rx1=$(bench_rx_packets "$B" "$DEV") sys1=$(bench_sys_jiffies)
+    if [ "$mode" = flowctl ]; then ag1=$(bench_proc_ticks "$MODE_PID") agu1=$(bench_proc_ticks "$MODE_PID" utime); fi
+    bench_wait "$sender"
+    stop_mode "$mode" >&2
+    RUN_LINE=$(awk -v f="$flows" -v m="$mode" -v r="$round" -v t0="$t0" -v t1="$t1" -v p=$((rx1 - rx0)) \
+        -v s=$((sys1 - sys0)) -v a=$((ag1 - ag0)) -v au=$((agu1 - agu0)) -v hz="$HZ" -v sent="$(cat "$WORK/send.json")" \
+        'BEGIN {
+            if (p <= 0) p = 1
+            ns = 1e9 / hz
+            printf "%s\t%s\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%s\n", f, m, r, p / (t1 - t0), s * ns / p, a * ns / p, (s + au) * ns / p, sent
+        }')
+}
+
+echo "== $A:veth0 ($BENCH_IP_A) -> $B:veth0 ($BENCH_IP_B), $SIZE-byte UDP, ${DURATION}s runs, $ROUNDS rounds, flows: $FLOWS, modes: $MODES"
+echo "== other load on this machine skews the figures; $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+: >"$RESULTS"
+read -r -a mode_list <<<"$MODES"
+n_modes=${#mode_list[@]}
+for round in $(seq "$ROUNDS"); do
+    for flows in $FLOWS; do
+        for i in $(seq 0 $((n_modes - 1))); do
+            mode=${mode_list[$(((i + round - 1) % n_modes))]}
+            run_one "$flows" "$mode" "$round"
+            line=$RUN_LINE
+            echo "$line" >>"$RESULTS"
+            printf 'round %s  flows %-6s %-8s rx %9s pps  sys %6s ns/pkt  agent %5s ns/pkt  total %6s ns/pkt  sender %s\n' \
+                $(cut -f3 <<<"$line") "$flows" "$mode" $(cut -f4-8 <<<"$line")
+        done
+    done
+done
+
+col() { awk -F'\t' -v f="$1" -v m="$2" -v c="$3" '$1 == f && $2 == m { print $c }' "$RESULTS"; }
+has_mode() { [[ " $MODES " == *" $1 "* ]]; }
+# Median over rounds of the per-round ratio of column C between modes M1 and M2.
+ratio() {
+    local f=$1 m1=$2 m2=$3 c=$4
+    local r
+    r=$(awk -F'\t' -v f="$f" -v a="$m1" -v b="$m2" -v c="$c" '
+        $1 == f && $2 == a { x[$3] = $c } $1 == f && $2 == b { y[$3] = $c }
+        END { for (k in x) if (k in y && y[k] > 0) print x[k] / y[k] }' "$RESULTS")
+    [ -n "$r" ] && printf '%.3f' "$(bench_median $r)" || printf 'n/a'
+}
+
+echo
+echo "== medians over $ROUNDS rounds (per-run lines in $RESULTS: flows mode round pps sys_ns agent_ns total_ns sender)"
+printf '%-7s %-8s %12s %12s %14s %14s\n' flows mode "rx pps" "sys ns/pkt" "agent ns/pkt" "total ns/pkt"
+for flows in $FLOWS; do
+    for mode in $MODES; do
+        printf '%-7s %-8s %12.0f %12.1f %14.1f %14.1f\n' "$flows" "$mode" \
+            "$(bench_median $(col "$flows" "$mode" 4))" "$(bench_median $(col "$flows" "$mode" 5))" \
+            "$(bench_median $(col "$flows" "$mode" 6))" "$(bench_median $(col "$flows" "$mode" 7))"
+    done
+done
+if has_mode flowctl; then
+    echo
+    echo "== ratios (per round, median)        targets: pps flowctl/bare >= 0.95, flowctl/none >= 0.90, cpu flowctl/bare <= 1.10"
+    printf '%-7s %16s %16s %16s %16s\n' flows "pps flowctl/none" "pps flowctl/bare" "cpu flowctl/bare" "pps bare/none"
+    for flows in $FLOWS; do
+        printf '%-7s %16s %16s %16s %16s\n' "$flows" "$(ratio "$flows" flowctl none 4)" "$(ratio "$flows" flowctl bare 4)" \
+            "$(ratio "$flows" flowctl bare 7)" "$(ratio "$flows" bare none 4)"
+    done
+fi
