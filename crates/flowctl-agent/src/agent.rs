@@ -18,6 +18,7 @@ use tokio::{
 
 use crate::{
     config::{self, AgentConfig, CollectorSpec, ConfigError},
+    metrics::{CollectorSource, ListenError, MetricsService},
     scanner::{ScanOutcome, Scanner},
     Overrides,
 };
@@ -34,6 +35,9 @@ pub enum AgentError {
     /// The datapath could not be attached or read.
     #[error(transparent)]
     Datapath(#[from] flowctl_datapath::Error),
+    /// The metrics endpoint could not listen.
+    #[error(transparent)]
+    Metrics(#[from] ListenError),
     /// Anything else (signals, runtime).
     #[error("{0}")]
     Other(String),
@@ -96,6 +100,18 @@ fn start_collectors(config: &AgentConfig, templates: &Arc<TemplateSet>, keep: Ve
                 spec: spec.clone(),
                 handle: flowctl_export::spawn(settings, templates.clone()),
             }
+        })
+        .collect()
+}
+
+/// The collector tasks as the metrics label them.
+fn metrics_sources(collectors: &[Collector]) -> Vec<CollectorSource> {
+    collectors
+        .iter()
+        .map(|c| CollectorSource {
+            address: c.spec.endpoint.address.to_string(),
+            transport: c.spec.endpoint.protocol.to_string(),
+            counters: c.handle.counters().clone(),
         })
         .collect()
 }
@@ -173,6 +189,8 @@ async fn dispatch(collectors: &[Collector], outcome: ScanOutcome) {
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentError> {
     let mut config = source.load()?;
+    // Before attaching: a port in use stops the agent with nothing changed.
+    let mut metrics = MetricsService::start(config.metrics).await?;
     attach_all(&layout, &config).await?;
     let links = crate::links::LinkWatch::spawn(layout.clone(), &config); // interface watch (links.rs)
     let scanner = {
@@ -184,6 +202,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     };
     let mut templates = Arc::new(TemplateSet::new(config.templates.clone()));
     let mut collectors = start_collectors(&config, &templates, Vec::new());
+    metrics.set_collectors(metrics_sources(&collectors));
 
     let sig = |kind: SignalKind| signal(kind).map_err(|e| AgentError::Other(format!("installing signal handler: {e}")));
     let (mut term, mut int, mut hup) = (
@@ -198,8 +217,14 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     loop {
         tokio::select! {
             _ = tick.tick() => match run_scan(&scanner, false).await {
-                Ok(outcome) => dispatch(&collectors, outcome).await,
-                Err(e) => log::error!("scan failed: {e}"),
+                Ok(outcome) => {
+                    metrics.observe_pass(&outcome);
+                    dispatch(&collectors, outcome).await;
+                }
+                Err(e) => {
+                    metrics.pass_failed();
+                    log::error!("scan failed: {e}");
+                }
             },
             _ = hup.recv() => match source.load() {
                 Ok(new) => {
@@ -208,6 +233,8 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
                     scanner.lock().expect("scanner lock").set_timeouts(new.timeouts);
                     templates = Arc::new(TemplateSet::new(new.templates.clone()));
                     collectors = start_collectors(&new, &templates, collectors);
+                    metrics.set_collectors(metrics_sources(&collectors));
+                    metrics.reconfigure(new.metrics).await;
                     for c in &collectors {
                         c.handle.send(Command::Reload(templates.clone(), new.template_refresh)).await;
                     }
@@ -231,6 +258,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
         detach_all(&layout, &config).await;
     }
     let outcome = run_scan(&scanner, true).await?;
+    metrics.observe_pass(&outcome);
     dispatch(&collectors, outcome).await;
     for c in &collectors {
         match c.handle.flush(SHUTDOWN_FLUSH).await {

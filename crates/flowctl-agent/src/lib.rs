@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod config;
 pub mod links;
+pub mod metrics;
 mod overrides;
 pub mod scanner;
 pub mod synthetic;

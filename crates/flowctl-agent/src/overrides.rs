@@ -26,6 +26,10 @@ pub struct Overrides {
     pub max_flows: Option<u32>,
     /// Detach the agent's interfaces on exit.
     pub detach_on_exit: bool,
+    /// Listen address of the Prometheus endpoint (turns it on).
+    pub metrics_address: Option<String>,
+    /// Turn the Prometheus endpoint off.
+    pub no_metrics: bool,
 }
 
 /// Splits `udp://host:port`, `tcp://host:port` or `host:port` (UDP).
@@ -88,6 +92,13 @@ impl Overrides {
             file.max_flows = self.max_flows;
         }
         file.detach_on_exit |= self.detach_on_exit;
+        if let Some(address) = &self.metrics_address {
+            file.metrics.address = Some(address.clone());
+            file.metrics.enabled = Some(true);
+        }
+        if self.no_metrics {
+            file.metrics.enabled = Some(false);
+        }
         Ok(())
     }
 }
@@ -132,5 +143,25 @@ mod tests {
         assert_eq!(file.collectors[0].transport.as_deref(), Some("tcp"));
         assert_eq!(file.timers.idle_timeout.as_deref(), Some("10s"));
         assert!(file.timers.idle_timeouts.tcp.is_none());
+    }
+
+    #[test]
+    fn metrics_flags_turn_the_endpoint_on_or_off() {
+        let parse = |yaml: &str| crate::config::parse(yaml, "f").unwrap();
+        let mut file = parse("metrics:\n  enabled: false\n");
+        let on = Overrides {
+            metrics_address: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        };
+        on.apply(&mut file).unwrap();
+        assert_eq!(file.metrics.enabled, Some(true));
+        assert_eq!(file.metrics.address.as_deref(), Some("127.0.0.1:0"));
+        let mut file = parse("metrics:\n  address: 127.0.0.1:9100\n");
+        let off = Overrides {
+            no_metrics: true,
+            ..Default::default()
+        };
+        off.apply(&mut file).unwrap();
+        assert_eq!(file.metrics.enabled, Some(false));
     }
 }

@@ -132,6 +132,16 @@ pub struct AgentArgs {
     /// Detach from the interfaces the agent attached to when it exits.
     #[arg(long)]
     pub detach_on_exit: bool,
+    /// Serve Prometheus /metrics on ADDR:PORT (default 127.0.0.1:9999; port 0: any free port).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = metrics_address_arg, conflicts_with = "no_metrics")]
+    pub metrics_address: Option<String>,
+    /// Do not serve Prometheus /metrics.
+    #[arg(long)]
+    pub no_metrics: bool,
+}
+
+fn metrics_address_arg(s: &str) -> Result<String, String> {
+    flowctl_agent::config::socket_address(s).map(|_| s.to_string())
 }
 
 /// `flowctl config ...`.

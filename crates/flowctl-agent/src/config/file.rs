@@ -25,6 +25,19 @@ pub struct ConfigFile {
     /// Data templates; built-in IPv4 and IPv6 templates when absent.
     #[serde(default)]
     pub templates: Vec<TemplateEntry>,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsEntry,
+}
+
+/// `metrics`: where the agent serves Prometheus `/metrics`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricsEntry {
+    /// `false` turns the endpoint off (default `true`).
+    pub enabled: Option<bool>,
+    /// Listen `addr:port` (default `127.0.0.1:9999`, as linux-flow-exporter's port).
+    pub address: Option<String>,
 }
 
 /// `interfaces[]`.

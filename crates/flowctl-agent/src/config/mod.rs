@@ -18,7 +18,11 @@ use flowctl_ipfix::{
     MessageBuilder,
 };
 
-use file::{CollectorEntry, ConfigFile, InterfaceEntry, TemplateEntry, TimersEntry};
+use file::{CollectorEntry, ConfigFile, InterfaceEntry, MetricsEntry, TemplateEntry, TimersEntry};
+
+/// Where the agent serves Prometheus `/metrics` unless configured otherwise
+/// (linux-flow-exporter's port 9999, on loopback only).
+pub const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:9999";
 
 /// A configuration problem: `FILE: KEY: PROBLEM`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +77,8 @@ pub struct AgentConfig {
     pub scan_interval: Duration,
     /// Data templates.
     pub templates: Vec<Template>,
+    /// Listen address of the Prometheus endpoint; `None` when disabled.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Fields of the built-in templates (used when the file has none); `{v}`
@@ -180,6 +186,7 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
     let (timeouts, template_refresh, scan_interval) =
         timers(&file.timers).map_err(|(k, p)| err(format!("timers.{k}"), p))?;
     let templates = templates(&file.templates, strictness).map_err(|(k, p)| err(k, p))?;
+    let metrics = metrics(&file.metrics).map_err(|p| err("metrics.address".into(), p))?;
     // Every template and one of its records must fit in one message, or the
     // exporter could never send them.
     for (i, c) in collectors.iter().enumerate() {
@@ -199,7 +206,14 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
         template_refresh,
         scan_interval,
         templates,
+        metrics,
     })
+}
+
+/// The endpoint's address, checked even when it is turned off.
+fn metrics(m: &MetricsEntry) -> Result<Option<SocketAddr>, String> {
+    let address = socket_address(m.address.as_deref().unwrap_or(DEFAULT_METRICS_ADDRESS))?;
+    Ok((m.enabled != Some(false)).then_some(address))
 }
 
 fn interface(e: &InterfaceEntry) -> Result<InterfaceSpec, String> {

@@ -47,6 +47,9 @@ templates:
     template:
       - name: SourceIPv6Address
       - name: PacketDeltaCount
+metrics:
+  enabled: true
+  address: "[::1]:9100"
 "#,
     )
     .unwrap();
@@ -64,6 +67,22 @@ templates:
     assert_eq!(c.timeouts.active, Duration::from_secs(90));
     assert_eq!(c.scan_interval, Duration::from_millis(500));
     assert_eq!(c.templates.iter().map(|t| t.id).collect::<Vec<_>>(), vec![300, 301]);
+    assert_eq!(c.metrics, Some("[::1]:9100".parse().unwrap()));
+}
+
+#[test]
+fn metrics_default_to_loopback_port_9999_and_can_be_turned_off() {
+    assert_eq!(
+        check(COLLECTOR).unwrap().metrics,
+        Some("127.0.0.1:9999".parse().unwrap())
+    );
+    let off = check(&format!(
+        "{COLLECTOR}metrics:\n  enabled: false\n  address: 0.0.0.0:9999\n"
+    ))
+    .unwrap();
+    assert_eq!(off.metrics, None);
+    let any = check(&format!("{COLLECTOR}metrics:\n  enabled: true\n  address: 0.0.0.0:0\n")).unwrap();
+    assert_eq!(any.metrics, Some("0.0.0.0:0".parse().unwrap()));
 }
 
 #[test]
@@ -107,6 +126,9 @@ fn bad_values_are_refused_naming_file_key_and_problem() {
         (&format!("{COLLECTOR}maxFlows: 0\n"), "test.yaml: maxFlows: must be at least 1"),
         (&format!("{COLLECTOR}interfaces:\n  - name: eth0\n    direction: up\n"), "interfaces[0]: direction: \"up\""),
         ("collectors: 7\n", "test.yaml: collectors:"),
+        (&format!("{COLLECTOR}metrics:\n  enabled: false\n  address: localhost\n"), "test.yaml: metrics.address: \"localhost\" is not a host:port"),
+        (&format!("{COLLECTOR}metrics:\n  port: 9999\n"), "unknown field `port`"),
+        (&format!("{COLLECTOR}metrics:\n  enabled: maybe\n"), "test.yaml: metrics.enabled:"),
     ];
     for (yaml, needle) in cases {
         let e = error(yaml);

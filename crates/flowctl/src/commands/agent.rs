@@ -28,6 +28,8 @@ pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
             scan_interval: args.scan_interval.clone(),
             max_flows: args.max_flows,
             detach_on_exit: args.detach_on_exit,
+            metrics_address: args.metrics_address.clone(),
+            no_metrics: args.no_metrics,
         },
     };
     // Namespaces may come from the file: entering them needs CAP_SYS_ADMIN.

@@ -15,11 +15,20 @@ pub struct Agent {
 
 impl Agent {
     /// Starts `flowctl agent ARGS` with the given pin directory; its log goes to `log`.
+    /// Unless ARGS choose otherwise, metrics listen on a free loopback port
+    /// (parallel agents would clash on the default 127.0.0.1:9999).
     pub fn start(pin_dir: &Path, args: &[&str], log: &Path) -> Self {
         let file = std::fs::File::create(log).unwrap();
+        let mut args = args.to_vec();
+        if !args
+            .iter()
+            .any(|a| a.starts_with("--metrics-address") || *a == "--no-metrics")
+        {
+            args.extend(["--metrics-address", "127.0.0.1:0"]);
+        }
         let child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
             .arg("agent")
-            .args(args)
+            .args(&args)
             .env("FLOWCTL_PIN_DIR", pin_dir)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -32,6 +41,16 @@ impl Agent {
         };
         agent.wait_for_log("agent running", Duration::from_secs(20));
         agent
+    }
+
+    /// Where the metrics endpoint listens, from the agent's log.
+    pub fn metrics_address(&self) -> std::net::SocketAddr {
+        let log = self.log();
+        let line = log.lines().find_map(|l| l.split("metrics on http://").nth(1));
+        let addr = line.and_then(|l| l.strip_suffix("/metrics"));
+        addr.unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
+            .parse()
+            .unwrap()
     }
 
     /// The agent's log so far.

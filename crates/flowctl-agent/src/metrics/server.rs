@@ -1,0 +1,131 @@
+//! The HTTP endpoint: `GET /metrics` answers the OpenMetrics text (which
+//! Prometheus scrapes natively), any other path 404, any other method 405.
+
+use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
+
+use http_body_util::Full;
+use hyper::{
+    body::Bytes,
+    header::{ALLOW, CONTENT_TYPE},
+    server::conn::http1,
+    service::service_fn,
+    Method, Request, Response, StatusCode,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, task::JoinHandle};
+
+use super::Metrics;
+
+/// Content type of the OpenMetrics 1.0 text format.
+pub const CONTENT_TYPE_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A client that has not sent its request headers by then is dropped.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The endpoint could not listen.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: cannot listen on {address}: {cause}")]
+pub struct ListenError {
+    /// The configured address.
+    pub address: SocketAddr,
+    /// Why.
+    pub cause: io::Error,
+}
+
+/// A running endpoint; dropping it stops listening.
+#[derive(Debug)]
+pub struct MetricsServer {
+    configured: SocketAddr,
+    local: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// Listens on `address` (port 0: any free port) and serves `metrics` on
+    /// the current tokio runtime.
+    pub async fn start(address: SocketAddr, metrics: Arc<Metrics>) -> Result<Self, ListenError> {
+        let fail = |cause| ListenError { address, cause };
+        let listener = TcpListener::bind(address).await.map_err(fail)?;
+        let local = listener.local_addr().map_err(fail)?;
+        let task = tokio::spawn(accept_loop(listener, metrics));
+        Ok(Self {
+            configured: address,
+            local,
+            task,
+        })
+    }
+
+    /// The address it was started with (as configured).
+    pub fn configured_address(&self) -> SocketAddr {
+        self.configured
+    }
+
+    /// The address it listens on (the real port when 0 was configured).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                log::warn!("metrics: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let response = respond(&metrics, &request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let result = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = result {
+                log::debug!("metrics: connection: {e}");
+            }
+        });
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, "text/plain; charset=utf-8".parse().expect("valid header"));
+    r
+}
+
+/// The response to one request.
+pub fn respond<B>(metrics: &Metrics, request: &Request<B>) -> Response<Full<Bytes>> {
+    if request.uri().path() != "/metrics" {
+        return text(StatusCode::NOT_FOUND, "not found: flowctl serves /metrics\n");
+    }
+    match *request.method() {
+        Method::GET | Method::HEAD => {
+            let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, CONTENT_TYPE_OPENMETRICS.parse().expect("valid header"));
+            r
+        }
+        _ => {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+            r.headers_mut()
+                .insert(ALLOW, "GET, HEAD".parse().expect("valid header"));
+            r
+        }
+    }
+}
