@@ -1,9 +1,14 @@
 //! The blocking half of the agent: reads the pinned cache, runs aging, and
 //! takes ended flows out of the map atomically.
+//!
+//! A pass walks the cache a batch at a time (`FlowTable::walk`): each chunk
+//! is aged and its expired flows taken before the next chunk is read, so
+//! memory is one batch plus 8 bytes per staying flow plus the records, never
+//! a copy of the whole cache.
 
 use std::time::{Duration, Instant};
 
-use flowctl_aging::{Aging, Expiry, FlowRecord, Timeouts, Watermarks};
+use flowctl_aging::{Aging, EndReason, Expiry, FlowRecord, Timeouts, Watermarks};
 use flowctl_common::DatapathCounters;
 use flowctl_datapath::{
     clock::{boot_time_ns, BootClock},
@@ -47,51 +52,91 @@ impl Scanner {
         self.aging.set_timeouts(timeouts);
     }
 
+    /// Changes the eviction watermarks (default: 90 % → 80 %).
+    pub fn set_watermarks(&mut self, watermarks: Watermarks) {
+        self.aging.set_watermarks(watermarks);
+    }
+
     /// One aging pass.
     pub fn scan(&mut self) -> flowctl_datapath::Result<ScanOutcome> {
-        self.pass(false)
-    }
-
-    /// Ends every flow (reason 4): flush and shutdown.
-    pub fn end_all(&mut self) -> flowctl_datapath::Result<ScanOutcome> {
-        self.pass(true)
-    }
-
-    fn pass(&mut self, force: bool) -> flowctl_datapath::Result<ScanOutcome> {
         let started = Instant::now();
         let clock = BootClock::now();
         let now_ns = boot_time_ns();
-        let snapshot = self.table.read_all()?;
         let capacity = self.table.max_flows();
-        let expiries = if force {
-            self.aging.force_all(&snapshot)
-        } else {
-            self.aging.scan(&snapshot, now_ns, capacity)
-        };
         let mut out = ScanOutcome {
-            flows: snapshot.len(),
             capacity,
             ..Default::default()
         };
-        for Expiry { key, reason, .. } in expiries {
-            // Every record, active timeouts included, is built from counters
-            // read and deleted in one step: the cache never holds what was
-            // exported, so an agent restarted after a crash cannot export it
-            // again (docs/operations.md, "Failure behaviour").
-            let record = match self.table.take(&key)? {
-                Some(last) => {
-                    out.ended[reason as usize] += 1;
-                    self.aging.finish(&key, &last, reason, &clock)
-                }
-                None => {
-                    self.aging.forget(&key);
-                    None
-                }
-            };
-            out.records.extend(record);
+        let Self { table, aging } = self;
+        let mut pass = aging.begin_scan(now_ns);
+        let mut expiries = Vec::new();
+        let mut walk = table.walk();
+        while let Some(chunk) = walk.next_chunk()? {
+            out.flows += chunk.len();
+            aging.scan_chunk(&mut pass, chunk, &mut expiries);
+            // Flows of walked buckets leave the map: the walk goes on unaffected.
+            for e in expiries.drain(..) {
+                take(table, aging, &e, &clock, &mut out)?;
+            }
+        }
+        if let Some(mut eviction) = aging.end_scan(pass, capacity) {
+            let mut walk = table.walk();
+            while let Some(chunk) = walk.next_chunk()? {
+                eviction.offer(chunk);
+            }
+            for e in eviction.into_expiries() {
+                take(table, aging, &e, &clock, &mut out)?;
+            }
+        }
+        out.counters = table.counters()?;
+        out.duration = started.elapsed();
+        Ok(out)
+    }
+
+    /// Ends every flow (reason 4): flush and shutdown. The cache is drained
+    /// a batch of hash buckets per system call, each flow read and deleted
+    /// in one step.
+    pub fn end_all(&mut self) -> flowctl_datapath::Result<ScanOutcome> {
+        let started = Instant::now();
+        let clock = BootClock::now();
+        let mut out = ScanOutcome {
+            capacity: self.table.max_flows(),
+            ..Default::default()
+        };
+        let mut drain = self.table.drain();
+        while let Some(chunk) = drain.next_chunk()? {
+            out.flows += chunk.len();
+            out.ended[EndReason::ForcedEnd as usize] += chunk.len() as u64;
+            out.records.extend(
+                chunk
+                    .iter()
+                    .filter_map(|(key, last)| self.aging.finish(key, last, EndReason::ForcedEnd, &clock)),
+            );
         }
         out.counters = self.table.counters()?;
         out.duration = started.elapsed();
         Ok(out)
     }
+}
+
+/// Takes one expired flow out of the cache and records it. Every record,
+/// active timeouts included, is built from counters read and deleted in one
+/// step: the cache never holds what was exported, so an agent restarted
+/// after a crash cannot export it again (docs/operations.md, "Failure
+/// behaviour").
+fn take(
+    table: &FlowTable,
+    aging: &mut Aging,
+    e: &Expiry,
+    clock: &BootClock,
+    out: &mut ScanOutcome,
+) -> flowctl_datapath::Result<()> {
+    match table.take(&e.key)? {
+        Some(last) => {
+            out.ended[e.reason as usize] += 1;
+            out.records.extend(aging.finish(&e.key, &last, e.reason, clock));
+        }
+        None => aging.forget(&e.key),
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The aging state machine.
 //!
-//! Each scan looks at a snapshot of the cache and decides which flows to
-//! report now. A flow that ends (idle, TCP end, forced, lack of resources)
+//! Each scan looks at the cache (chunk by chunk, see `scan.rs`) and decides
+//! which flows to report now. A flow that ends (idle, TCP end, forced, lack of resources)
 //! is read and deleted atomically by the caller ([`Aging::finish`] builds
 //! its record from those final counters); a flow that stays (active timeout)
 //! is reported from the snapshot and remembered, so the next record of the
@@ -50,31 +50,31 @@ struct Reported {
 /// (active timeout): its next records' packetTotalCount/octetTotalCount
 /// carry on from there.
 #[derive(Clone, Copy, Debug)]
-struct Carried {
+pub(crate) struct Carried {
     packets: u64,
     octets: u64,
     /// Boot time of the last packet counted in them.
-    last_ns: u64,
+    pub(crate) last_ns: u64,
 }
 
 /// State kept only for flows that need it: reported before, totals carried
 /// over, or TCP end seen.
 #[derive(Clone, Copy, Debug, Default)]
-struct Tracked {
+pub(crate) struct Tracked {
     reported: Option<Reported>,
-    carried: Option<Carried>,
+    pub(crate) carried: Option<Carried>,
     tcp_end_seen_ns: Option<u64>,
     /// Scan generation in which the flow was last present.
-    seen_in: u64,
+    pub(crate) seen_in: u64,
 }
 
 /// The aging state machine. Pure: no I/O, time comes in as boot-time ns.
 #[derive(Debug)]
 pub struct Aging {
-    timeouts: Timeouts,
-    watermarks: Watermarks,
-    tracked: HashMap<FlowKey, Tracked>,
-    generation: u64,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) watermarks: Watermarks,
+    pub(crate) tracked: HashMap<FlowKey, Tracked>,
+    pub(crate) generation: u64,
 }
 
 impl Aging {
@@ -93,6 +93,11 @@ impl Aging {
         self.timeouts = timeouts;
     }
 
+    /// Changes when the cache counts as nearly full; state is kept.
+    pub fn set_watermarks(&mut self, watermarks: Watermarks) {
+        self.watermarks = watermarks;
+    }
+
     /// Current timers.
     pub fn timeouts(&self) -> &Timeouts {
         &self.timeouts
@@ -101,63 +106,6 @@ impl Aging {
     /// Flows with remembered state (for memory accounting).
     pub fn tracked_flows(&self) -> usize {
         self.tracked.len()
-    }
-
-    /// Decides which flows of `snapshot` (the cache read at boot time
-    /// `now_ns`, holding at most `capacity` flows) to report now.
-    pub fn scan(&mut self, snapshot: &[(FlowKey, FlowStats)], now_ns: u64, capacity: u32) -> Vec<Expiry> {
-        self.generation += 1;
-        let generation = self.generation;
-        let mut out = Vec::new();
-        let mut staying: Vec<(u64, &FlowKey, &FlowStats)> = Vec::new();
-
-        for (key, stats) in snapshot {
-            let tracked = self.tracked.get_mut(key);
-            if let Some(t) = tracked {
-                t.seen_in = generation;
-            }
-            let reason = self.decide(key, stats, now_ns, generation);
-            if let Some(reason) = reason {
-                out.push(Expiry {
-                    key: *key,
-                    stats: *stats,
-                    reason,
-                });
-            }
-            if reason.is_none_or(|r| r == EndReason::ActiveTimeout) {
-                staying.push((stats.last_seen_ns, key, stats));
-            }
-        }
-
-        let high = (self.watermarks.high * capacity as f64) as usize;
-        let low = (self.watermarks.low * capacity as f64) as usize;
-        let remaining = staying.len();
-        if capacity > 0 && remaining >= high.max(1) {
-            // Oldest activity first.
-            staying.sort_unstable_by_key(|(last_seen, key, _)| (*last_seen, **key));
-            let evict: Vec<Expiry> = staying
-                .into_iter()
-                .take(remaining - low.min(remaining))
-                .map(|(_, key, stats)| Expiry {
-                    key: *key,
-                    stats: *stats,
-                    reason: EndReason::LackOfResources,
-                })
-                .collect();
-            // An active-timeout report of an evicted flow becomes its final one.
-            let evicted: std::collections::HashSet<FlowKey> = evict.iter().map(|e| e.key).collect();
-            out.retain(|e| !evicted.contains(&e.key));
-            out.extend(evict);
-        }
-
-        // Carried totals wait for the flow's next entry up to its idle timeout.
-        let timeouts = self.timeouts;
-        self.tracked.retain(|k, t| {
-            t.seen_in == generation
-                || t.carried
-                    .is_some_and(|c| now_ns.saturating_sub(c.last_ns) < timeouts.idle_for(k.protocol).as_nanos() as u64)
-        });
-        out
     }
 
     /// Every flow of the snapshot, ended by force (flush, shutdown).
@@ -172,29 +120,39 @@ impl Aging {
             .collect()
     }
 
-    fn decide(&mut self, key: &FlowKey, stats: &FlowStats, now_ns: u64, generation: u64) -> Option<EndReason> {
-        let t = &self.timeouts;
+    /// Why `key` (counters `stats`) is reported now, if it is. One hash
+    /// lookup per flow; marks the flow's state as seen in `generation`.
+    pub(crate) fn decide(
+        &mut self,
+        key: &FlowKey,
+        stats: &FlowStats,
+        now_ns: u64,
+        generation: u64,
+    ) -> Option<EndReason> {
+        let t = self.timeouts;
         let elapsed = |since: u64| std::time::Duration::from_nanos(now_ns.saturating_sub(since));
         let idle = elapsed(stats.last_seen_ns) >= t.idle_for(key.protocol);
+        let tcp_end = key.protocol == TCP && stats.tcp_flags & (TCP_FIN | TCP_RST) != 0;
 
-        if key.protocol == TCP && stats.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
-            let end_seen = self
-                .tracked
-                .entry(*key)
-                .or_insert(Tracked {
-                    seen_in: generation,
-                    ..Default::default()
-                })
-                .tcp_end_seen_ns
-                .get_or_insert(now_ns);
-            if idle || elapsed(*end_seen) >= t.tcp_end_grace {
-                return Some(EndReason::EndOfFlow);
+        let tracked = if tcp_end {
+            Some(self.tracked.entry(*key).or_default())
+        } else {
+            self.tracked.get_mut(key)
+        };
+        let mut reported = None;
+        if let Some(tracked) = tracked {
+            tracked.seen_in = generation;
+            if tcp_end {
+                let end_seen = *tracked.tcp_end_seen_ns.get_or_insert(now_ns);
+                if idle || elapsed(end_seen) >= t.tcp_end_grace {
+                    return Some(EndReason::EndOfFlow);
+                }
             }
+            reported = tracked.reported;
         }
         if idle {
             return Some(EndReason::IdleTimeout);
         }
-        let reported = self.tracked.get(key).and_then(|t| t.reported);
         let since = reported.map_or(stats.first_seen_ns, |r| r.at_ns);
         let has_new = reported.is_none_or(|r| stats.packets > r.packets);
         (has_new && elapsed(since) >= t.active).then_some(EndReason::ActiveTimeout)
@@ -211,7 +169,7 @@ impl Aging {
         reason: EndReason,
         clock: &BootClock,
     ) -> Option<FlowRecord> {
-        let tracked = self.tracked.remove(key);
+        let tracked = self.untrack(key);
         let mut rec = record(key, last, tracked.and_then(|t| t.reported), reason, clock)?;
         if let Some(c) = tracked.and_then(|t| t.carried) {
             rec.total_packets += c.packets;
@@ -259,7 +217,17 @@ impl Aging {
 
     /// Drops the state of a flow that vanished (deleted by someone else).
     pub fn forget(&mut self, key: &FlowKey) {
-        self.tracked.remove(key);
+        self.untrack(key);
+    }
+
+    /// Removes a flow's state. Most flows have none: an empty map is not
+    /// even hashed into (a million ended flows would pay a SipHash each).
+    fn untrack(&mut self, key: &FlowKey) -> Option<Tracked> {
+        if self.tracked.is_empty() {
+            None
+        } else {
+            self.tracked.remove(key)
+        }
     }
 }
 

@@ -3,11 +3,15 @@
 //! datapath counted.
 
 mod aging;
+mod eviction;
 mod record;
+mod scan;
 mod timeouts;
 
 pub use aging::{Aging, Expiry};
+pub use eviction::Eviction;
 pub use record::{EndReason, FlowRecord};
+pub use scan::ScanPass;
 pub use timeouts::{Timeouts, Watermarks};
 
 #[cfg(test)]

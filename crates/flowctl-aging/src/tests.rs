@@ -350,3 +350,128 @@ fn sums_exactly(take_active: bool) {
         }
     }
 }
+
+/// The agent's chunked scan (first walk in chunks, eviction from a second
+/// walk) over the same cache as `scan`.
+fn scan_in_chunks(
+    aging: &mut Aging,
+    snapshot: &[(FlowKey, FlowStats)],
+    now: u64,
+    capacity: u32,
+    chunk: usize,
+) -> Vec<Expiry> {
+    let mut pass = aging.begin_scan(now);
+    let mut out = Vec::new();
+    for c in snapshot.chunks(chunk) {
+        aging.scan_chunk(&mut pass, c, &mut out);
+    }
+    if let Some(mut eviction) = aging.end_scan(pass, capacity) {
+        // The agent has taken the expired flows out before the second walk.
+        let staying: Vec<_> = snapshot
+            .iter()
+            .filter(|(k, _)| !out.iter().any(|e| e.key == *k))
+            .copied()
+            .collect();
+        for c in staying.chunks(chunk) {
+            eviction.offer(c);
+        }
+        out.extend(eviction.into_expiries());
+    }
+    out
+}
+
+#[test]
+fn a_scan_in_chunks_decides_like_a_scan_of_the_whole_snapshot() {
+    for seed in 1..=10u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let t = timeouts(1 + rng.next() % 10, 1 + rng.next() % 20, rng.next() % 4);
+        let watermarks = Watermarks { high: 0.9, low: 0.5 };
+        let (mut whole, mut chunked) = (Aging::new(t, watermarks), Aging::new(t, watermarks));
+        let mut dp = Datapath {
+            capacity: 50,
+            ..Default::default()
+        };
+        let clock = BootClock::with_boot_epoch(0);
+        let mut now = 0;
+        for step in 0..1500 {
+            now += rng.next() % (S / 3);
+            let k = key([6, 17][(rng.next() % 2) as usize], (rng.next() % 80) as u16);
+            let flags = if k.protocol == 6 {
+                [0x02, 0x10, 0x11][(rng.next() % 3) as usize]
+            } else {
+                0
+            };
+            dp.packet(k, 100, flags, now);
+            if step % 5 == 0 {
+                let snapshot = dp.snapshot();
+                let a = whole.scan(&snapshot, now, dp.capacity);
+                let chunk = 1 + (rng.next() % 9) as usize;
+                let b = scan_in_chunks(&mut chunked, &snapshot, now, dp.capacity, chunk);
+                let sorted = |mut v: Vec<Expiry>| {
+                    v.sort_by_key(|e| e.key);
+                    v
+                };
+                assert_eq!(sorted(a.clone()), sorted(b), "seed {seed} step {step}");
+                for e in a {
+                    if let Some(last) = dp.flows.remove(&e.key) {
+                        let ra = whole.finish(&e.key, &last, e.reason, &clock);
+                        let rb = chunked.finish(&e.key, &last, e.reason, &clock);
+                        assert_eq!(ra, rb);
+                    }
+                }
+                assert_eq!(whole.tracked_flows(), chunked.tracked_flows());
+            }
+        }
+    }
+}
+
+#[test]
+fn flows_sharing_one_timestamp_are_evicted_by_key_down_to_the_low_watermark() {
+    let mut aging = Aging::new(timeouts(600, 6000, 5), Watermarks { high: 0.9, low: 0.8 });
+    let mut dp = Datapath {
+        capacity: 1000,
+        ..Default::default()
+    };
+    for port in (0..1000u16).rev() {
+        dp.packet(key(17, port), 10, 0, 7 * S);
+    }
+    let snapshot = dp.snapshot();
+    let evicted = scan_in_chunks(&mut aging, &snapshot, 8 * S, dp.capacity, 64);
+    let ports: Vec<u16> = evicted.iter().map(|e| e.key.src_port).collect();
+    assert_eq!(
+        ports,
+        (0..200).collect::<Vec<_>>(),
+        "the 200 smallest keys, in key order"
+    );
+    assert!(evicted.iter().all(|e| e.reason == EndReason::LackOfResources));
+}
+
+#[test]
+fn eviction_keeps_flows_that_were_active_between_the_two_walks() {
+    let mut aging = Aging::new(timeouts(600, 6000, 5), Watermarks { high: 0.9, low: 0.5 });
+    let mut dp = Datapath {
+        capacity: 10,
+        ..Default::default()
+    };
+    for port in 0..10u16 {
+        dp.packet(key(17, port), 10, 0, u64::from(port) * S);
+    }
+    let mut pass = aging.begin_scan(20 * S);
+    let mut out = Vec::new();
+    aging.scan_chunk(&mut pass, &dp.snapshot(), &mut out);
+    assert!(out.is_empty());
+    let mut eviction = aging
+        .end_scan(pass, dp.capacity)
+        .expect("10 of 10: above the high watermark");
+    assert_eq!(eviction.count(), 5);
+    // Flows 0 and 3 send again before the second walk.
+    dp.packet(key(17, 0), 10, 0, 21 * S);
+    dp.packet(key(17, 3), 10, 0, 21 * S);
+    eviction.offer(&dp.snapshot());
+    let ports: Vec<u16> = eviction.into_expiries().iter().map(|e| e.key.src_port).collect();
+    assert_eq!(
+        ports,
+        vec![1, 2, 4],
+        "oldest first; the active ones stay, nothing newer is taken instead"
+    );
+}

@@ -1,0 +1,99 @@
+//! A scan of the cache, fed chunk by chunk so that the agent never holds a
+//! snapshot of the whole cache (a million flows would be ~100 MB):
+//! [`Aging::begin_scan`], [`Aging::scan_chunk`] per chunk, then
+//! [`Aging::end_scan`], which says whether the cache is nearly full and, if
+//! so, returns an [`Eviction`] to feed a second walk.
+//!
+//! A flow that stays (no expiry in this scan) costs 8 bytes until the scan
+//! ends: its last-seen time, from which the eviction threshold is chosen.
+
+use std::collections::HashSet;
+
+use flowctl_common::FlowKey;
+use flowctl_datapath::FlowStats;
+
+use crate::{Aging, Eviction, Expiry};
+
+/// One scan in progress.
+#[derive(Debug)]
+pub struct ScanPass {
+    now_ns: u64,
+    generation: u64,
+    /// Last-seen time of every flow with no expiry in this scan.
+    staying: Vec<u64>,
+}
+
+impl ScanPass {
+    /// Flows seen so far that stay in the cache.
+    pub fn staying(&self) -> usize {
+        self.staying.len()
+    }
+}
+
+impl Aging {
+    /// Starts a scan of the cache read at boot time `now_ns`.
+    pub fn begin_scan(&mut self, now_ns: u64) -> ScanPass {
+        self.generation += 1;
+        ScanPass {
+            now_ns,
+            generation: self.generation,
+            staying: Vec::new(),
+        }
+    }
+
+    /// Decides which flows of one chunk to report now, appending them to
+    /// `out`. Every flow of the cache must be in exactly one chunk.
+    pub fn scan_chunk(&mut self, pass: &mut ScanPass, chunk: &[(FlowKey, FlowStats)], out: &mut Vec<Expiry>) {
+        for (key, stats) in chunk {
+            match self.decide(key, stats, pass.now_ns, pass.generation) {
+                Some(reason) => out.push(Expiry {
+                    key: *key,
+                    stats: *stats,
+                    reason,
+                }),
+                None => pass.staying.push(stats.last_seen_ns),
+            }
+        }
+    }
+
+    /// Ends the scan of a cache holding at most `capacity` flows: forgets
+    /// the state of flows that are gone, and if the flows that stay reach
+    /// the high watermark, returns the eviction down to the low one (the
+    /// least recently active flows first).
+    pub fn end_scan(&mut self, pass: ScanPass, capacity: u32) -> Option<Eviction> {
+        let ScanPass {
+            now_ns,
+            generation,
+            staying,
+        } = pass;
+        // Carried totals wait for the flow's next entry up to its idle timeout.
+        let timeouts = self.timeouts;
+        self.tracked.retain(|k, t| {
+            t.seen_in == generation
+                || t.carried
+                    .is_some_and(|c| now_ns.saturating_sub(c.last_ns) < timeouts.idle_for(k.protocol).as_nanos() as u64)
+        });
+        Eviction::plan(staying, self.watermarks, capacity)
+    }
+
+    /// A whole scan over `snapshot` (the cache read at boot time `now_ns`,
+    /// holding at most `capacity` flows): what to report now, evictions
+    /// last. Flows reported for their active timeout are not eviction
+    /// candidates: the agent takes them out of the cache anyway.
+    pub fn scan(&mut self, snapshot: &[(FlowKey, FlowStats)], now_ns: u64, capacity: u32) -> Vec<Expiry> {
+        let mut pass = self.begin_scan(now_ns);
+        let mut out = Vec::new();
+        self.scan_chunk(&mut pass, snapshot, &mut out);
+        if let Some(mut eviction) = self.end_scan(pass, capacity) {
+            let reported: HashSet<FlowKey> = out.iter().map(|e| e.key).collect();
+            let staying: Vec<_> = snapshot
+                .iter()
+                .filter(|(k, _)| !reported.contains(k))
+                .copied()
+                .collect();
+            eviction.offer(&staying);
+            out.extend(eviction.into_expiries());
+        }
+        out
+    }
+}
