@@ -18,7 +18,7 @@ use std::{
 };
 
 use flowctl_export::transport::Transport;
-use flowctl_ipfix::{encode::MessageBuilder, fields, template::Template, FieldValue, SyntheticValues};
+use flowctl_ipfix::{fields, template::Template, FieldValue, MessageSplitter, SyntheticValues};
 use serde::Deserialize;
 
 use crate::config::AgentConfig;
@@ -131,31 +131,21 @@ pub async fn send(config: &AgentConfig, flows: &[SyntheticFlow]) -> Result<Vec<(
             .ensure_connected()
             .await
             .map_err(|e| format!("{endpoint}: {e}"))?;
-        let new = || MessageBuilder::new(c.max_message_size, c.observation_domain_id).map_err(|e| e.to_string());
-        let mut messages = Vec::new();
-        let mut b = new()?;
+        let mut messages = MessageSplitter::new(c.max_message_size, c.observation_domain_id, export_time, 0)
+            .map_err(|e| e.to_string())?;
         for t in &config.templates {
-            if b.push_template(t).is_err() {
-                messages.push(std::mem::replace(&mut b, new()?).finish(export_time, 0));
-                b.push_template(t)
-                    .map_err(|_| format!("template {} does not fit in a message", t.id))?;
-            }
+            messages
+                .push(|m| m.push_template(t))
+                .map_err(|_| format!("template {} does not fit in a message", t.id))?;
         }
-        messages.push(std::mem::replace(&mut b, new()?).finish(export_time, 0));
-        let mut sequence = 0u32;
+        messages.flush(); // templates in messages of their own
         for f in flows {
-            if b.push_record(&f.template, &f.values).is_err() {
-                let n = b.data_record_count();
-                messages.push(std::mem::replace(&mut b, new()?).finish(export_time, sequence));
-                sequence = sequence.wrapping_add(n);
-                b.push_record(&f.template, &f.values)
-                    .map_err(|_| "a record does not fit in a message".to_string())?;
-            }
+            messages
+                .push(|m| m.push_record(&f.template, &f.values))
+                .map_err(|_| "a record does not fit in a message".to_string())?;
         }
-        if !b.is_empty() {
-            messages.push(b.finish(export_time, sequence));
-        }
-        for m in &messages {
+        let messages = messages.finish();
+        for (m, _) in &messages {
             transport.send(m).await.map_err(|e| format!("{endpoint}: {e}"))?;
         }
         report.push((endpoint, flows.len()));

@@ -5,9 +5,11 @@
 use std::collections::VecDeque;
 
 use flowctl_aging::FlowRecord;
+use flowctl_common::FlowKey;
 use flowctl_ipfix::{
     encode::{Full, MessageBuilder, RecordValues},
     options::{sampling_values, ExporterStats},
+    split::{FinishedMessages, MessageSplitter},
 };
 
 use crate::TemplateSet;
@@ -27,7 +29,7 @@ pub struct ExportSession {
 }
 
 /// Messages for the wire, and how many data records each carries.
-pub type Messages = Vec<(Vec<u8>, u32)>;
+pub type Messages = FinishedMessages;
 
 impl ExportSession {
     /// A session at sequence number 0.
@@ -56,30 +58,22 @@ impl ExportSession {
 
     /// Every template and options template, in as many messages as needed.
     pub fn template_messages(&self, templates: &TemplateSet, export_time: u32) -> Messages {
-        let mut out = Vec::new();
-        let mut b = self.builder();
+        let mut messages = MessageSplitter::new(
+            self.max_message_size,
+            self.observation_domain_id,
+            export_time,
+            self.sequence,
+        )
+        .expect("message size validated by the configuration");
+        // Templates that can never fit are refused by the configuration
+        // (MessageBuilder::check); one that did not would be left out.
         for t in &templates.data {
-            if b.push_template(t).is_err() {
-                out.push((
-                    std::mem::replace(&mut b, self.builder()).finish(export_time, self.sequence),
-                    0,
-                ));
-                let _ = b.push_template(t);
-            }
+            let _ = messages.push(|m| m.push_template(t));
         }
         for t in [&templates.stats, &templates.sampling] {
-            if b.push_options_template(t).is_err() {
-                out.push((
-                    std::mem::replace(&mut b, self.builder()).finish(export_time, self.sequence),
-                    0,
-                ));
-                let _ = b.push_options_template(t);
-            }
+            let _ = messages.push(|m| m.push_options_template(t));
         }
-        if !b.is_empty() {
-            out.push((b.finish(export_time, self.sequence), 0));
-        }
-        out
+        messages.finish()
     }
 
     /// One message with the exporting-process statistics and sampling
@@ -116,8 +110,20 @@ impl ExportSession {
         }
         let mut b = self.builder();
         let mut used = 0;
+        // The template depends only on the IP version: look it up once per
+        // version, not once per record.
+        let version_key = |ip_version| FlowKey {
+            ip_version,
+            ..FlowKey::default()
+        };
+        let (v4, v6) = (templates.for_flow(&version_key(4)), templates.for_flow(&version_key(6)));
         for record in pending {
-            let Some(t) = templates.for_flow(&record.key) else {
+            let template = match record.key.ip_version {
+                4 => v4,
+                6 => v6,
+                _ => templates.for_flow(&record.key),
+            };
+            let Some(t) = template else {
                 self.not_sent(std::slice::from_ref(record));
                 used += 1;
                 continue;

@@ -9,7 +9,7 @@
 
 use crate::options::OptionsTemplate;
 use crate::template::Template;
-use crate::wire::{put_unsigned, put_value};
+use crate::wire::{put_unsigned, write_value};
 
 pub use crate::values::{record_value, FieldValue, FieldValues, RecordValues, SyntheticValues};
 
@@ -93,15 +93,27 @@ impl MessageBuilder {
         if !(Self::MIN_SIZE..=Self::MAX_SIZE).contains(&max_size) {
             return Err(EncodeError::BadMaxSize(max_size));
         }
-        let mut buf = Vec::with_capacity(max_size);
-        buf.resize(Self::HEADER_LEN, 0);
         Ok(MessageBuilder {
-            buf,
+            buf: Vec::new(),
             max_size,
             observation_domain_id,
             open: None,
             data_records: 0,
-        })
+        }
+        .empty_like())
+    }
+
+    /// An empty message with the same size limit and observation domain.
+    pub(crate) fn empty_like(&self) -> Self {
+        let mut buf = Vec::with_capacity(self.max_size);
+        buf.resize(Self::HEADER_LEN, 0);
+        MessageBuilder {
+            buf,
+            max_size: self.max_size,
+            observation_domain_id: self.observation_domain_id,
+            open: None,
+            data_records: 0,
+        }
     }
 
     /// The size limit.
@@ -188,11 +200,23 @@ impl MessageBuilder {
     }
 
     /// Adds a data record of template `t` (in a data set with the template's id).
-    pub fn push_record(&mut self, t: &Template, values: &dyn FieldValues) -> Result<(), Full> {
+    ///
+    /// The record's bytes are reserved at once and each field is written in
+    /// its slot: no allocation once the buffer has its capacity, and no
+    /// dynamic dispatch for `values` of a known type.
+    pub fn push_record<V: FieldValues + ?Sized>(&mut self, t: &Template, values: &V) -> Result<(), Full> {
         refuse_invalid(t.id, t.fields.len())?;
-        self.reserve(t.id, t.record_length())?;
+        let length = t.record_length();
+        self.reserve(t.id, length)?;
+        let start = self.buf.len();
+        self.buf.resize(start + length, 0);
+        let mut rest = self.buf.get_mut(start..).unwrap_or_default();
         for f in &t.fields {
-            put_value(&mut self.buf, f.kind, f.length, values.value(f));
+            let Some((slot, tail)) = std::mem::take(&mut rest).split_at_mut_checked(usize::from(f.length)) else {
+                break; // unreachable: the record length is the sum of the field lengths
+            };
+            write_value(slot, f.kind, values.value(f));
+            rest = tail;
         }
         self.data_records = self.data_records.wrapping_add(1);
         Ok(())

@@ -6,6 +6,7 @@
 //! - [`template`]: data templates built from field names.
 //! - [`options`]: options templates for exporter statistics and sampling.
 //! - [`encode`]: [`MessageBuilder`] and record values.
+//! - [`split`]: [`MessageSplitter`], items over as many messages as they need.
 //! - [`decode`]: [`Decoder`] and [`split_stream`].
 //!
 //! ```
@@ -41,6 +42,7 @@ pub mod decode;
 pub mod encode;
 pub mod fields;
 pub mod options;
+pub mod split;
 mod suggest;
 pub mod template;
 pub mod time;
@@ -54,4 +56,5 @@ pub use decode::{
 pub use encode::{EncodeError, FieldValue, FieldValues, Full, MessageBuilder, RecordValues, SyntheticValues};
 pub use fields::{ContextField, FieldDef, FieldKind, RecordField, Source};
 pub use options::{exporter_stats_template, sampling_template, ExporterStats, OptionsTemplate};
+pub use split::{FinishedMessages, MessageSplitter};
 pub use template::{Strictness, Template, TemplateError};

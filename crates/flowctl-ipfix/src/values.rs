@@ -48,6 +48,7 @@ pub struct RecordValues<'a> {
 }
 
 impl FieldValues for RecordValues<'_> {
+    #[inline]
     fn value(&self, field: &FieldDef) -> FieldValue {
         match field.source {
             Source::Record(f) => record_value(self.record, f),
@@ -61,6 +62,7 @@ impl FieldValues for RecordValues<'_> {
 }
 
 /// The value of `field` for `record`.
+#[inline]
 pub fn record_value(record: &FlowRecord, field: RecordField) -> FieldValue {
     use FieldValue::{Address, Nanoseconds, Unsigned};
     let key = &record.key;
