@@ -7,6 +7,8 @@
  * Parsing: Ethernet, up to two 802.1Q/802.1ad tags (plus the offloaded tag in
  * skb metadata), IPv4 with options, IPv6 with extension headers, TCP, UDP,
  * ICMP, ICMPv6; other IP protocols and non-first fragments count with ports 0.
+ * Headers are read straight from the skb's linear area when they are there
+ * (the common case), else with bpf_skb_load_bytes (non-linear skbs).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -35,6 +37,7 @@
 /* Default size; user space sets the real one (--max-flows) at load time. */
 #define DEFAULT_MAX_FLOWS 65536
 
+
 /* Inode of the network namespace this program instance is attached in. */
 volatile const __u32 NETNS_INO = 0;
 
@@ -52,6 +55,20 @@ struct {
 	__type(value, struct datapath_counters);
 } flowctl_stats SEC(".maps");
 
+/* This CPU's last clock reading and the jiffy it was taken in. */
+struct clock_cache {
+	__u64 jiffies;
+	__u64 boot_ns;
+};
+
+/* Private to each loaded object, never pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct clock_cache);
+} flowctl_clock SEC(".maps");
+
 /* What the parser learnt about one packet besides its key. */
 struct packet_meta {
 	__u64 segments;    /* wire packets this skb stands for */
@@ -60,6 +77,77 @@ struct packet_meta {
 	__u8 ttl;
 	__u8 tos;
 };
+
+/*
+ * CLOCK_BOOTTIME, read at most once per jiffy per CPU: the stamp of a packet
+ * is the boot time of the first packet this CPU metered in the same jiffy, so
+ * it lags by less than one jiffy (1/HZ). Reading the clock costs more than
+ * the rest of the hit path; the jiffies counter and the per-CPU array lookup
+ * are inlined by the verifier.
+ */
+static __always_inline __u64 now_ns(void)
+{
+	__u32 zero = 0;
+	struct clock_cache *c = bpf_map_lookup_elem(&flowctl_clock, &zero);
+	if (!c)
+		return bpf_ktime_get_boot_ns();
+	__u64 j = bpf_jiffies64();
+	if (c->jiffies != j) {
+		c->jiffies = j;
+		c->boot_ns = bpf_ktime_get_boot_ns();
+	}
+	return c->boot_ns;
+}
+
+/* Header buffers on the stack, aligned so copies into them use word stores. */
+#define HDR_BUF __attribute__((aligned(8)))
+
+/* Offsets of the headers of an untagged frame (IPv4 without options, IPv6
+ * without extension headers): the ones read straight from the packet. */
+#define ETH_OFF 0
+#define L3_OFF ETH_HDR_LEN
+#define L4_OFF_IPV4 (L3_OFF + 20)
+#define L4_OFF_IPV6 (L3_OFF + IPV6_HDR_LEN)
+
+/*
+ * Copies len bytes at the constant offset k from the skb's linear area into
+ * buf (a HDR_BUF); returns 0, or -1 when they are not all in the linear area.
+ *
+ * The offset must be a constant: the verifier accepts packet pointer
+ * arithmetic with a variable offset only from a loader with CAP_PERFMON, and
+ * flowctl loads with CAP_BPF and CAP_NET_ADMIN alone. The copy uses 4-byte
+ * loads whatever the packet alignment: the JITs of the architectures flowctl
+ * builds for (x86-64, arm64) load unaligned words, and where they cannot the
+ * verifier refuses the program rather than run it.
+ */
+static __always_inline int copy_direct(struct __sk_buff *skb, __u32 k, void *buf, __u32 len)
+{
+	void *p = (void *)(long)skb->data + k;
+	/* libbpf's barrier_var hides how p was computed, so the compiler cannot
+	 * fold the constant offsets of several calls into one variable one. */
+	barrier_var(p);
+	if (p + len > (void *)(long)skb->data_end)
+		return -1;
+	__builtin_memcpy(buf, __builtin_assume_aligned(p, 4), len);
+	return 0;
+}
+
+/*
+ * Copies len bytes at offset off into buf (a HDR_BUF); returns < 0 when the
+ * packet is shorter. The headers of untagged frames are copied straight from
+ * the linear area when they are there (almost every packet); anything else,
+ * and headers in paged data (non-linear skbs), go through
+ * bpf_skb_load_bytes, which reads both.
+ */
+static __always_inline long load(struct __sk_buff *skb, __u32 off, void *buf, __u32 len)
+{
+	if ((off == ETH_OFF && copy_direct(skb, ETH_OFF, buf, len) == 0) ||
+	    (off == L3_OFF && copy_direct(skb, L3_OFF, buf, len) == 0) ||
+	    (off == L4_OFF_IPV4 && copy_direct(skb, L4_OFF_IPV4, buf, len) == 0) ||
+	    (off == L4_OFF_IPV6 && copy_direct(skb, L4_OFF_IPV6, buf, len) == 0))
+		return 0;
+	return bpf_skb_load_bytes(skb, off, buf, len);
+}
 
 static __always_inline struct datapath_counters *counters(void)
 {
@@ -115,7 +203,7 @@ static __always_inline void add_packet(struct flow_value *v, const struct packet
 
 static __always_inline void record(const struct flow_key *key, const struct packet_meta *m)
 {
-	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 now = now_ns();
 	struct flow_value *v = bpf_map_lookup_elem(&flowctl_flows, key);
 	if (v) {
 		add_packet(v, m, now);
@@ -158,25 +246,25 @@ static __always_inline void wire_size(struct __sk_buff *skb, struct packet_meta 
 static __always_inline __u32 parse_l4(struct __sk_buff *skb, __u32 off, struct flow_key *key,
 				      struct packet_meta *m)
 {
-	__u8 hdr[14];
+	__u8 hdr[14] HDR_BUF;
 
 	switch (key->protocol) {
 	case IPPROTO_TCP:
-		if (bpf_skb_load_bytes(skb, off, hdr, 14) < 0)
+		if (load(skb, off, hdr, 14) < 0)
 			return 0;
 		key->src_port = ((__u16)hdr[0] << 8) | hdr[1];
 		key->dst_port = ((__u16)hdr[2] << 8) | hdr[3];
 		m->tcp_flags = ((__u16)(hdr[12] & 0x0f) << 8) | hdr[13];
 		return (__u32)(hdr[12] >> 4) * 4;
 	case IPPROTO_UDP:
-		if (bpf_skb_load_bytes(skb, off, hdr, 4) < 0)
+		if (load(skb, off, hdr, 4) < 0)
 			return 0;
 		key->src_port = ((__u16)hdr[0] << 8) | hdr[1];
 		key->dst_port = ((__u16)hdr[2] << 8) | hdr[3];
 		return 8;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6_:
-		if (bpf_skb_load_bytes(skb, off, hdr, 2) < 0)
+		if (load(skb, off, hdr, 2) < 0)
 			return 0;
 		key->dst_port = ((__u16)hdr[0] << 8) | hdr[1];
 		return 8;
@@ -189,9 +277,9 @@ static __always_inline __u32 parse_l4(struct __sk_buff *skb, __u32 off, struct f
 static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3_off, struct flow_key *key,
 				      struct packet_meta *m)
 {
-	__u8 ip[20];
+	__u8 ip[20] HDR_BUF;
 
-	if (bpf_skb_load_bytes(skb, l3_off, ip, sizeof(ip)) < 0)
+	if (load(skb, l3_off, ip, sizeof(ip)) < 0)
 		return 0;
 	__u32 ihl = (ip[0] & 0x0f) * 4;
 	if ((ip[0] >> 4) != 4 || ihl < 20)
@@ -221,9 +309,9 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3_off, struc
 static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struct flow_key *key,
 				      struct packet_meta *m)
 {
-	__u8 ip[IPV6_HDR_LEN];
+	__u8 ip[IPV6_HDR_LEN] HDR_BUF;
 
-	if (bpf_skb_load_bytes(skb, l3_off, ip, sizeof(ip)) < 0)
+	if (load(skb, l3_off, ip, sizeof(ip)) < 0)
 		return 0;
 	if ((ip[0] >> 4) != 6)
 		return 0;
@@ -242,11 +330,11 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 
 #pragma unroll
 	for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
-		__u8 ext[4];
+		__u8 ext[4] HDR_BUF;
 		if (next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST &&
 		    next != NEXTHDR_FRAGMENT && next != NEXTHDR_AUTH && next != NEXTHDR_MOBILITY)
 			break;
-		if (bpf_skb_load_bytes(skb, off, ext, sizeof(ext)) < 0) {
+		if (load(skb, off, ext, sizeof(ext)) < 0) {
 			first_fragment = 0; /* truncated chain: no transport header */
 			break;
 		}
@@ -274,9 +362,9 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 {
 	struct flow_key key = {};
 	struct packet_meta m = {};
-	__u8 eth[ETH_HDR_LEN];
+	__u8 eth[ETH_HDR_LEN] HDR_BUF;
 
-	if (bpf_skb_load_bytes(skb, 0, eth, sizeof(eth)) < 0) {
+	if (load(skb, 0, eth, sizeof(eth)) < 0) {
 		count_non_ip(skb);
 		return TC_ACT_UNSPEC;
 	}
@@ -290,10 +378,10 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 	}
 #pragma unroll
 	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
-		__u8 tag[4];
+		__u8 tag[4] HDR_BUF;
 		if (proto != ETH_P_8021Q_ && proto != ETH_P_8021AD_)
 			break;
-		if (bpf_skb_load_bytes(skb, off, tag, sizeof(tag)) < 0)
+		if (load(skb, off, tag, sizeof(tag)) < 0)
 			break;
 		__u16 vid = (((__u16)tag[0] << 8) | tag[1]) & 0x0fff;
 		if (tags == 0)

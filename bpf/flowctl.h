@@ -53,8 +53,8 @@ struct flow_key {
 struct flow_value {
 	__u64 packets;          /* wire packets (a GSO packet counts gso_segs) */
 	__u64 octets;           /* IP header + payload of every wire packet */
-	__u64 first_seen_ns;    /* bpf_ktime_get_boot_ns() of the first packet */
-	__u64 last_seen_ns;     /* bpf_ktime_get_boot_ns() of the last packet */
+	__u64 first_seen_ns;    /* CLOCK_BOOTTIME of the first packet (< 1 jiffy early) */
+	__u64 last_seen_ns;     /* CLOCK_BOOTTIME of the last packet (< 1 jiffy early) */
 	__u16 tcp_flags;        /* OR of the 12 TCP flag bits (RFC 7125 order) */
 	__u8 min_ttl;           /* IPv4 TTL / IPv6 hop limit */
 	__u8 max_ttl;
