@@ -1,14 +1,26 @@
-//! Compiles the bare per-CPU-hash tc counter (`bpf/bench/bare_counter.bpf.c`)
-//! with clang into an eBPF object that `flowctl-bench bare` embeds.
+//! Compiles, with clang, the eBPF objects `flowctl-bench` embeds: the bare
+//! per-CPU-hash tc counter (`bpf/bench/bare_counter.bpf.c`) and, for
+//! `prog-cost`, the flowctl datapath itself (`bpf/flowctl.bpf.c`, with the
+//! same flags as `flowctl-datapath`'s build).
 
-use std::{env, path::PathBuf, process::Command};
+use std::{env, path::Path, path::PathBuf, process::Command};
 
 fn main() {
-    let src = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../bpf/bench/bare_counter.bpf.c");
-    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("bare_counter.bpf.o");
-    println!("cargo:rerun-if-changed={}", src.display());
-    let clang = env::var("CLANG").unwrap_or_else(|_| "clang".into());
+    let bpf_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../bpf");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    for f in ["bench/bare_counter.bpf.c", "flowctl.bpf.c", "flowctl.h"] {
+        println!("cargo:rerun-if-changed={}", bpf_dir.join(f).display());
+    }
+    compile(
+        &bpf_dir,
+        &bpf_dir.join("bench/bare_counter.bpf.c"),
+        &out_dir.join("bare_counter.bpf.o"),
+    );
+    compile(&bpf_dir, &bpf_dir.join("flowctl.bpf.c"), &out_dir.join("flowctl.bpf.o"));
+}
 
+fn compile(include: &Path, src: &Path, out: &Path) {
+    let clang = env::var("CLANG").unwrap_or_else(|_| "clang".into());
     // linux/types.h pulls in asm/types.h, which Debian keeps under the multiarch dir.
     let multiarch = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
         Ok("x86_64") => "x86_64-linux-gnu",
@@ -19,10 +31,17 @@ fn main() {
     let status = Command::new(&clang)
         .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror", "-c"])
         .arg(format!("-I/usr/include/{multiarch}"))
-        .arg(&src)
+        .arg("-I")
+        .arg(include)
+        .arg(src)
         .arg("-o")
-        .arg(&out)
+        .arg(out)
         .status()
-        .unwrap_or_else(|e| panic!("cannot run {clang} to build the bare counter ({e}); install clang and libbpf-dev"));
-    assert!(status.success(), "clang failed to compile bpf/bench/bare_counter.bpf.c");
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {clang} to build {} ({e}); install clang and libbpf-dev",
+                src.display()
+            )
+        });
+    assert!(status.success(), "clang failed to compile {}", src.display());
 }

@@ -18,6 +18,13 @@
 #                 (sender's syscalls, tc programs, veth and the receiver's stack)
 #   agent ns/pkt  the agent's utime+stime / rx packets (flowctl mode only)
 #   total ns/pkt  sys ns/pkt + the agent's utime (its stime is already in sys)
+#   path ns/pkt   CPU of the sender + ksoftirqd + the agent / rx packets: the
+#                 processes that move the packets (without IRQ time
+#                 accounting, softirqs count to the task they interrupt), so
+#                 other load on the machine barely shows in it
+# Then, with no traffic, the programs' own cost on one 64-byte frame as the
+# kernel measures it (BPF_PROG_TEST_RUN, `flowctl-bench prog-cost`): far less
+# noisy than the rates, it shows what the datapath adds over the bare counter.
 #
 # Environment: DURATION (s, default 10), ROUNDS (default 3), FLOWS (default
 # "1 10000"), MODES (default "none bare flowctl"), SIZE (default 64),
@@ -114,29 +121,49 @@ stop_mode() {
     esac
 }
 
-# One run: sets RUN_LINE to "flows mode round pps sys_ns agent_ns total_ns sender-json".
+# CPU ticks of the ksoftirqd threads (they run what the sender's context
+# leaves of the receive softirqs).
+ksoftirqd_ticks() {
+    local pid sum=0
+    for pid in $(pgrep '^ksoftirqd/'); do sum=$((sum + $(bench_proc_ticks "$pid"))); done
+    echo "$sum"
+}
+
+# Prints "wall rx sys-jiffies agent-ticks agent-utime path-ticks" now;
+# path = the sender + ksoftirqd + the agent, the processes that move packets.
+sample() {
+    local sender=$1 agent=${2:-} t rx sys ag=0 agu=0 path
+    t=$(bench_now) rx=$(bench_rx_packets "$B" "$DEV") sys=$(bench_sys_jiffies)
+    if [ -n "$agent" ]; then ag=$(bench_proc_ticks "$agent") agu=$(bench_proc_ticks "$agent" utime); fi
+    path=$(($(bench_proc_ticks "$sender") + $(ksoftirqd_ticks) + ag))
+    echo "$t $rx $sys $ag $agu $path"
+}
+
+# One run: sets RUN_LINE to the TSV "flows mode round pps sys_ns agent_ns
+# total_ns path_ns sender-json".
 run_one() {
     local flows=$1 mode=$2 round=$3
     start_mode "$mode" >&2
     bench_bg "$bench" send --netns "$A" --ifname "$DEV" --dst-mac "$BENCH_MAC_B" --src-ip "$BENCH_IP_A" \
         --dst-ip "$BENCH_IP_B" --dst-port "$SINK_PORT" --flows "$flows" --size "$SIZE" --rate 0 \
         --duration $((WARMUP + DURATION + 1)) >"$WORK/send.json"
-    local sender=$BENCH_PID
+    local sender=$BENCH_PID agent=
+    [ "$mode" = flowctl ] && agent=$MODE_PID
     sleep "$WARMUP"
-    local t0 rx0 sys0 ag0=0 t1 rx1 sys1 ag1=0 agu0=0 agu1=0
-    t0=$(bench_now) rx0=$(bench_rx_packets "$B" "$DEV") sys0=$(bench_sys_jiffies)
-    if [ "$mode" = flowctl ]; then ag0=$(bench_proc_ticks "$MODE_PID") agu0=$(bench_proc_ticks "$MODE_PID" utime); fi
+    local s0 s1
+    s0=$(sample "$sender" "$agent")
     sleep "$DURATION"
-    t1=$(bench_now) rx1=$(bench_rx_packets "$B" "$DEV") sys1=$(bench_sys_jiffies)
-    if [ "$mode" = flowctl ]; then ag1=$(bench_proc_ticks "$MODE_PID") agu1=$(bench_proc_ticks "$MODE_PID" utime); fi
+    s1=$(sample "$sender" "$agent")
     bench_wait "$sender"
     stop_mode "$mode" >&2
-    RUN_LINE=$(awk -v f="$flows" -v m="$mode" -v r="$round" -v t0="$t0" -v t1="$t1" -v p=$((rx1 - rx0)) \
-        -v s=$((sys1 - sys0)) -v a=$((ag1 - ag0)) -v au=$((agu1 - agu0)) -v hz="$HZ" -v sent="$(cat "$WORK/send.json")" \
+    RUN_LINE=$(awk -v f="$flows" -v m="$mode" -v r="$round" -v s0="$s0" -v s1="$s1" -v hz="$HZ" \
+        -v sent="$(cat "$WORK/send.json")" \
         'BEGIN {
-            if (p <= 0) p = 1
-            ns = 1e9 / hz
-            printf "%s\t%s\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%s\n", f, m, r, p / (t1 - t0), s * ns / p, a * ns / p, (s + au) * ns / p, sent
+            split(s0, a, " "); split(s1, b, " ")
+            p = b[2] - a[2]; if (p <= 0) p = 1
+            ns = 1e9 / hz / p
+            sys = (b[3] - a[3]) * ns; ag = (b[4] - a[4]) * ns; agu = (b[5] - a[5]) * ns
+            printf "%s\t%s\t%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\n", f, m, r, p / (b[1] - a[1]), sys, ag, sys + agu, (b[6] - a[6]) * ns, sent
         }')
 }
 
@@ -152,8 +179,8 @@ for round in $(seq "$ROUNDS"); do
             run_one "$flows" "$mode" "$round"
             line=$RUN_LINE
             echo "$line" >>"$RESULTS"
-            printf 'round %s  flows %-6s %-8s rx %9s pps  sys %6s ns/pkt  agent %5s ns/pkt  total %6s ns/pkt  sender %s\n' \
-                $(cut -f3 <<<"$line") "$flows" "$mode" $(cut -f4-8 <<<"$line")
+            printf 'round %s  flows %-6s %-8s rx %9s pps  sys %6s  agent %5s  total %6s  path %6s ns/pkt  sender %s\n' \
+                $(cut -f3 <<<"$line") "$flows" "$mode" $(cut -f4-9 <<<"$line")
         done
     done
 done
@@ -171,21 +198,26 @@ ratio() {
 }
 
 echo
-echo "== medians over $ROUNDS rounds (per-run lines in $RESULTS: flows mode round pps sys_ns agent_ns total_ns sender)"
-printf '%-7s %-8s %12s %12s %14s %14s\n' flows mode "rx pps" "sys ns/pkt" "agent ns/pkt" "total ns/pkt"
+echo "== medians over $ROUNDS rounds (per-run TSV in $RESULTS: flows mode round pps sys agent total path sender)"
+printf '%-7s %-8s %10s %12s %14s %14s %13s\n' flows mode "rx pps" "sys ns/pkt" "agent ns/pkt" "total ns/pkt" "path ns/pkt"
 for flows in $FLOWS; do
     for mode in $MODES; do
-        printf '%-7s %-8s %12.0f %12.1f %14.1f %14.1f\n' "$flows" "$mode" \
+        printf '%-7s %-8s %10.0f %12.1f %14.1f %14.1f %13.1f\n' "$flows" "$mode" \
             "$(bench_median $(col "$flows" "$mode" 4))" "$(bench_median $(col "$flows" "$mode" 5))" \
-            "$(bench_median $(col "$flows" "$mode" 6))" "$(bench_median $(col "$flows" "$mode" 7))"
+            "$(bench_median $(col "$flows" "$mode" 6))" "$(bench_median $(col "$flows" "$mode" 7))" \
+            "$(bench_median $(col "$flows" "$mode" 8))"
     done
 done
 if has_mode flowctl; then
     echo
-    echo "== ratios (per round, median)        targets: pps flowctl/bare >= 0.95, flowctl/none >= 0.90, cpu flowctl/bare <= 1.10"
-    printf '%-7s %16s %16s %16s %16s\n' flows "pps flowctl/none" "pps flowctl/bare" "cpu flowctl/bare" "pps bare/none"
+    echo "== ratios (per round, median)   targets: pps flowctl/none >= 0.90, pps flowctl/bare >= 0.95, cpu (total) flowctl/bare <= 1.10"
+    printf '%-7s %17s %17s %17s %17s %14s\n' flows "pps flowctl/none" "pps flowctl/bare" "total flowctl/bare" "path flowctl/bare" "pps bare/none"
     for flows in $FLOWS; do
-        printf '%-7s %16s %16s %16s %16s\n' "$flows" "$(ratio "$flows" flowctl none 4)" "$(ratio "$flows" flowctl bare 4)" \
-            "$(ratio "$flows" flowctl bare 7)" "$(ratio "$flows" bare none 4)"
+        printf '%-7s %17s %17s %17s %17s %14s\n' "$flows" "$(ratio "$flows" flowctl none 4)" "$(ratio "$flows" flowctl bare 4)" \
+            "$(ratio "$flows" flowctl bare 7)" "$(ratio "$flows" flowctl bare 8)" "$(ratio "$flows" bare none 4)"
     done
 fi
+
+echo
+echo "== program cost per packet, no traffic (BPF_PROG_TEST_RUN, $SIZE-byte UDP, 1 flow, median of 5 x 1M runs)"
+"$bench" prog-cost --size "$SIZE" | tr -d '{}"' | tr ',' '\n' | sed 's/:/ /' | sort | awk '{ printf "  %-22s %s\n", $1, $2 }'

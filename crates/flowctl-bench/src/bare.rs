@@ -12,7 +12,7 @@ use aya::{
 use crate::{cli::BareArgs, netns, signals};
 
 /// The eBPF object built by `build.rs`.
-static BARE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bare_counter.bpf.o"));
+pub(crate) static BARE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bare_counter.bpf.o"));
 
 /// Mirror of `struct bare_key`.
 #[repr(C)]

@@ -22,6 +22,8 @@ pub enum Command {
     Bare(BareArgs),
     /// Hold bound UDP sockets (never read) in a namespace until SIGTERM/SIGINT, so no ICMP answers the traffic.
     Sink(SinkArgs),
+    /// Cost of the flowctl classifier and of the bare counter on one frame (BPF_PROG_TEST_RUN); prints one JSON line.
+    ProgCost(ProgCostArgs),
 }
 
 /// Arguments of `send`.
@@ -79,6 +81,20 @@ pub struct SinkArgs {
     /// Address to bind, ADDR:PORT (repeatable).
     #[arg(long, required = true)]
     pub bind: Vec<std::net::SocketAddr>,
+}
+
+/// Arguments of `prog-cost`.
+#[derive(Debug, Args)]
+pub struct ProgCostArgs {
+    /// IPv4 total length of the UDP frame.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(64..=1500))]
+    pub size: u16,
+    /// Runs per measurement (the kernel averages them).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Measurements per program, alternating; the median is printed.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: u32,
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {

@@ -4,11 +4,13 @@
 //! - `bare`: attaches a bare per-CPU-hash tc counter, the baseline the
 //!   flowctl datapath is compared with.
 //! - `sink`: bound UDP sockets that absorb traffic without answering it.
+//! - `prog-cost`: ns per packet of both programs, by BPF_PROG_TEST_RUN.
 
 mod bare;
 mod cli;
 mod frames;
 mod netns;
+mod prog_cost;
 mod send;
 mod signals;
 mod sink;
@@ -19,6 +21,7 @@ fn main() {
         cli::Command::Send(a) => send::run(&a),
         cli::Command::Bare(a) => bare::run(&a),
         cli::Command::Sink(a) => sink::run(&a),
+        cli::Command::ProgCost(a) => prog_cost::run(&a),
     };
     if let Err(e) = result {
         eprintln!("flowctl-bench: {e:#}");
