@@ -5,14 +5,23 @@
 //! is aged and its expired flows taken before the next chunk is read, so
 //! memory is one batch plus 8 bytes per staying flow plus the records, never
 //! a copy of the whole cache.
+//!
+//! Taking a flow is one system call (~1-2 µs), which dominates a pass where
+//! most flows end (a burst of short flows going idle together). So when at
+//! least 90 % of a chunk expired, the next chunk is read with
+//! `BPF_MAP_LOOKUP_AND_DELETE_BATCH` instead: its expired flows are already
+//! out with their final counters, and the few that stay are put back
+//! (`BPF_NOEXIST`, counters unchanged). The walk returns to plain reads after
+//! a chunk with fewer expiries.
 
 use std::time::{Duration, Instant};
 
 use flowctl_aging::{Aging, EndReason, Expiry, FlowRecord, Timeouts, Watermarks};
-use flowctl_common::DatapathCounters;
+use flowctl_common::{DatapathCounters, FlowKey};
 use flowctl_datapath::{
     clock::{boot_time_ns, BootClock},
-    FlowTable, PinLayout,
+    flow_table::{PutBack, ReadMode},
+    FlowStats, FlowTable, PinLayout,
 };
 
 /// What one scan produced.
@@ -36,6 +45,8 @@ pub struct ScanOutcome {
 pub struct Scanner {
     table: FlowTable,
     aging: Aging,
+    /// Flows read by draining (mass expiry) since the scanner was opened.
+    drained: u64,
 }
 
 impl Scanner {
@@ -44,6 +55,7 @@ impl Scanner {
         Ok(Self {
             table: FlowTable::open(layout)?,
             aging: Aging::new(timeouts, Watermarks::default()),
+            drained: 0,
         })
     }
 
@@ -57,6 +69,17 @@ impl Scanner {
         self.aging.set_watermarks(watermarks);
     }
 
+    /// Flows read by draining walks (chunks after a mass expiry) so far.
+    pub fn drained_flows(&self) -> u64 {
+        self.drained
+    }
+
+    /// Flows read per system call (default: about 1 MiB of keys and
+    /// values); for tests and benchmarks.
+    pub fn set_batch_size(&mut self, flows: usize) {
+        self.table.set_read_mode(ReadMode::Batch, flows);
+    }
+
     /// One aging pass.
     pub fn scan(&mut self) -> flowctl_datapath::Result<ScanOutcome> {
         let started = Instant::now();
@@ -67,17 +90,27 @@ impl Scanner {
             capacity,
             ..Default::default()
         };
-        let Self { table, aging } = self;
+        let Self { table, aging, drained } = self;
         let mut pass = aging.begin_scan(now_ns);
         let mut expiries = Vec::new();
         let mut walk = table.walk();
-        while let Some(chunk) = walk.next_chunk()? {
+        loop {
+            let draining = walk.drains();
+            let Some(chunk) = walk.next_chunk()? else { break };
             out.flows += chunk.len();
             aging.scan_chunk(&mut pass, chunk, &mut expiries);
-            // Flows of walked buckets leave the map: the walk goes on unaffected.
-            for e in expiries.drain(..) {
-                take(table, aging, &e, &clock, &mut out)?;
+            let mass_expiry = expiries.len() * 10 >= chunk.len() * MASS_EXPIRY_TENTHS;
+            if draining {
+                *drained += chunk.len() as u64;
+                settle_drained(table, aging, chunk, &expiries, &clock, &mut out)?;
+                expiries.clear();
+            } else {
+                // Flows of walked buckets leave the map: the walk goes on unaffected.
+                for e in expiries.drain(..) {
+                    take(table, aging, &e, &clock, &mut out)?;
+                }
             }
+            walk.set_drain(mass_expiry);
         }
         if let Some(mut eviction) = aging.end_scan(pass, capacity) {
             let mut walk = table.walk();
@@ -117,6 +150,40 @@ impl Scanner {
         out.duration = started.elapsed();
         Ok(out)
     }
+}
+
+/// The share of a chunk (in tenths) whose flows must expire for the next
+/// chunk to be drained rather than read.
+const MASS_EXPIRY_TENTHS: usize = 9;
+
+/// A chunk read by a draining walk is out of the cache with its final
+/// counters: records the expired flows, puts the others back. A flow that
+/// cannot go back (a packet re-created it meanwhile, or the cache filled up)
+/// is reported now, as an active-timeout record (its totals carry over to
+/// the new entry) or for lack of resources; nothing counted is lost.
+fn settle_drained(
+    table: &FlowTable,
+    aging: &mut Aging,
+    chunk: &[(FlowKey, FlowStats)],
+    expiries: &[Expiry],
+    clock: &BootClock,
+    out: &mut ScanOutcome,
+) -> flowctl_datapath::Result<()> {
+    // Expiries come in chunk order: one merge pass tells the two apart.
+    let mut expired = expiries.iter().peekable();
+    for (key, stats) in chunk {
+        let reason = match expired.next_if(|e| e.key == *key) {
+            Some(e) => e.reason,
+            None => match table.put_back(key, stats)? {
+                PutBack::Restored => continue,
+                PutBack::Exists => EndReason::ActiveTimeout,
+                PutBack::Full => EndReason::LackOfResources,
+            },
+        };
+        out.ended[reason as usize] += 1;
+        out.records.extend(aging.finish(key, stats, reason, clock));
+    }
+    Ok(())
 }
 
 /// Takes one expired flow out of the cache and records it. Every record,

@@ -5,7 +5,11 @@
 use std::{collections::HashMap, path::PathBuf};
 
 use flowctl_common::{FlowKey, FlowValue};
-use flowctl_datapath::{flow_table::ReadMode, test_run::DetachedDatapath, FlowStats, FlowTable, PinLayout};
+use flowctl_datapath::{
+    flow_table::{PutBack, ReadMode},
+    test_run::DetachedDatapath,
+    FlowStats, FlowTable, PinLayout,
+};
 
 /// A loaded (not attached) datapath with its own pins, removed on drop.
 struct Cache {
@@ -143,4 +147,45 @@ fn a_full_cache_refuses_more_flows_from_user_space() {
     let err = table.insert_batch(&flows).unwrap_err();
     assert!(err.to_string().starts_with("inserting flows:"), "{err}");
     assert_eq!(table.len().unwrap(), 100);
+}
+
+#[test]
+fn a_walk_can_switch_between_reading_and_draining_chunk_by_chunk() {
+    let cache = Cache::new("switch", 4096);
+    let mut table = cache.table();
+    table.set_read_mode(ReadMode::Batch, 200);
+    let want = fill(&table, 2000);
+    let (mut kept, mut drained) = (HashMap::new(), HashMap::new());
+    let mut walk = table.walk();
+    let mut draining = walk.drains();
+    while let Some(chunk) = walk.next_chunk().unwrap() {
+        let into = if draining { &mut drained } else { &mut kept };
+        into.extend(chunk.iter().copied());
+        draining = !draining;
+        walk.set_drain(draining);
+    }
+    assert!(!kept.is_empty() && !drained.is_empty());
+    assert_eq!(kept.len() + drained.len(), 2000, "every flow read once");
+    let left = as_map(table.read_all().unwrap());
+    assert_eq!(
+        left, kept,
+        "what was only read is still there, what was drained is gone"
+    );
+    for (k, s) in &drained {
+        assert_eq!(want[k], *s);
+    }
+}
+
+#[test]
+fn put_back_restores_a_drained_flow_unless_it_came_back_or_the_cache_is_full() {
+    let cache = Cache::new("putback", 16);
+    let table = cache.table();
+    let want = fill(&table, 16);
+    let (k, _) = flow(5);
+    let taken = table.take(&k).unwrap().unwrap();
+    assert_eq!(table.put_back(&k, &taken).unwrap(), PutBack::Restored);
+    assert_eq!(table.get(&k).unwrap(), Some(want[&k]), "counters unchanged");
+    assert_eq!(table.put_back(&k, &taken).unwrap(), PutBack::Exists);
+    let (other, _) = flow(99);
+    assert_eq!(table.put_back(&other, &taken).unwrap(), PutBack::Full, "16 of 16");
 }

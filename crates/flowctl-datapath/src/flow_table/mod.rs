@@ -20,6 +20,18 @@ use crate::{attach::pinned_flows_map, map_ops::PerCpuHash, Error, PinLayout, Res
 /// bytes of keys and values, whatever the number of CPUs.
 const BATCH_BYTES: usize = 1 << 20;
 
+/// What [`FlowTable::put_back`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutBack {
+    /// The flow is in the cache again, counters unchanged.
+    Restored,
+    /// A packet re-created the flow meanwhile: the counters read are not in
+    /// the cache, the caller must report them.
+    Exists,
+    /// The cache is full: the counters read are not in the cache.
+    Full,
+}
+
 /// The pinned flow cache and datapath counters.
 pub struct FlowTable {
     flows: PerCpuHash<FlowKey, FlowValue>,
@@ -135,6 +147,21 @@ impl FlowTable {
             .lookup_and_delete(key)
             .map_err(|e| Error::io("reading and deleting a flow", e))?;
         Ok(values.and_then(|v| FlowStats::merge(&v)))
+    }
+
+    /// Puts back a flow read by a draining walk that should have stayed,
+    /// with its merged counters (on CPU 0's slot: merging gives the same
+    /// stats), unless the datapath created the flow again meanwhile or the
+    /// cache filled up.
+    pub fn put_back(&self, key: &FlowKey, stats: &FlowStats) -> Result<PutBack> {
+        let mut values = vec![FlowValue::default(); self.possible_cpus()];
+        values[0] = stats.to_value();
+        match self.flows.insert_new(key, &values) {
+            Ok(true) => Ok(PutBack::Restored),
+            Ok(false) => Ok(PutBack::Exists),
+            Err(e) if e.raw_os_error() == Some(libc::E2BIG) => Ok(PutBack::Full),
+            Err(e) => Err(Error::io("putting a flow back", e)),
+        }
     }
 
     /// Deletes one flow; `false` if it was not there.

@@ -53,6 +53,22 @@ impl FlowStats {
         }
         Some(s)
     }
+
+    /// One CPU slot holding these stats: [`merge`](Self::merge) of it alone
+    /// gives them back.
+    pub fn to_value(&self) -> FlowValue {
+        FlowValue {
+            packets: self.packets,
+            octets: self.octets,
+            first_seen_ns: self.first_seen_ns,
+            last_seen_ns: self.last_seen_ns,
+            tcp_flags: self.tcp_flags,
+            min_ttl: self.min_ttl,
+            max_ttl: self.max_ttl,
+            tos: self.tos,
+            pad: [0; 3],
+        }
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +110,20 @@ mod tests {
                 tos: 0x20,
             }
         );
+    }
+
+    #[test]
+    fn one_slot_of_merged_stats_merges_back_to_them() {
+        let merged = FlowStats::merge(&[
+            slot(3, 500, 900, 0x02, (60, 64), 0x10),
+            slot(2, 200, 700, 0x11, (63, 63), 0x20),
+        ])
+        .unwrap();
+        assert_eq!(
+            FlowStats::merge(&[FlowValue::default(), merged.to_value()]),
+            Some(merged)
+        );
+        assert_eq!(FlowStats::merge(&[merged.to_value()]), Some(merged));
     }
 
     #[test]

@@ -49,6 +49,17 @@ impl<'t> FlowWalk<'t> {
         }
     }
 
+    /// Whether the following chunks are read and deleted (`true`) or only
+    /// read; a walk can switch between chunks (the cursor is the same).
+    pub fn set_drain(&mut self, drain: bool) {
+        self.delete = drain;
+    }
+
+    /// Whether the next chunk will be read and deleted.
+    pub fn drains(&self) -> bool {
+        self.delete
+    }
+
     /// The next chunk of flows, `None` once every flow was read. The slice
     /// is overwritten by the next call.
     pub fn next_chunk(&mut self) -> Result<Option<&[(FlowKey, FlowStats)]>> {

@@ -14,6 +14,9 @@ use super::{
     sys::{bpf, cmd, possible_cpus, zeroed_vec, MapInfo},
 };
 
+/// `BPF_NOEXIST`: create only.
+const BPF_NOEXIST: u64 = 1;
+
 /// `union bpf_attr` for the `BPF_MAP_*_ELEM` commands.
 #[repr(C)]
 #[derive(Default)]
@@ -90,6 +93,30 @@ impl<K: Pod, V: Pod> PerCpuHash<K, V> {
         let mut values = zeroed_vec::<V>(self.possible_cpus);
         let found = self.elem(cmd::MAP_LOOKUP_AND_DELETE_ELEM, Some(key), values.as_mut_ptr() as u64)?;
         Ok(found.then_some(values))
+    }
+
+    /// Inserts `key` with one value per possible CPU only if it is absent
+    /// (`BPF_NOEXIST`): `Ok(false)` if the key exists, `E2BIG` if the map is
+    /// full.
+    pub fn insert_new(&self, key: &K, values: &[V]) -> io::Result<bool> {
+        if values.len() != self.possible_cpus {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} per-CPU values for {} CPUs", values.len(), self.possible_cpus),
+            ));
+        }
+        let mut attr = ElemAttr {
+            map_fd: self.fd.as_raw_fd() as u32,
+            key: key as *const K as u64,
+            value: values.as_ptr() as u64,
+            flags: BPF_NOEXIST,
+            ..Default::default()
+        };
+        match bpf(cmd::MAP_UPDATE_ELEM, &mut attr) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes `key`; `false` if it was not there.

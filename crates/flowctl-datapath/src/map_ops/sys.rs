@@ -10,6 +10,7 @@ use std::{
 /// `enum bpf_cmd` values used here (include/uapi/linux/bpf.h).
 pub(super) mod cmd {
     pub const MAP_LOOKUP_ELEM: libc::c_long = 1;
+    pub const MAP_UPDATE_ELEM: libc::c_long = 2;
     pub const MAP_DELETE_ELEM: libc::c_long = 3;
     pub const MAP_GET_NEXT_KEY: libc::c_long = 4;
     pub const OBJ_GET_INFO_BY_FD: libc::c_long = 15;

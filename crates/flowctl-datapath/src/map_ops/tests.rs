@@ -174,6 +174,12 @@ fn per_key_operations_match_the_batch_ones() {
         Some(expected(3..4, cpus)[&key(3)].clone())
     );
     assert_eq!(h.lookup_and_delete(&key(3)).unwrap(), None, "gone after the first call");
+
+    let v: Vec<Value> = (0..cpus).map(|c| value(3, c)).collect();
+    assert!(h.insert_new(&key(3), &v).unwrap(), "absent: inserted");
+    assert!(!h.insert_new(&key(3), &v).unwrap(), "present: left alone");
+    assert_eq!(h.lookup(&key(3)).unwrap(), Some(v));
+    assert!(h.insert_new(&key(4), &[]).is_err(), "one value per CPU");
 }
 
 #[test]
