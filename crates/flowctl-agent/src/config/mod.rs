@@ -139,8 +139,8 @@ pub fn parse(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> {
     }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let mut problem = e.into_inner().to_string();
+        let key = escape_controls(&e.path().to_string());
+        let mut problem = escape_controls(&e.into_inner().to_string());
         // The YAML error may repeat (part of) the path: "collectors[0]: unknown field ..."
         if let Some((prefix, rest)) = problem.split_once(": ") {
             if !prefix.contains(' ') && key.starts_with(prefix) {
@@ -153,6 +153,21 @@ pub fn parse(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> {
             problem,
         }
     })
+}
+
+/// Writes control characters (newlines, tabs, escapes) as Rust escapes: the
+/// key path and the YAML error may quote keys of the file, and an error must
+/// stay on one line.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Checks every value and builds the configuration.
