@@ -100,7 +100,14 @@ impl Domain {
 fn field_info(spec: &ExpandedFieldSpecifier) -> FieldInfo {
     let id = spec.information_element_identifier;
     let (ty, name) = match &spec.name {
-        DataRecordKey::Str(name) => (Some(spec.ty), (*name).to_string()),
+        // The registry type: `spec.ty` may already be the raw-bytes stand-in
+        // `Domain::learn` puts in, when one set defines the template twice.
+        DataRecordKey::Str(name) => {
+            let registry = super::bridge::formatter()
+                .get(&(spec.enterprise_number.unwrap_or(0), id))
+                .map(|e| e.1);
+            (Some(registry.unwrap_or(spec.ty)), (*name).to_string())
+        }
         _ => (
             None,
             match spec.enterprise_number {
