@@ -27,7 +27,8 @@ awk -v target="$TARGET" '
         return v
     }
     /^encoder\// { name = $1 }
-    /thrpt:/ {
+    # Only the estimate: the "change:" section also has thrpt lines, in %.
+    /thrpt:/ && $3 ~ /elem\/s$/ {
         gsub(/[][]/, "")
         lo = per_sec($2, $3); mid = per_sec($4, $5); hi = per_sec($6, $7)
         rows[++n] = sprintf("%-24s %14.0f %14.0f %14.0f %8.2fx", name, mid, lo, hi, mid / target)
