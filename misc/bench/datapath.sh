@@ -21,7 +21,8 @@
 #   path ns/pkt   CPU of the sender + ksoftirqd + the agent / rx packets: the
 #                 processes that move the packets (without IRQ time
 #                 accounting, softirqs count to the task they interrupt), so
-#                 other load on the machine barely shows in it
+#                 other load shows in it less (it still slows the CPU and
+#                 evicts caches)
 # Then, with no traffic, the programs' own cost on one 64-byte frame as the
 # kernel measures it (BPF_PROG_TEST_RUN, `flowctl-bench prog-cost`): far less
 # noisy than the rates, it shows what the datapath adds over the bare counter.
@@ -211,11 +212,18 @@ done
 if has_mode flowctl; then
     echo
     echo "== ratios (per round, median)   targets: pps flowctl/none >= 0.90, pps flowctl/bare >= 0.95, cpu (total) flowctl/bare <= 1.10"
-    printf '%-7s %17s %17s %17s %17s %14s\n' flows "pps flowctl/none" "pps flowctl/bare" "total flowctl/bare" "path flowctl/bare" "pps bare/none"
+    printf '%-10s %7s %10s %10s %12s %12s\n' "" flows "flowctl/" "flowctl/" "bare/none" "cpu(total)"
+    printf '%-10s %7s %10s %10s %12s %12s\n' "" "" none bare "" "flowctl/bare"
     for flows in $FLOWS; do
-        printf '%-7s %17s %17s %17s %17s %14s\n' "$flows" "$(ratio "$flows" flowctl none 4)" "$(ratio "$flows" flowctl bare 4)" \
-            "$(ratio "$flows" flowctl bare 7)" "$(ratio "$flows" flowctl bare 8)" "$(ratio "$flows" bare none 4)"
+        printf '%-10s %7s %10s %10s %12s %12s\n' "rx pps" "$flows" "$(ratio "$flows" flowctl none 4)" \
+            "$(ratio "$flows" flowctl bare 4)" "$(ratio "$flows" bare none 4)" "$(ratio "$flows" flowctl bare 7)"
+        # Packets per CPU-second of the packet path: the rate each mode would
+        # reach with a core of its own (1 / path ns/pkt), less moved by other load.
+        printf '%-10s %7s %10s %10s %12s %12s\n' "pps/path" "$flows" "$(ratio "$flows" none flowctl 8)" \
+            "$(ratio "$flows" bare flowctl 8)" "$(ratio "$flows" none bare 8)" "$(ratio "$flows" flowctl bare 8)"
     done
+    echo "(pps/path rows: the pps ratios computed as packets per CPU-second of sender + ksoftirqd + agent;"
+    echo " their last column is path CPU flowctl/bare. On a busy machine they are less noisy than rx pps.)"
 fi
 
 echo

@@ -70,12 +70,19 @@ impl Sock {
             if ifindex == 0 {
                 bail!("no interface {ifname:?} in this network namespace");
             }
-            // Protocol 0: the socket only sends, it never receives.
+            // Protocol 0: bound to the interface, the socket only sends, it never receives.
             let raw = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
             if raw < 0 {
                 return Err(io::Error::last_os_error()).context("opening an AF_PACKET socket (root needed)");
             }
             let fd = OwnedFd::from_raw_fd(raw);
+            let mut local: libc::sockaddr_ll = std::mem::zeroed();
+            local.sll_family = libc::AF_PACKET as u16;
+            local.sll_ifindex = ifindex as i32;
+            let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            if libc::bind(fd.as_raw_fd(), (&local as *const libc::sockaddr_ll).cast(), len) < 0 {
+                return Err(io::Error::last_os_error()).with_context(|| format!("binding to {ifname}"));
+            }
             let mut ifr: libc::ifreq = std::mem::zeroed();
             for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
                 *dst = *src as libc::c_char;
