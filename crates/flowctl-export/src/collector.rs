@@ -4,7 +4,6 @@
 //! what it could not send yet.
 
 use std::{
-    collections::VecDeque,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
         Arc,
@@ -14,11 +13,12 @@ use std::{
 
 use flowctl_aging::FlowRecord;
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore},
     time::{interval, Instant, MissedTickBehavior},
 };
 
 use crate::{
+    queue::Pending,
     session::ExportSession,
     transport::{Endpoint, Protocol, Transport},
     TemplateSet,
@@ -27,6 +27,13 @@ use crate::{
 /// Records waiting for a collector that is down; beyond this the oldest are
 /// given up (counted as not sent, the sequence number skips them).
 pub const DEFAULT_QUEUE_LIMIT: usize = 1_000_000;
+
+/// Records handed to a collector task that it has not taken into its queue
+/// yet; [`CollectorHandle::send`] waits beyond this. The task takes the next
+/// command once it has sent its queue (or cannot send), so this bounds what
+/// a pass ending many flows holds in memory for a live collector; a
+/// collector that is down takes records at once, up to its queue limit.
+pub const SEND_WINDOW: usize = 65_536;
 
 /// Commands to a collector task.
 #[derive(Debug)]
@@ -93,12 +100,21 @@ pub struct CollectorCounters {
     pub connected: AtomicBool,
 }
 
+/// A command on its way to the task, with the share of the send window its
+/// records hold until the task takes them.
+#[derive(Debug)]
+struct Envelope {
+    cmd: Command,
+    _window: Option<OwnedSemaphorePermit>,
+}
+
 /// Handle to a running collector task.
 #[derive(Clone, Debug)]
 pub struct CollectorHandle {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::Sender<Envelope>,
     endpoint: Endpoint,
     counters: Arc<CollectorCounters>,
+    window: Arc<Semaphore>,
 }
 
 impl CollectorHandle {
@@ -112,15 +128,26 @@ impl CollectorHandle {
         &self.counters
     }
 
-    /// Sends a command; `false` if the task is gone.
+    /// Sends a command; `false` if the task is gone. Records wait while
+    /// more than [`SEND_WINDOW`] records are on their way to the task.
     pub async fn send(&self, cmd: Command) -> bool {
-        self.tx.send(cmd).await.is_ok()
+        let window = match &cmd {
+            Command::Records(r) if !r.is_empty() => {
+                let n = r.len().min(SEND_WINDOW) as u32;
+                match self.window.clone().acquire_many_owned(n).await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return false, // never closed
+                }
+            }
+            _ => None,
+        };
+        self.tx.send(Envelope { cmd, _window: window }).await.is_ok()
     }
 
     /// Sends everything queued (waiting at most `within`) and returns the status.
     pub async fn flush(&self, within: Duration) -> Option<CollectorStatus> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Flush(within, tx)).await.ok()?;
+        self.send(Command::Flush(within, tx)).await.then_some(())?;
         rx.await.ok()
     }
 }
@@ -151,7 +178,7 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Collec
         templates,
         refresh: settings.template_refresh,
         queue_limit: settings.queue_limit,
-        pending: VecDeque::new(),
+        pending: Pending::default(),
         templates_due: true,
         last_templates: None,
         ignored: (0, 0),
@@ -159,7 +186,12 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Collec
         recent: Default::default(),
     };
     tokio::spawn(task.run(rx));
-    CollectorHandle { tx, endpoint, counters }
+    CollectorHandle {
+        tx,
+        endpoint,
+        counters,
+        window: Arc::new(Semaphore::new(SEND_WINDOW)),
+    }
 }
 
 struct CollectorTask {
@@ -168,7 +200,8 @@ struct CollectorTask {
     templates: Arc<TemplateSet>,
     refresh: Duration,
     queue_limit: usize,
-    pending: VecDeque<FlowRecord>,
+    /// Shared batches, oldest first; the limit counts records.
+    pending: Pending,
     /// Templates must go out before the next data.
     templates_due: bool,
     last_templates: Option<Instant>,
@@ -186,18 +219,20 @@ fn unix_seconds() -> u32 {
 }
 
 impl CollectorTask {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
         let mut tick = interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                cmd = rx.recv() => match cmd {
+                // The envelope (and its share of the send window) is dropped
+                // once the command is taken.
+                cmd = rx.recv() => match cmd.map(|e| e.cmd) {
                     None => {
                         self.drain(Duration::from_secs(2)).await;
                         return;
                     }
                     Some(Command::Records(records)) => {
-                        self.enqueue(&records);
+                        self.enqueue(records);
                         self.pump().await;
                     }
                     Some(Command::Ignored { packets, octets }) => self.ignored = (packets, octets),
@@ -230,17 +265,13 @@ impl CollectorTask {
         }
     }
 
-    fn enqueue(&mut self, records: &[FlowRecord]) {
-        self.pending.extend(records.iter().copied());
+    fn enqueue(&mut self, records: Arc<Vec<FlowRecord>>) {
+        self.pending.push_back(records);
         let excess = self.pending.len().saturating_sub(self.queue_limit);
         if excess > 0 {
-            let dropped: Vec<FlowRecord> = self.pending.drain(..excess).collect();
-            log::warn!(
-                "{}: queue full, {} records given up",
-                self.transport.endpoint(),
-                dropped.len()
-            );
-            self.session.lost(&dropped);
+            log::warn!("{}: queue full, {excess} records given up", self.transport.endpoint());
+            let session = &mut self.session;
+            self.pending.pop_front(excess, |lost| session.lost(lost));
         }
         self.publish();
     }
@@ -299,7 +330,7 @@ impl CollectorTask {
         }
         while let Some((msg, data_records, used)) =
             self.session
-                .next_data_message(&self.templates, &self.pending, unix_seconds())
+                .next_data_message_from(&self.templates, self.pending.iter(), unix_seconds())
         {
             if data_records > 0 {
                 if !self.send(&msg).await {
@@ -307,10 +338,10 @@ impl CollectorTask {
                 }
                 self.session.sent(data_records, data_records);
                 if self.transport.endpoint().protocol == Protocol::Udp {
-                    self.recent.remember(&msg, self.pending.range(..used).copied());
+                    self.recent.remember(&msg, self.pending.iter().take(used).copied());
                 }
             }
-            self.pending.drain(..used);
+            self.pending.pop_front(used, |_| {});
         }
     }
 
@@ -326,9 +357,7 @@ impl CollectorTask {
                 back.len()
             );
             self.templates_due = true;
-            for r in back.into_iter().rev() {
-                self.pending.push_front(r);
-            }
+            self.pending.push_front(back);
         }
     }
 
@@ -382,7 +411,7 @@ mod counter_tests {
     fn records(n: u64) -> Arc<Vec<FlowRecord>> {
         let r = |i: u64| FlowRecord {
             key: FlowKey {
-                src_addr: key_addr(format!("10.0.0.{i}").parse().unwrap()),
+                src_addr: key_addr(std::net::Ipv4Addr::from(0x0a00_0000 + i as u32).into()),
                 ip_version: 4,
                 ..Default::default()
             },
@@ -402,6 +431,10 @@ mod counter_tests {
     }
 
     fn start(address: SocketAddr, protocol: Protocol) -> CollectorHandle {
+        start_with_limit(address, protocol, DEFAULT_QUEUE_LIMIT)
+    }
+
+    fn start_with_limit(address: SocketAddr, protocol: Protocol, queue_limit: usize) -> CollectorHandle {
         let t = Template::new(256, &["sourceIPv4Address", "packetDeltaCount"], Strictness::Agent).unwrap();
         let settings = CollectorSettings {
             endpoint: Endpoint {
@@ -412,7 +445,7 @@ mod counter_tests {
             observation_domain_id: 1,
             max_message_size: 512,
             template_refresh: Duration::from_secs(60),
-            queue_limit: DEFAULT_QUEUE_LIMIT,
+            queue_limit,
         };
         spawn(settings, Arc::new(TemplateSet::new(vec![t])))
     }
@@ -456,5 +489,41 @@ mod counter_tests {
         assert_eq!(c.queued.load(Relaxed), 7);
         assert_eq!((c.records.load(Relaxed), c.messages.load(Relaxed)), (0, 0));
         assert!(!c.connected.load(Relaxed));
+    }
+
+    fn refused_tcp_address() -> SocketAddr {
+        // A port that was free a moment ago: connecting is refused.
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_queue_limit_counts_records_across_shared_batches() {
+        let handle = start_with_limit(refused_tcp_address(), Protocol::Tcp, 7);
+        let batch = records(5);
+        for _ in 0..3 {
+            assert!(handle.send(Command::Records(batch.clone())).await);
+        }
+        let status = handle.flush(Duration::from_millis(300)).await.unwrap();
+        assert_eq!((status.queued, status.not_sent), (7, 8), "the 8 oldest given up");
+        assert_eq!(status.sequence, 8, "the sequence number skips them");
+        assert_eq!(
+            Arc::strong_count(&batch),
+            3,
+            "queued batches are shared, the first one is released"
+        );
+    }
+
+    #[tokio::test]
+    async fn batches_larger_than_the_send_window_still_go_through() {
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let handle = start(sink.local_addr().unwrap(), Protocol::Udp);
+        let n = SEND_WINDOW as u64 + 10;
+        assert!(handle.send(Command::Records(records(n))).await);
+        assert!(handle.send(Command::Records(records(3))).await);
+        let status = handle.flush(Duration::from_secs(30)).await.unwrap();
+        assert_eq!((status.records, status.queued), (n + 3, 0));
     }
 }

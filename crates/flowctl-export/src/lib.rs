@@ -2,6 +2,7 @@
 //! TCP), sequence numbers and template schedule.
 
 pub mod collector;
+mod queue;
 pub mod refused;
 pub mod session;
 pub mod transport;

@@ -105,9 +105,19 @@ impl ExportSession {
         pending: &VecDeque<FlowRecord>,
         export_time: u32,
     ) -> Option<(Vec<u8>, u32, usize)> {
-        if pending.is_empty() {
-            return None;
-        }
+        self.next_data_message_from(templates, pending, export_time)
+    }
+
+    /// [`Self::next_data_message`] from any sequence of queued records,
+    /// oldest first (the collector task's shared batches).
+    pub fn next_data_message_from<'a>(
+        &mut self,
+        templates: &TemplateSet,
+        pending: impl IntoIterator<Item = &'a FlowRecord>,
+        export_time: u32,
+    ) -> Option<(Vec<u8>, u32, usize)> {
+        let mut pending = pending.into_iter().peekable();
+        pending.peek()?;
         let mut b = self.builder();
         let mut used = 0;
         // The template depends only on the IP version: look it up once per
