@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use flowctl_aging::FlowRecord;
 use flowctl_datapath::{AttachRequest, PinLayout};
 use flowctl_export::{CollectorHandle, CollectorSettings, Command, TemplateSet};
 use flowctl_ipfix::template::Strictness;
@@ -149,14 +150,27 @@ async fn detach_all(layout: &PinLayout, config: &AgentConfig) {
     }
 }
 
-async fn run_scan(scanner: &Arc<Mutex<Scanner>>, force: bool) -> Result<ScanOutcome, AgentError> {
+/// Runs one pass (every flow ended if `force`) on a blocking thread, which
+/// hands the records to every collector a chunk at a time as the cache is
+/// walked, waiting while a collector is behind (`CollectorHandle::send`).
+async fn run_scan(
+    scanner: &Arc<Mutex<Scanner>>,
+    collectors: &[Collector],
+    force: bool,
+) -> Result<ScanOutcome, AgentError> {
     let scanner = scanner.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let targets: Vec<(String, CollectorHandle)> = collectors
+        .iter()
+        .map(|c| (c.spec.endpoint.to_string(), c.handle.clone()))
+        .collect();
     tokio::task::spawn_blocking(move || {
+        let mut sink = |records: Vec<FlowRecord>| runtime.block_on(send_records(&targets, records));
         let mut s = scanner.lock().expect("scanner lock");
         if force {
-            s.end_all()
+            s.end_all_into(&mut sink)
         } else {
-            s.scan()
+            s.scan_into(&mut sink)
         }
     })
     .await
@@ -164,9 +178,19 @@ async fn run_scan(scanner: &Arc<Mutex<Scanner>>, force: bool) -> Result<ScanOutc
     .map_err(AgentError::from)
 }
 
+/// One chunk of records to every collector, shared (not copied).
+async fn send_records(targets: &[(String, CollectorHandle)], records: Vec<FlowRecord>) {
+    let records = Arc::new(records);
+    for (endpoint, handle) in targets {
+        if !handle.send(Command::Records(records.clone())).await {
+            log::error!("{endpoint}: export task stopped");
+        }
+    }
+}
+
+/// After a pass (its records already handed over): the datapath's
+/// not-recorded counters to every collector, then the pass's summary.
 async fn dispatch(collectors: &[Collector], outcome: ScanOutcome) {
-    let summary = (outcome.flows, outcome.capacity, outcome.records.len(), outcome.duration);
-    let records = Arc::new(outcome.records);
     let c = &outcome.counters;
     for col in collectors {
         col.handle
@@ -175,11 +199,16 @@ async fn dispatch(collectors: &[Collector], outcome: ScanOutcome) {
                 octets: c.not_recorded_octets,
             })
             .await;
-        if !records.is_empty() && !col.handle.send(Command::Records(records.clone())).await {
-            log::error!("{}: export task stopped", col.spec.endpoint);
-        }
     }
-    let (flows, capacity, n, took) = summary;
+    if !outcome.records.is_empty() {
+        let targets: Vec<_> = collectors
+            .iter()
+            .map(|c| (c.spec.endpoint.to_string(), c.handle.clone()))
+            .collect();
+        send_records(&targets, outcome.records).await;
+    }
+    let n: u64 = outcome.records_made.iter().sum();
+    let (flows, capacity, took) = (outcome.flows, outcome.capacity, outcome.duration);
     log::debug!(
         "scan: {flows} flows of {capacity}, {n} records, {took:?}; not recorded {} packets",
         c.not_recorded_packets
@@ -216,7 +245,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
 
     loop {
         tokio::select! {
-            _ = tick.tick() => match run_scan(&scanner, false).await {
+            _ = tick.tick() => match run_scan(&scanner, &collectors, false).await {
                 Ok(outcome) => {
                     metrics.observe_pass(&outcome);
                     dispatch(&collectors, outcome).await;
@@ -257,7 +286,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     if config.detach_on_exit {
         detach_all(&layout, &config).await;
     }
-    let outcome = run_scan(&scanner, true).await?;
+    let outcome = run_scan(&scanner, &collectors, true).await?;
     metrics.observe_pass(&outcome);
     dispatch(&collectors, outcome).await;
     for c in &collectors {

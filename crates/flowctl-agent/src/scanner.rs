@@ -13,6 +13,11 @@
 //! out with their final counters, and the few that stay are put back
 //! (`BPF_NOEXIST`, counters unchanged). The walk returns to plain reads after
 //! a chunk with fewer expiries.
+//!
+//! The `*_into` passes hand their records to a sink in chunks of about
+//! [`CHUNK_RECORDS`] as they walk (between two reads of the cache), so a
+//! pass that ends a million flows never holds all their records at once;
+//! the sink may block (the agent waits for its collectors there).
 
 use std::time::{Duration, Instant};
 
@@ -24,11 +29,20 @@ use flowctl_datapath::{
     FlowStats, FlowTable, PinLayout,
 };
 
+/// Records a pass hands to its sink at a time (about 3.5 MiB).
+pub const CHUNK_RECORDS: usize = 32_768;
+
+/// Where a pass hands its records, a chunk at a time.
+pub type RecordSink<'a> = &'a mut dyn FnMut(Vec<FlowRecord>);
+
 /// What one scan produced.
 #[derive(Debug, Default)]
 pub struct ScanOutcome {
-    /// Records to export.
+    /// Records to export (empty after a pass that handed them to a sink).
     pub records: Vec<FlowRecord>,
+    /// Records made, per flowEndReason (index = reason value), whether kept
+    /// in `records` or handed to a sink.
+    pub records_made: [u64; 6],
     /// Flows in the cache when it was read.
     pub flows: usize,
     /// Cache capacity.
@@ -47,6 +61,45 @@ pub struct Scanner {
     aging: Aging,
     /// Flows read by draining (mass expiry) since the scanner was opened.
     drained: u64,
+    /// Records per hand-over to a sink.
+    chunk_records: usize,
+}
+
+impl ScanOutcome {
+    fn record(&mut self, record: Option<FlowRecord>) {
+        if let Some(r) = record {
+            self.records_made[r.reason as usize] += 1;
+            self.records.push(r);
+        }
+    }
+}
+
+/// Hands the records of a pass over, if it has a sink.
+struct Handover<'a> {
+    sink: Option<RecordSink<'a>>,
+    chunk: usize,
+}
+
+impl Handover<'_> {
+    /// Hands the records over once there are a chunk's worth.
+    fn when_full(&mut self, out: &mut ScanOutcome) {
+        if out.records.len() >= self.chunk {
+            self.now(out, Vec::with_capacity(self.chunk));
+        }
+    }
+
+    /// Hands every record left over (end of the pass).
+    fn rest(&mut self, out: &mut ScanOutcome) {
+        if !out.records.is_empty() {
+            self.now(out, Vec::new());
+        }
+    }
+
+    fn now(&mut self, out: &mut ScanOutcome, next: Vec<FlowRecord>) {
+        if let Some(sink) = &mut self.sink {
+            sink(std::mem::replace(&mut out.records, next));
+        }
+    }
 }
 
 impl Scanner {
@@ -56,6 +109,7 @@ impl Scanner {
             table: FlowTable::open(layout)?,
             aging: Aging::new(timeouts, Watermarks::default()),
             drained: 0,
+            chunk_records: CHUNK_RECORDS,
         })
     }
 
@@ -80,8 +134,27 @@ impl Scanner {
         self.table.set_read_mode(ReadMode::Batch, flows);
     }
 
-    /// One aging pass.
+    /// Records per hand-over to a sink (default [`CHUNK_RECORDS`]); for
+    /// tests and benchmarks.
+    pub fn set_chunk_records(&mut self, records: usize) {
+        self.chunk_records = records.max(1);
+    }
+
+    /// One aging pass, its records kept in the outcome.
     pub fn scan(&mut self) -> flowctl_datapath::Result<ScanOutcome> {
+        self.scan_pass(None)
+    }
+
+    /// One aging pass that hands its records to `sink` in chunks as it walks.
+    pub fn scan_into(&mut self, sink: RecordSink<'_>) -> flowctl_datapath::Result<ScanOutcome> {
+        self.scan_pass(Some(sink))
+    }
+
+    fn scan_pass(&mut self, sink: Option<RecordSink<'_>>) -> flowctl_datapath::Result<ScanOutcome> {
+        let mut handover = Handover {
+            sink,
+            chunk: self.chunk_records,
+        };
         let started = Instant::now();
         let clock = BootClock::now();
         let now_ns = boot_time_ns();
@@ -90,7 +163,9 @@ impl Scanner {
             capacity,
             ..Default::default()
         };
-        let Self { table, aging, drained } = self;
+        let Self {
+            table, aging, drained, ..
+        } = self;
         let mut pass = aging.begin_scan(now_ns);
         let mut expiries = Vec::new();
         let mut walk = table.walk();
@@ -111,6 +186,7 @@ impl Scanner {
                 }
             }
             walk.set_drain(mass_expiry);
+            handover.when_full(&mut out);
         }
         if let Some(mut eviction) = aging.end_scan(pass, capacity) {
             let mut walk = table.walk();
@@ -119,8 +195,10 @@ impl Scanner {
             }
             for e in eviction.into_expiries() {
                 take(table, aging, &e, &clock, &mut out)?;
+                handover.when_full(&mut out);
             }
         }
+        handover.rest(&mut out);
         out.counters = table.counters()?;
         out.duration = started.elapsed();
         Ok(out)
@@ -130,6 +208,20 @@ impl Scanner {
     /// a batch of hash buckets per system call, each flow read and deleted
     /// in one step.
     pub fn end_all(&mut self) -> flowctl_datapath::Result<ScanOutcome> {
+        self.end_all_pass(None)
+    }
+
+    /// [`Self::end_all`], handing the records to `sink` in chunks as the
+    /// cache drains.
+    pub fn end_all_into(&mut self, sink: RecordSink<'_>) -> flowctl_datapath::Result<ScanOutcome> {
+        self.end_all_pass(Some(sink))
+    }
+
+    fn end_all_pass(&mut self, sink: Option<RecordSink<'_>>) -> flowctl_datapath::Result<ScanOutcome> {
+        let mut handover = Handover {
+            sink,
+            chunk: self.chunk_records,
+        };
         let started = Instant::now();
         let clock = BootClock::now();
         let mut out = ScanOutcome {
@@ -140,12 +232,12 @@ impl Scanner {
         while let Some(chunk) = drain.next_chunk()? {
             out.flows += chunk.len();
             out.ended[EndReason::ForcedEnd as usize] += chunk.len() as u64;
-            out.records.extend(
-                chunk
-                    .iter()
-                    .filter_map(|(key, last)| self.aging.finish(key, last, EndReason::ForcedEnd, &clock)),
-            );
+            for (key, last) in chunk {
+                out.record(self.aging.finish(key, last, EndReason::ForcedEnd, &clock));
+            }
+            handover.when_full(&mut out);
         }
+        handover.rest(&mut out);
         out.counters = self.table.counters()?;
         out.duration = started.elapsed();
         Ok(out)
@@ -181,7 +273,7 @@ fn settle_drained(
             },
         };
         out.ended[reason as usize] += 1;
-        out.records.extend(aging.finish(key, stats, reason, clock));
+        out.record(aging.finish(key, stats, reason, clock));
     }
     Ok(())
 }
@@ -201,7 +293,7 @@ fn take(
     match table.take(&e.key)? {
         Some(last) => {
             out.ended[e.reason as usize] += 1;
-            out.records.extend(aging.finish(&e.key, &last, e.reason, clock));
+            out.record(aging.finish(&e.key, &last, e.reason, clock));
         }
         None => aging.forget(&e.key),
     }

@@ -2,10 +2,14 @@
 //! flows expire drains the cache in batches and puts the staying flows back
 //! unchanged; every record carries exactly what was counted.
 
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+    time::Duration,
+};
 
 use flowctl_agent::scanner::Scanner;
-use flowctl_aging::{EndReason, Timeouts};
+use flowctl_aging::{EndReason, FlowRecord, Timeouts};
 use flowctl_common::{FlowKey, FlowValue};
 use flowctl_datapath::{clock::boot_time_ns, test_run::DetachedDatapath, FlowStats, FlowTable, PinLayout};
 
@@ -120,4 +124,41 @@ fn a_pass_where_few_flows_expire_only_reads() {
     assert_eq!((out.flows, out.records.len()), (1000, 500));
     assert_eq!(scanner.drained_flows(), 0, "half the flows expire: no chunk is drained");
     assert_eq!(table.len().unwrap(), 500);
+}
+
+#[test]
+fn passes_with_a_sink_hand_their_records_over_in_chunks_as_they_walk() {
+    let base = PathBuf::from(format!("/sys/fs/bpf/flowctl-test-scanner-sink-{}", std::process::id()));
+    let _pins = Pins(base.clone());
+    let layout = PinLayout::under(&base);
+    DetachedDatapath::load(&layout, 5, Some(8192)).expect("load datapath (run as root)");
+    let table = FlowTable::open(&layout).unwrap();
+    let now = boot_time_ns();
+    // 2000 idle flows, 1000 active ones.
+    let flows: Vec<_> = (0..3000)
+        .map(|i| flow(i, if i % 3 == 0 { now - S } else { now - 100 * S }))
+        .collect();
+    table.insert_batch(&flows).unwrap();
+
+    let mut scanner = Scanner::open(&layout, timeouts(Duration::from_secs(30))).unwrap();
+    scanner.set_batch_size(100);
+    scanner.set_chunk_records(300);
+    let mut chunks: Vec<Vec<FlowRecord>> = Vec::new();
+    let out = scanner.scan_into(&mut |c| chunks.push(c)).unwrap();
+    assert!(out.records.is_empty(), "everything handed over");
+    assert_eq!(out.records_made[EndReason::IdleTimeout as usize], 2000);
+    assert!(chunks.len() >= 6, "{} chunks", chunks.len());
+    // A chunk is handed over between two reads of the cache: at most one
+    // read's worth (100 flows) past the chunk size.
+    assert!(chunks.iter().all(|c| !c.is_empty() && c.len() < 300 + 100));
+    let keys: HashSet<FlowKey> = chunks.iter().flatten().map(|r| r.key).collect();
+    assert_eq!(keys.len(), 2000, "each ended flow exactly once");
+
+    chunks.clear();
+    let end = scanner.end_all_into(&mut |c| chunks.push(c)).unwrap();
+    assert!(end.records.is_empty());
+    assert_eq!(end.records_made[EndReason::ForcedEnd as usize], 1000);
+    assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 1000);
+    assert!(chunks.len() >= 3 && chunks.iter().all(|c| !c.is_empty()));
+    assert!(table.is_empty().unwrap());
 }

@@ -72,8 +72,8 @@ impl Live {
         for (slot, n) in self.ended.iter().zip(outcome.ended) {
             slot.fetch_add(n, Relaxed);
         }
-        for r in &outcome.records {
-            self.records[r.reason as usize].fetch_add(1, Relaxed);
+        for (slot, n) in self.records.iter().zip(outcome.records_made) {
+            slot.fetch_add(n, Relaxed);
         }
         *lock(&self.pass) = Some(PassSnapshot {
             flows: outcome.flows as u64,

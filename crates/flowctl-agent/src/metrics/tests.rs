@@ -39,6 +39,7 @@ fn outcome() -> ScanOutcome {
             record(EndReason::IdleTimeout),
             record(EndReason::LackOfResources),
         ],
+        records_made: [0, 2, 0, 0, 0, 1],
         flows: 3,
         capacity: 8,
         counters: DatapathCounters {
