@@ -32,7 +32,8 @@ case $FLOWS$SCANS in *[!0-9]*) echo "scale.sh: FLOWS and SCANS are whole numbers
 bench_require_root misc/bench/scale.sh
 
 echo "== building (release)"
-cargo build --release -q -p flowctl -p flowctl-agent --example scale
+# --bins: with --example alone cargo builds only the example, not the flowctl binary.
+cargo build --release -q -p flowctl -p flowctl-agent --bins --example scale
 BIN=$PWD/target/release
 PIN=/sys/fs/bpf/flowctl-scale-$$
 bench_on_exit "rm -rf $PIN $PIN-lib"
