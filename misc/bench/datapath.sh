@@ -29,7 +29,8 @@
 #
 # Environment: DURATION (s, default 10), ROUNDS (default 3), FLOWS (default
 # "1 10000"), MODES (default "none bare flowctl"), SIZE (default 64),
-# RESULTS (file for the per-run TSV, default: a temp file that is printed).
+# RESULTS (file for the per-run TSV, default: a temp file that is printed),
+# AGENT=0 (flowctl mode without the agent: the datapath's cost alone).
 # Traffic stays inside the two namespaces it creates (no default route) and
 # on their loopback; everything is removed at exit.
 set -euo pipefail
@@ -44,6 +45,7 @@ ROUNDS=${ROUNDS:-3}
 FLOWS=${FLOWS:-"1 10000"}
 MODES=${MODES:-"none bare flowctl"}
 SIZE=${SIZE:-64}
+AGENT=${AGENT:-1}
 WARMUP=1
 SINK_PORT=9
 IPFIX_PORT=4739
@@ -98,6 +100,7 @@ start_mode() {
         ;;
     flowctl)
         "$flowctl" attach --netns "$A" --interface "$DEV" --direction egress >/dev/null
+        [ "$AGENT" = 0 ] && return 0
         RUST_LOG=info bench_bg nsenter --net="/var/run/netns/$A" "$flowctl" agent --interface "$DEV" \
             --direction egress --collector "udp://127.0.0.1:$IPFIX_PORT" 2>"$WORK/agent.log"
         MODE_PID=$BENCH_PID
@@ -115,8 +118,14 @@ stop_mode() {
         echo "bare counted $(cat "$WORK/bare.json")"
         ;;
     flowctl)
-        echo "flowctl cache: $("$flowctl" status -o json | tr -d ' \n' | grep -o '"flows":[0-9]*') flows, agent peak RSS $(bench_peak_rss_kb "$MODE_PID") KiB"
-        bench_stop "$MODE_PID"
+        local flows
+        flows=$("$flowctl" status -o json | tr -d ' \n' | grep -o '"flows":[0-9]*' | cut -d: -f2)
+        if [ -n "$MODE_PID" ]; then
+            echo "flowctl cache: $flows flows, agent peak RSS $(bench_peak_rss_kb "$MODE_PID") KiB"
+            bench_stop "$MODE_PID"
+        else
+            echo "flowctl cache: $flows flows (no agent)"
+        fi
         "$flowctl" detach --all --purge >/dev/null
         ;;
     esac
@@ -168,7 +177,7 @@ run_one() {
         }')
 }
 
-echo "== $A:veth0 ($BENCH_IP_A) -> $B:veth0 ($BENCH_IP_B), $SIZE-byte UDP, ${DURATION}s runs, $ROUNDS rounds, flows: $FLOWS, modes: $MODES"
+echo "== $A:veth0 ($BENCH_IP_A) -> $B:veth0 ($BENCH_IP_B), $SIZE-byte UDP, ${DURATION}s runs, $ROUNDS rounds, flows: $FLOWS, modes: $MODES$([ "$AGENT" = 0 ] && echo ' (flowctl without the agent)')"
 echo "== other load on this machine skews the figures; $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$RESULTS"
 read -r -a mode_list <<<"$MODES"
