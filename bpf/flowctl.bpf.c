@@ -339,8 +339,13 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 			break;
 		}
 		if (next == NEXTHDR_FRAGMENT) {
-			if (((((__u16)ext[2] << 8) | ext[3]) & 0xfff8) != 0)
+			if (((((__u16)ext[2] << 8) | ext[3]) & 0xfff8) != 0) {
+				/* A non-first fragment carries payload, not headers: the
+				 * fragment header's next header is the flow's protocol. */
 				first_fragment = 0;
+				next = ext[0];
+				break;
+			}
 			off += 8;
 		} else if (next == NEXTHDR_AUTH) {
 			off += ((__u32)ext[1] + 2) * 4;

@@ -310,14 +310,12 @@ fn every_frame_is_counted_exactly_once_where_the_rules_say() {
     }
 }
 
-/// Found by this fuzzing (known datapath bug, see
-/// `model::DATAPATH_WALKS_FRAGMENT_DATA`): a non-first IPv6 fragment whose
+/// Found by this fuzzing (fixed in `parse_ipv6`): a non-first IPv6 fragment whose
 /// fragment header names an extension header as next header. Its data is not
 /// headers (RFC 8200 §4.5), so the flow's protocol must be that next header
-/// (60) with ports 0; bpf/flowctl.bpf.c walks the data as a destination
-/// options header and takes the protocol from its first byte (17).
+/// (60) with ports 0; the datapath used to walk the data as a destination
+/// options header and take the protocol from its first byte (17).
 #[test]
-#[ignore = "datapath bug: parse_ipv6 walks the data of non-first fragments as headers"]
 fn ipv6_non_first_fragment_data_is_not_walked() {
     let h = Harness::new();
     // IPv6 (next header 44), fragment header (next 60, offset 8 bytes), then

@@ -57,18 +57,7 @@ pub enum Unchecked {
     ChainPastIpLength,
     /// 1 to 3 bytes of an extension header.
     PartialExtensionHeader,
-    /// The known datapath bug: see [`DATAPATH_WALKS_FRAGMENT_DATA`].
-    KnownBugFragmentData,
 }
-
-/// Known datapath bug (bpf/flowctl.bpf.c, `parse_ipv6`): after the fragment
-/// header of a non-first IPv6 fragment, the parser goes on reading the
-/// fragment's data as extension headers when the fragment header's next
-/// header is an extension header type, so the flow's protocol comes from
-/// payload bytes. Reproduced by `ipv6_non_first_fragment_data_is_not_walked`
-/// in tests/fuzz_parser.rs (ignored until fixed). While this is `true`, the
-/// protocol of such frames is left unchecked; set it to `false` with the fix.
-pub const DATAPATH_WALKS_FRAGMENT_DATA: bool = true;
 
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
@@ -309,10 +298,6 @@ impl Ip<'_> {
             at += header_len;
             if non_first_fragment {
                 reach_transport = false;
-                if DATAPATH_WALKS_FRAGMENT_DATA && matches!(next, 0 | 43 | 44 | 51 | 60 | 135) {
-                    unchecked.push(Unchecked::KnownBugFragmentData);
-                    protocol_checked = false;
-                }
                 break;
             }
         }
