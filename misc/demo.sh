@@ -57,7 +57,8 @@ sleep 0.5
 
 step "flowctl agent --netns $A --interface veth0 --direction both --collector udp://127.0.0.1:$PORT"
 RUST_LOG=info "$flowctl" agent --netns "$A" --interface veth0 --direction both \
-    --collector "udp://127.0.0.1:$PORT" --idle-timeout 2s --active-timeout 10s 2>/tmp/flowctl-demo-agent.log &
+    --collector "udp://127.0.0.1:$PORT" --idle-timeout 2s --active-timeout 10s \
+    --metrics-address 127.0.0.1:0 2>/tmp/flowctl-demo-agent.log &
 AGENT=$!
 for _ in $(seq 50); do grep -q "agent running" /tmp/flowctl-demo-agent.log 2>/dev/null && break; sleep 0.2; done
 grep -q "agent running" /tmp/flowctl-demo-agent.log || { cat /tmp/flowctl-demo-agent.log; exit 1; }
@@ -76,8 +77,17 @@ step "flowctl status"
 step "flowctl dump --sort bytes   (the live cache; the agent empties it as flows end)"
 "$flowctl" dump --sort bytes
 
-step "waiting for the idle timeout, then SIGTERM: the agent exports every remaining flow"
+step "waiting for the idle timeout, then a few Prometheus metrics from the agent"
 sleep 3
+METRICS=$(sed -n 's|.*metrics on http://\([0-9.]*:[0-9]*\)/metrics.*|\1|p' /tmp/flowctl-demo-agent.log | head -1)
+if [ -n "$METRICS" ]; then
+    exec 3<>"/dev/tcp/${METRICS%:*}/${METRICS#*:}"
+    printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$METRICS" >&3
+    grep -E '^flowctl_(cache_flows|flows_ended_total|export_records_total|datapath_not_recorded_packets_total)' <&3 || true
+    exec 3<&-
+fi
+
+step "SIGTERM: the agent exports every remaining flow"
 kill -TERM "$AGENT"
 wait "$AGENT"
 AGENT=
