@@ -475,12 +475,7 @@ mod counter_tests {
 
     #[tokio::test]
     async fn a_refused_tcp_collector_counts_errors_and_keeps_the_records_queued() {
-        // A port that was free a moment ago: connecting is refused.
-        let address = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let handle = start(address, Protocol::Tcp);
+        let handle = start(refused_tcp_address(), Protocol::Tcp);
         assert!(handle.send(Command::Records(records(7))).await);
         let status = handle.flush(Duration::from_millis(300)).await.unwrap();
         let c = handle.counters();
