@@ -1,22 +1,16 @@
-//! Compiles, with clang, the eBPF objects `flowctl-bench` embeds: the bare
-//! per-CPU-hash tc counter (`bpf/bench/bare_counter.bpf.c`) and, for
-//! `prog-cost`, the flowctl datapath itself (`bpf/flowctl.bpf.c`, with the
-//! same flags as `flowctl-datapath`'s build).
+//! Compiles, with clang, the eBPF object `flowctl-bench` embeds: the bare
+//! per-CPU-hash tc counter (`bpf/bench/bare_counter.bpf.c`), with the same
+//! flags as `flowctl-datapath`'s build of the datapath (which `prog-cost`
+//! takes from that crate).
 
 use std::{env, path::Path, path::PathBuf, process::Command};
 
 fn main() {
     let bpf_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../bpf");
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
-    for f in ["bench/bare_counter.bpf.c", "flowctl.bpf.c", "flowctl.h"] {
-        println!("cargo:rerun-if-changed={}", bpf_dir.join(f).display());
-    }
-    compile(
-        &bpf_dir,
-        &bpf_dir.join("bench/bare_counter.bpf.c"),
-        &out_dir.join("bare_counter.bpf.o"),
-    );
-    compile(&bpf_dir, &bpf_dir.join("flowctl.bpf.c"), &out_dir.join("flowctl.bpf.o"));
+    let src = bpf_dir.join("bench/bare_counter.bpf.c");
+    println!("cargo:rerun-if-changed={}", src.display());
+    compile(&bpf_dir, &src, &out_dir.join("bare_counter.bpf.o"));
 }
 
 fn compile(include: &Path, src: &Path, out: &Path) {

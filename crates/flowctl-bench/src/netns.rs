@@ -1,21 +1,14 @@
 //! Entering a named network namespace (only the network namespace, so
 //! `/sys/fs/bpf` stays the host's bpffs).
 
-use std::{fs::File, os::fd::AsRawFd, path::Path};
+use std::{fs::File, os::fd::AsRawFd};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 /// Moves the calling thread into the network namespace `/var/run/netns/NAME`
 /// (or `/run/netns/NAME`) for the rest of its life.
 pub fn enter(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        bail!("invalid network namespace name {name:?}");
-    }
-    let path = ["/var/run/netns", "/run/netns"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.exists())
-        .with_context(|| format!("no network namespace named {name:?}"))?;
+    let path = flowctl_datapath::netns::netns_path(name)?;
     let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: plain syscall on a valid fd.
     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {

@@ -12,9 +12,6 @@ use aya::{
 
 use crate::{bare::BARE_OBJECT, cli::ProgCostArgs, frames};
 
-/// The flowctl datapath, built from `bpf/flowctl.bpf.c` by `build.rs`.
-static FLOWCTL_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/flowctl.bpf.o"));
-
 /// Loads both programs, runs them alternately `rounds` times and prints one
 /// JSON line with the median ns per run of each and their ratio.
 pub fn run(args: &ProgCostArgs) -> Result<()> {
@@ -28,7 +25,7 @@ pub fn run(args: &ProgCostArgs) -> Result<()> {
     };
     let frame = frames::frame(&spec, frames::FIRST_SRC_PORT);
     let mut bare = load(BARE_OBJECT, "bare_counter")?;
-    let mut flowctl = load(FLOWCTL_OBJECT, "flowctl_egress")?;
+    let mut flowctl = load(flowctl_datapath::DATAPATH_OBJECT, "flowctl_egress")?;
     let (mut bare_ns, mut flowctl_ns) = (Vec::new(), Vec::new());
     for _ in 0..args.rounds {
         bare_ns.push(ns_per_run(&mut bare, "bare_counter", &frame, args.repeat)?);

@@ -21,8 +21,9 @@ pub use error::{Error, Result};
 pub use flow_table::{FlowStats, FlowTable};
 pub use pins::PinLayout;
 
-/// The eBPF object built from `bpf/flowctl.bpf.c` by `build.rs`.
-pub(crate) static DATAPATH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/flowctl.bpf.o"));
+/// The eBPF object built from `bpf/flowctl.bpf.c` by `build.rs` (public for
+/// `flowctl-bench prog-cost`, which measures it without attaching).
+pub static DATAPATH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/flowctl.bpf.o"));
 
 /// Where on an interface the classifier runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
