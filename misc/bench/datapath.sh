@@ -75,18 +75,6 @@ bench_bg "$bench" sink --netns "$B" --bind "$BENCH_IP_B:$SINK_PORT"
 bench_bg "$bench" sink --netns "$A" --bind "127.0.0.1:$IPFIX_PORT"
 sleep 0.3
 
-# Waits (bounded) until FILE contains PATTERN.
-wait_for() {
-    local i
-    for i in $(seq 100); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "datapath.sh: timed out waiting for '$2' in $1:" >&2
-    cat "$1" >&2
-    return 1
-}
-
 # Sets MODE_PID after attaching MODE; MODE_PID is the process whose CPU is
 # reported (the agent) or the bare counter.
 start_mode() {
@@ -96,7 +84,7 @@ start_mode() {
     bare)
         bench_bg "$bench" bare --netns "$A" --ifname "$DEV" >"$WORK/bare.json" 2>"$WORK/bare.log"
         MODE_PID=$BENCH_PID
-        wait_for "$WORK/bare.log" "attached"
+        bench_wait_for "$WORK/bare.log" "attached"
         ;;
     flowctl)
         "$flowctl" attach --netns "$A" --interface "$DEV" --direction egress >/dev/null
@@ -104,7 +92,7 @@ start_mode() {
         RUST_LOG=info bench_bg nsenter --net="/var/run/netns/$A" "$flowctl" agent --interface "$DEV" \
             --direction egress --collector "udp://127.0.0.1:$IPFIX_PORT" 2>"$WORK/agent.log"
         MODE_PID=$BENCH_PID
-        wait_for "$WORK/agent.log" "agent running"
+        bench_wait_for "$WORK/agent.log" "agent running"
         ;;
     esac
 }

@@ -12,6 +12,8 @@
 #                                    bench_stop'ed before; sets BENCH_PID
 #   bench_wait PID                   wait for a bench_bg process to end by itself
 #   bench_stop PID                   SIGTERM PID and wait for it (bounded, then SIGKILL)
+#   bench_wait_for FILE PATTERN      wait (10 s at most) until FILE contains PATTERN;
+#                                    on timeout prints FILE and fails
 #   bench_now                        wall clock, seconds with ns (float)
 #   bench_sys_jiffies                sys+irq+softirq jiffies of all CPUs (/proc/stat)
 #   bench_proc_ticks PID [utime|stime|both]  CPU ticks of a process (/proc/PID/stat)
@@ -92,6 +94,17 @@ bench_wait() {
     wait "$1" || rc=$?
     BENCH_BG_PIDS=${BENCH_BG_PIDS// $1 / }
     return "$rc"
+}
+
+bench_wait_for() {
+    local i
+    for i in $(seq 100); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "${0##*/}: timed out waiting for '$2' in $1:" >&2
+    cat "$1" >&2
+    return 1
 }
 
 bench_now() { date +%s.%N; }
