@@ -15,31 +15,7 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use support::flowctl_cli::Flowctl;
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("flowctl-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{collectors::TempDir, flowctl_cli::Flowctl};
 
 /// Runs flowctl with OS-string arguments against `pin_dir`, with a clean
 /// logging and backtrace environment.
@@ -106,7 +82,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Arguments that clap itself rejects: exit code 2.
-fn usage_cases(scratch: &Scratch) -> Vec<(&'static str, Vec<OsString>)> {
+fn usage_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
     let long_name = "x".repeat(16);
     let huge = "9".repeat(40);
     let mut cases = vec![
@@ -213,7 +189,7 @@ fn usage_cases(scratch: &Scratch) -> Vec<(&'static str, Vec<OsString>)> {
 
 /// Arguments that parse but name things that do not exist or are invalid:
 /// exit code 1 from the command.
-fn runtime_cases(scratch: &Scratch) -> Vec<(&'static str, Vec<OsString>)> {
+fn runtime_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
     let netns = format!("fct-no-such-netns-{}", std::process::id());
     let garbage = scratch.file("garbage.yaml", "collectors: [{address: [1, 2]}]\n: :\n\t\u{0}");
     let empty = scratch.file("empty.yaml", "");
@@ -286,7 +262,7 @@ fn runtime_cases(scratch: &Scratch) -> Vec<(&'static str, Vec<OsString>)> {
 #[test]
 fn nonsense_arguments_fail_with_one_line_and_touch_nothing() {
     let fc = Flowctl::new("args");
-    let scratch = Scratch::new("args");
+    let scratch = TempDir::new("args");
     let usage = usage_cases(&scratch);
     let runtime = runtime_cases(&scratch);
     for (needle, args) in &usage {
@@ -366,7 +342,7 @@ fn bash_completions_cover_every_subcommand_and_parse() {
     for nested in ["check", "send", "--max-flows", "--collector"] {
         assert!(script.contains(nested), "bash completions lack {nested}");
     }
-    let scratch = Scratch::new("completions");
+    let scratch = TempDir::new("completions");
     let file = scratch.file("flowctl.bash", &script);
     let check = Command::new("bash").arg("-n").arg(&file).output().expect("bash");
     assert!(

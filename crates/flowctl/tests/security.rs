@@ -15,6 +15,7 @@ use std::{
 
 use serde_json::Value;
 use support::{
+    collectors::TempDir,
     flowctl_cli::Flowctl,
     netns::{Topology, A4, A_IF, B4},
     traffic,
@@ -162,10 +163,8 @@ fn pins_are_private_directories_and_files() {
 #[test]
 fn world_writable_configuration_is_refused() {
     let fc = Flowctl::new("secconf");
-    let dir = std::env::temp_dir().join(format!("flowctl-secconf-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("agent.yaml");
-    fs::write(&file, "collectors:\n  - address: 127.0.0.1:4739\n").unwrap();
+    let dir = TempDir::new("secconf");
+    let file = dir.file("agent.yaml", "collectors:\n  - address: 127.0.0.1:4739\n");
     let path = file.to_str().unwrap();
     let root = Runner::default();
 
@@ -187,7 +186,6 @@ fn world_writable_configuration_is_refused() {
     }
     // The agent refused before creating anything.
     assert!(!fc.pin_dir.exists(), "the agent touched {}", fc.pin_dir.display());
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]

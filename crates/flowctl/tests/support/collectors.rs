@@ -38,6 +38,13 @@ impl TempDir {
         std::fs::create_dir_all(&p).unwrap();
         Self(p)
     }
+
+    /// Writes `text` to `name` in the directory; returns its path.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
 }
 
 impl Drop for TempDir {
