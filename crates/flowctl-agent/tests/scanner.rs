@@ -23,6 +23,17 @@ impl Drop for Pins {
     }
 }
 
+/// A detached datapath with an 8192-flow cache pinned under a directory of
+/// this test's own (`tag`), removed when the returned [`Pins`] is dropped.
+fn cache(tag: &str) -> (Pins, PinLayout, FlowTable) {
+    let base = PathBuf::from(format!("/sys/fs/bpf/flowctl-test-scanner{tag}-{}", std::process::id()));
+    let pins = Pins(base.clone());
+    let layout = PinLayout::under(&base);
+    DetachedDatapath::load(&layout, 5, Some(8192)).expect("load datapath (run as root)");
+    let table = FlowTable::open(&layout).unwrap();
+    (pins, layout, table)
+}
+
 fn flow(i: u32, last_seen_ns: u64) -> (FlowKey, FlowValue) {
     let mut key = FlowKey {
         netns_ino: 5,
@@ -58,11 +69,7 @@ fn timeouts(idle: Duration) -> Timeouts {
 
 #[test]
 fn a_mass_expiry_drains_the_cache_and_puts_the_staying_flows_back() {
-    let base = PathBuf::from(format!("/sys/fs/bpf/flowctl-test-scanner-{}", std::process::id()));
-    let _pins = Pins(base.clone());
-    let layout = PinLayout::under(&base);
-    DetachedDatapath::load(&layout, 5, Some(8192)).expect("load datapath (run as root)");
-    let table = FlowTable::open(&layout).unwrap();
+    let (_pins, layout, table) = cache("");
 
     // 2900 flows idle for 100 s, 100 active a second ago, mixed over the buckets.
     let now = boot_time_ns();
@@ -107,11 +114,7 @@ fn a_mass_expiry_drains_the_cache_and_puts_the_staying_flows_back() {
 
 #[test]
 fn a_pass_where_few_flows_expire_only_reads() {
-    let base = PathBuf::from(format!("/sys/fs/bpf/flowctl-test-scanner-few-{}", std::process::id()));
-    let _pins = Pins(base.clone());
-    let layout = PinLayout::under(&base);
-    DetachedDatapath::load(&layout, 5, Some(8192)).expect("load datapath (run as root)");
-    let table = FlowTable::open(&layout).unwrap();
+    let (_pins, layout, table) = cache("-few");
     let now = boot_time_ns();
     let flows: Vec<_> = (0..1000)
         .map(|i| flow(i, if i % 2 == 0 { now - S } else { now - 100 * S }))
@@ -128,11 +131,7 @@ fn a_pass_where_few_flows_expire_only_reads() {
 
 #[test]
 fn passes_with_a_sink_hand_their_records_over_in_chunks_as_they_walk() {
-    let base = PathBuf::from(format!("/sys/fs/bpf/flowctl-test-scanner-sink-{}", std::process::id()));
-    let _pins = Pins(base.clone());
-    let layout = PinLayout::under(&base);
-    DetachedDatapath::load(&layout, 5, Some(8192)).expect("load datapath (run as root)");
-    let table = FlowTable::open(&layout).unwrap();
+    let (_pins, layout, table) = cache("-sink");
     let now = boot_time_ns();
     // 2000 idle flows, 1000 active ones.
     let flows: Vec<_> = (0..3000)
