@@ -8,11 +8,13 @@
 //!   `kernel.unprivileged_bpf_disabled` set as distributions ship it:
 //!   CAP_BPF;
 //! - loading a `sched_cls` program: CAP_BPF and CAP_NET_ADMIN. The classifier
-//!   reads the packet with `bpf_skb_load_bytes` (no direct packet access) and
-//!   calls `bpf_ktime_get_boot_ns`, a base helper, so CAP_PERFMON is not
+//!   reads headers straight from the packet only at constant offsets (a
+//!   variable packet offset would need CAP_PERFMON), everything else with
+//!   `bpf_skb_load_bytes`, and its clock helpers (`bpf_jiffies64`,
+//!   `bpf_ktime_get_boot_ns`) are allowed with CAP_BPF, so CAP_PERFMON is not
 //!   required. Without it the verifier adds Spectre v1/v4 mitigations to the
-//!   program (measured on 6.18: 6 to 7 % more instructions), so it is
-//!   recommended but not checked;
+//!   program (a somewhat larger program), so it is recommended but not
+//!   checked;
 //! - entering another network namespace (`setns`): CAP_SYS_ADMIN;
 //! - mounting bpffs when nothing is mounted at `/sys/fs/bpf`: CAP_SYS_ADMIN.
 //!
