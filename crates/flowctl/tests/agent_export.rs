@@ -8,7 +8,7 @@ mod support;
 use std::{
     collections::BTreeMap,
     net::{IpAddr, SocketAddr},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, SystemTime},
 };
 
@@ -16,6 +16,7 @@ use serde_json::Value;
 use support::{
     agent::Agent,
     capture::{self, Capture, TruthKey},
+    collect::{records_of, Collect},
     collectors::{free_port, Nfcapd, TempDir, Tshark},
     flowctl_cli::Flowctl,
     netns::{Topology, A4, A6, A_IF, B4, B6},
@@ -204,81 +205,6 @@ fn nfdump_and_tshark_see_every_flow_exactly() {
     );
 }
 
-/// `flowctl collect -o json` as a child process.
-struct Collect {
-    child: Child,
-    out: std::path::PathBuf,
-}
-
-impl Collect {
-    fn start(port: u16, dir: &TempDir, name: &str) -> Self {
-        let out = dir.0.join(name);
-        let child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
-            .args([
-                "collect",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "-o",
-                "json",
-                "--options",
-            ])
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = std::time::Instant::now();
-        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            assert!(start.elapsed() < Duration::from_secs(10), "collector did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, out }
-    }
-
-    /// Records printed so far (complete lines only).
-    fn lines(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.out).unwrap();
-        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        complete.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    }
-
-    /// Waits (up to 20 s) until a flow record from source port `sport` arrived.
-    fn wait_for(&self, sport: u64) {
-        let start = std::time::Instant::now();
-        while records_of(&self.lines(), sport).is_empty() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "no record from port {sport} arrived"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stop(mut self) -> Vec<Value> {
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::fs::read_to_string(&self.out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Collect {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn records_of(lines: &[Value], sport: u64) -> Vec<&Value> {
-    lines
-        .iter()
-        .filter(|l| l["options"] == false && l["fields"]["sourceTransportPort"] == sport)
-        .collect()
-}
-
 #[test]
 fn a_long_flow_across_active_timeouts_sums_exactly_at_two_collectors() {
     let topo = Topology::new("act");
@@ -383,7 +309,7 @@ fn tcp_transport_and_restarted_collectors_get_templates_again() {
     let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("agent.log"));
 
     traffic::udp(&topo.a, sa(A4, 45001), &topo.b, sa(B4, 45002), 3, 50);
-    collect.wait_for(45001);
+    collect.wait_for_flow(45001);
     let first = collect.stop();
     let first_flows = nfcapd.stop_and_read();
     let got = records_of(&first, 45001);
@@ -397,7 +323,7 @@ fn tcp_transport_and_restarted_collectors_get_templates_again() {
     let nfcapd = Nfcapd::start(udp_port);
     std::thread::sleep(Duration::from_millis(1500));
     traffic::udp(&topo.a, sa(A6, 45003), &topo.b, sa(B6, 45004), 4, 60);
-    collect.wait_for(45003);
+    collect.wait_for_flow(45003);
     assert!(agent.stop().success());
     let second = collect.stop();
     let got = records_of(&second, 45003);
@@ -455,14 +381,14 @@ fn sighup_keeps_the_running_config_when_the_new_one_is_bad_and_applies_a_good_on
         agent.log()
     );
     traffic::udp(&topo.a, sa(A4, 46003), &topo.b, sa(B4, 46004), 2, 10);
-    a.wait_for(46003);
+    a.wait_for_flow(46003);
 
     std::fs::write(&config, collectors_yaml(&[pa, pb])).unwrap();
     agent.signal(libc::SIGHUP);
     agent.wait_for_log("configuration reloaded", Duration::from_secs(5));
     traffic::udp(&topo.a, sa(A4, 46005), &topo.b, sa(B4, 46006), 2, 10);
-    a.wait_for(46005);
-    b.wait_for(46005);
+    a.wait_for_flow(46005);
+    b.wait_for_flow(46005);
     assert!(agent.stop().success());
 
     let la = a.stop();

@@ -13,7 +13,6 @@ mod support;
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -25,7 +24,7 @@ use support::{
     collectors::{free_port, TempDir},
     flowctl_cli::Flowctl,
     load::{ManyFlows, Steady},
-    netns::{ip, sysctl, Topology, A4, A_IF, B4},
+    netns::{ip, sysctl, wait_until_up, Topology, A4, A_IF, B4},
     traffic,
 };
 
@@ -313,26 +312,8 @@ fn add_second_pair(topo: &Topology) {
         ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
         ip(&["-n", ns, "link", "set", dev, "up"]);
     }
-    wait_up(&topo.a, "vx");
-    wait_up(&topo.b, "vy");
-}
-
-fn wait_up(ns: &str, dev: &str) {
-    let start = Instant::now();
-    loop {
-        let out = Command::new("ip")
-            .args(["-n", ns, "-o", "link", "show", "dev", dev])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&out.stdout).contains("state UP") {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{dev} in {ns} did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_up(&topo.a, "vx");
+    wait_until_up(&topo.b, "vy");
 }
 
 /// One interface deleted with a flow in the cache, another renamed, the
@@ -375,7 +356,7 @@ fn interface_removed_renamed_and_back() {
     ip(&["-n", &topo.a, "link", "set", A_IF, "down"]);
     ip(&["-n", &topo.a, "link", "set", A_IF, "name", "wan0"]);
     ip(&["-n", &topo.a, "link", "set", "wan0", "up"]);
-    wait_up(&topo.a, "wan0");
+    wait_until_up(&topo.a, "wan0");
     agent.wait_for_log(&format!("ifindex {va} renamed {A_IF} -> wan0"), Duration::from_secs(10));
     traffic::udp(&topo.a, sa(A4, 55003), &topo.b, sa(B4, 55100), 6, 100);
     collect.wait_until(

@@ -9,12 +9,13 @@ use std::{
     collections::BTreeMap,
     io::{Read, Write},
     net::{SocketAddr, TcpStream, UdpSocket},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use support::{
     agent::Agent,
+    collect::{flow_records, Collect},
     collectors::{free_port, TempDir},
     flowctl_cli::Flowctl,
     netns::{in_netns, Topology, A4, A_IF, B4},
@@ -75,51 +76,13 @@ fn scrape_until(addr: SocketAddr, what: &str, mut done: impl FnMut(&Scrape) -> b
     }
 }
 
-/// `flowctl collect -o json`: one line per flow record received.
-struct Collect {
-    child: Child,
-    out: std::path::PathBuf,
-}
-
-impl Collect {
-    fn start(port: u16, dir: &TempDir) -> Self {
-        let out = dir.0.join("collect.json");
-        let child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
-            .args(["collect", "--listen", &format!("127.0.0.1:{port}"), "-o", "json"])
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            assert!(start.elapsed() < Duration::from_secs(10), "collector did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, out }
-    }
-
-    /// Flow records received so far (complete lines).
-    fn records(&self) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(&self.out).unwrap();
-        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        complete.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    }
-}
-
-impl Drop for Collect {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn metrics_follow_flows_collectors_and_a_full_cache() {
     let topo = Topology::new("met");
     let fc = Flowctl::new("met");
     let dir = TempDir::new("met");
     let (up_port, down_port, metrics_port) = (free_port(), free_port(), free_port());
-    let collect = Collect::start(up_port, &dir);
+    let collect = Collect::start(up_port, &dir, "collect.json");
     let metrics_arg = format!("127.0.0.1:{metrics_port}");
     let (up, down) = (
         format!("udp://127.0.0.1:{up_port}"),
@@ -188,7 +151,7 @@ fn metrics_follow_flows_collectors_and_a_full_cache() {
         s.get("flowctl_flows_ended_total{reason=\"idle\"}") >= 1.0
             && s.get("flowctl_flows_ended_total{reason=\"end\"}") >= 2.0
             && sent > 0.0
-            && sent == collect.records().len() as f64
+            && sent == flow_records(&collect.lines()).len() as f64
             && sent == s.get(&series("flowctl_export_queue_records", &down_labels))
     });
     assert!(quiet.get(&series("flowctl_export_messages_total", &up_labels)) >= 2.0);
@@ -230,8 +193,7 @@ fn metrics_follow_flows_collectors_and_a_full_cache() {
     assert!(agent.stop().success());
     drop(sink);
     // Every burst packet was either exported in a record or counted as not recorded.
-    let exported: u64 = collect
-        .records()
+    let exported: u64 = flow_records(&collect.lines())
         .iter()
         .filter(|r| r["fields"]["destinationTransportPort"] == 47000)
         .map(|r| r["fields"]["packetDeltaCount"].as_u64().unwrap())

@@ -78,6 +78,13 @@ impl Collect {
         }
     }
 
+    /// Waits (up to 20 s) until a flow record from source port `sport` arrived.
+    pub fn wait_for_flow(&self, sport: u16) {
+        self.wait_until(Duration::from_secs(20), &format!("a record from port {sport}"), |l| {
+            !records_of(l, sport).is_empty()
+        });
+    }
+
     /// Stops (SIGKILL: it keeps nothing) and returns every printed record.
     pub fn stop(mut self) -> Vec<Value> {
         std::thread::sleep(Duration::from_millis(300));
@@ -99,18 +106,23 @@ impl Drop for Collect {
     }
 }
 
+/// Flow records (not options records).
+pub fn flow_records(lines: &[Value]) -> Vec<&Value> {
+    lines.iter().filter(|l| l["options"] == false).collect()
+}
+
 /// Flow records (not options records) whose source port is `sport`.
 pub fn records_of(lines: &[Value], sport: u16) -> Vec<&Value> {
-    lines
-        .iter()
-        .filter(|l| l["options"] == false && l["fields"]["sourceTransportPort"] == sport)
+    flow_records(lines)
+        .into_iter()
+        .filter(|l| l["fields"]["sourceTransportPort"] == sport)
         .collect()
 }
 
 /// Packets and octets per source port, summed over every flow record.
 pub fn totals_by_sport(lines: &[Value]) -> BTreeMap<u16, (u64, u64)> {
     let mut out: BTreeMap<u16, (u64, u64)> = BTreeMap::new();
-    for l in lines.iter().filter(|l| l["options"] == false) {
+    for l in flow_records(lines) {
         let f = &l["fields"];
         let e = out
             .entry(f["sourceTransportPort"].as_u64().unwrap_or(0) as u16)

@@ -107,7 +107,8 @@ impl Topology {
     }
 }
 
-fn wait_until_up(ns: &str, dev: &str) {
+/// Waits (up to 5 s) until `dev` in `ns` has operstate UP.
+pub fn wait_until_up(ns: &str, dev: &str) {
     for _ in 0..250 {
         let out = Command::new("ip")
             .args(["-n", ns, "-o", "link", "show", "dev", dev])
