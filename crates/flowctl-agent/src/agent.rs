@@ -160,10 +160,7 @@ async fn run_scan(
 ) -> Result<ScanOutcome, AgentError> {
     let scanner = scanner.clone();
     let runtime = tokio::runtime::Handle::current();
-    let targets: Vec<(String, CollectorHandle)> = collectors
-        .iter()
-        .map(|c| (c.spec.endpoint.to_string(), c.handle.clone()))
-        .collect();
+    let targets: Vec<CollectorHandle> = collectors.iter().map(|c| c.handle.clone()).collect();
     tokio::task::spawn_blocking(move || {
         let mut sink = |records: Vec<FlowRecord>| runtime.block_on(send_records(&targets, records));
         let mut s = scanner.lock().expect("scanner lock");
@@ -179,11 +176,11 @@ async fn run_scan(
 }
 
 /// One chunk of records to every collector, shared (not copied).
-async fn send_records(targets: &[(String, CollectorHandle)], records: Vec<FlowRecord>) {
+async fn send_records(targets: &[CollectorHandle], records: Vec<FlowRecord>) {
     let records = Arc::new(records);
-    for (endpoint, handle) in targets {
+    for handle in targets {
         if !handle.send(Command::Records(records.clone())).await {
-            log::error!("{endpoint}: export task stopped");
+            log::error!("{}: export task stopped", handle.endpoint());
         }
     }
 }
@@ -199,13 +196,6 @@ async fn dispatch(collectors: &[Collector], outcome: ScanOutcome) {
                 octets: c.not_recorded_octets,
             })
             .await;
-    }
-    if !outcome.records.is_empty() {
-        let targets: Vec<_> = collectors
-            .iter()
-            .map(|c| (c.spec.endpoint.to_string(), c.handle.clone()))
-            .collect();
-        send_records(&targets, outcome.records).await;
     }
     let n: u64 = outcome.records_made.iter().sum();
     let (flows, capacity, took) = (outcome.flows, outcome.capacity, outcome.duration);
