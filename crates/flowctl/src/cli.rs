@@ -75,13 +75,7 @@ pub enum ShellArg {
 
 /// An interface name as the kernel accepts it (`dev_valid_name`).
 fn interface_arg(s: &str) -> Result<String, String> {
-    let valid = !s.is_empty()
-        && s.len() < 16
-        && s != "."
-        && s != ".."
-        && !s.contains(['/', ':'])
-        && !s.contains(char::is_whitespace);
-    if valid {
+    if flowctl_agent::config::valid_interface_name(s) {
         Ok(s.to_string())
     } else {
         Err("not an interface name (1 to 15 bytes, no '/', ':' or blanks)".into())

@@ -231,9 +231,23 @@ fn metrics(m: &MetricsEntry) -> Result<Option<SocketAddr>, String> {
     Ok((m.enabled != Some(false)).then_some(address))
 }
 
+/// Whether the kernel accepts `name` as an interface name (`dev_valid_name`):
+/// 1 to 15 bytes, not `.` or `..`, no `/`, `:` or blanks.
+pub fn valid_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', ':'])
+        && !name.contains(char::is_whitespace)
+}
+
 fn interface(e: &InterfaceEntry) -> Result<InterfaceSpec, String> {
-    if e.name.is_empty() || e.name.len() > 15 || e.name.contains('/') || e.name.contains(char::is_whitespace) {
-        return Err(format!("name: {:?} is not a valid interface name", e.name));
+    if !valid_interface_name(&e.name) {
+        return Err(format!(
+            "name: {:?} is not a valid interface name (1 to 15 bytes, no '/', ':' or blanks)",
+            e.name
+        ));
     }
     Ok(InterfaceSpec {
         name: e.name.clone(),

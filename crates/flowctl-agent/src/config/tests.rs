@@ -144,3 +144,19 @@ fn unavailable_fields_pass_in_synthetic_mode() {
     assert!(validate(&file, "f", Strictness::Agent).is_err());
     assert!(validate(&file, "f", Strictness::Synthetic).is_ok());
 }
+
+#[test]
+fn interface_names_follow_the_kernels_rules() {
+    for bad in ["a:b", "..", "sixteen_chars_xx", "a b", "a/b", ""] {
+        let yaml = format!("interfaces:\n  - name: \"{bad}\"\n{COLLECTOR}");
+        let e = error(&yaml);
+        assert!(
+            e.contains("interfaces[0]: name:") && e.contains("not a valid interface name"),
+            "{bad:?}: {e}"
+        );
+    }
+    for good in ["eth0", "wan.100", "fifteen_chars_x"] {
+        let yaml = format!("interfaces:\n  - name: {good}\n{COLLECTOR}");
+        assert_eq!(check(&yaml).unwrap().interfaces[0].name, good);
+    }
+}
