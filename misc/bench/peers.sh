@@ -43,7 +43,8 @@
 # Environment: DURATION (s, default 10), SETTLE (s, default 2), ROUNDS
 # (default 1), RATES (default "50000 200000"), SIZES (default "64 1500"),
 # FLOWS (default 1000), EXPORTERS (default "none flowctl pmacctd softflowd";
-# none is always run), IDLE (s, default 2), ACTIVE (s, default 5),
+# none is always run; "bare" adds the bare per-CPU-hash tc counter of
+# datapath.sh, which exports nothing: its share is 0, its CPU the floor), IDLE (s, default 2), ACTIVE (s, default 5),
 # PMACCT_BUFFER (plugin_buffer_size, default 40960; 0 = pmacct's default),
 # SOFTFLOWD_SHIM (1 default, 0 = as packaged), BUILD (1 default; 0 uses the
 # binaries in target/release as they are), RESULTS (per-run TSV file).
@@ -87,8 +88,8 @@ ex_list=(none)
 for e in $EXPORTERS; do
     case $e in
     none) ;;
-    flowctl | pmacctd | softflowd) ex_list+=("$e") ;;
-    *) die "unknown exporter $e (none, flowctl, pmacctd, softflowd)" ;;
+    bare | flowctl | pmacctd | softflowd) ex_list+=("$e") ;;
+    *) die "unknown exporter $e (none, bare, flowctl, pmacctd, softflowd)" ;;
     esac
 done
 
@@ -98,6 +99,7 @@ command -v pmacctd >/dev/null || need+=(pmacct)
 command -v softflowd >/dev/null && command -v softflowctl >/dev/null || need+=(softflowd)
 command -v nfcapd >/dev/null && command -v nfdump >/dev/null || need+=(nfdump)
 command -v cc >/dev/null || need+=(gcc)
+command -v bpftool >/dev/null || need+=(bpftool)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "== installing: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -123,6 +125,8 @@ P=fcpr$$
 export FLOWCTL_PIN_DIR=/sys/fs/bpf/$P
 WORK=$(mktemp -d "/tmp/$P.XXXX")
 bench_on_exit "rm -rf $WORK"
+BPF_STATS_BEFORE=$(cat /proc/sys/kernel/bpf_stats_enabled)
+bench_on_exit "echo $BPF_STATS_BEFORE >/proc/sys/kernel/bpf_stats_enabled"
 bench_on_exit "$flowctl detach --all --purge; rm -rf $FLOWCTL_PIN_DIR"
 bench_netns_pair "$P"
 A=$BENCH_NS_A B=$BENCH_NS_B DEV=$BENCH_DEV
@@ -133,18 +137,6 @@ cc -O2 -shared -fPIC -o "$shim" misc/bench/peers/pcap_timeout_shim.c -ldl
 
 bench_bg "$bench" sink --netns "$B" --bind "$BENCH_IP_B:$SINK_PORT"
 sleep 0.3
-
-# Waits (bounded) until FILE contains PATTERN.
-wait_for() {
-    local i
-    for i in $(seq 100); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "peers.sh: timed out waiting for '$2' in $1:" >&2
-    cat "$1" >&2
-    return 1
-}
 
 # Waits (bounded, 10 s) until PID is gone.
 wait_gone() {
@@ -191,13 +183,23 @@ start_exporter() {
     EX_PID=
     case $1 in
     none) ;;
+    bare)
+        echo 1 >/proc/sys/kernel/bpf_stats_enabled
+        bench_bg "$bench" bare --netns "$A" --ifname "$DEV" >"$WORK/bare.json" 2>"$WORK/bare.log"
+        EX_PID=$BENCH_PID
+        bench_wait_for "$WORK/bare.log" "attached"
+        ;;
     flowctl)
+        # The kernel's own per-program timing (run_time_ns / run_cnt), on
+        # for flowctl runs only: it adds two clock reads per packet to the
+        # flowctl runs' path CPU, never to the others.
+        echo 1 >/proc/sys/kernel/bpf_stats_enabled
         "$flowctl" attach --netns "$A" --interface "$DEV" --direction egress --max-flows "$MAX_FLOWS" >/dev/null
         RUST_LOG=info bench_bg nsenter --net="/var/run/netns/$A" "$flowctl" agent --interface "$DEV" --direction egress \
             --collector "udp://127.0.0.1:$IPFIX_PORT" --idle-timeout "${IDLE}s" --active-timeout "${ACTIVE}s" \
             --scan-interval 1s --max-flows "$MAX_FLOWS" 2>"$WORK/agent.log"
         EX_PID=$BENCH_PID
-        wait_for "$WORK/agent.log" "agent running"
+        bench_wait_for "$WORK/agent.log" "agent running"
         ;;
     pmacctd)
         local buffer_line="! plugin_buffer_size: pmacct's default"
@@ -208,7 +210,7 @@ start_exporter() {
         : >"$WORK/pmacctd.log"
         bench_bg nsenter --net="/var/run/netns/$A" pmacctd -f "$WORK/pmacctd.conf" >"$WORK/pmacctd.err" 2>&1
         EX_PID=$BENCH_PID
-        wait_for "$WORK/pmacctd.log" "Exporting flows to"
+        bench_wait_for "$WORK/pmacctd.log" "Exporting flows to"
         ;;
     softflowd)
         local preload=
@@ -218,18 +220,30 @@ start_exporter() {
             -m "$MAX_FLOWS" -c "$WORK/softflowd.ctl" -p "$WORK/softflowd.pid" -t "udp=$IDLE" -t "tcp=$IDLE" \
             -t "icmp=$IDLE" -t "general=$IDLE" -t "maxlife=$ACTIVE" -t expint=1 >"$WORK/softflowd.err" 2>&1
         EX_PID=$BENCH_PID
-        wait_for "$WORK/softflowd.err" "starting data collection"
+        bench_wait_for "$WORK/softflowd.err" "starting data collection"
         ;;
     esac
     sleep 0.5
+}
+
+# Mean run time per packet of the tc program named $1, as the kernel measured
+# it (kernel.bpf_stats_enabled: run_time_ns / run_cnt).
+prog_ns() {
+    bpftool prog show name "$1" -j 2>/dev/null | tr -d ' \n' |
+        sed -n 's/.*"run_time_ns":\([0-9]*\).*"run_cnt":\([0-9]*\).*/\1 \2/p' |
+        awk '$2 > 0 { printf "%.1f", $1 / $2 }'
 }
 
 # Loss counters read while the exporter still runs, as "key=value ..." in EX_DIAG.
 exporter_diag() {
     EX_DIAG=
     case $1 in
+    bare)
+        EX_DIAG="prog_ns=$(prog_ns bare_counter)"
+        ;;
     flowctl)
         EX_DIAG="not_recorded=$("$flowctl" status -o json | tr -d ' \n' | grep -o '"not_recorded_packets":[0-9]*' | cut -d: -f2)"
+        EX_DIAG+=" prog_ns=$(prog_ns flowctl_egress)"
         ;;
     softflowd)
         local st
@@ -246,12 +260,17 @@ exporter_diag() {
 stop_exporter() {
     case $1 in
     none) ;;
+    bare)
+        bench_stop "$EX_PID"
+        echo "$BPF_STATS_BEFORE" >/proc/sys/kernel/bpf_stats_enabled
+        ;;
     flowctl)
         bench_stop "$EX_PID"
         local fin
         fin=$(grep -o '[0-9]* records in [0-9]* messages, [0-9]* not sent' "$WORK/agent.log" | tail -1 || true)
         EX_DIAG+=" records=$(cut -d' ' -f1 <<<"$fin") not_sent=$(cut -d' ' -f6 <<<"$fin")"
         "$flowctl" detach --all --purge >/dev/null
+        echo "$BPF_STATS_BEFORE" >/proc/sys/kernel/bpf_stats_enabled
         ;;
     pmacctd)
         local pids
@@ -285,7 +304,7 @@ run_one() {
     mkdir -p "$nfdir"
     bench_bg nsenter --net="/var/run/netns/$A" nfcapd -b 127.0.0.1 -p "$IPFIX_PORT" -w "$nfdir" -B 16777216 >"$WORK/nfcapd.log" 2>&1
     local nfcapd_pid=$BENCH_PID
-    wait_for "$WORK/nfcapd.log" "Startup"
+    bench_wait_for "$WORK/nfcapd.log" "Startup"
     start_exporter "$ex" >&2
     local -a pids=()
     [ -n "$EX_PID" ] && read -r -a pids <<<"$(tree_pids "$EX_PID")"
