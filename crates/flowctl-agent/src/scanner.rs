@@ -3,8 +3,11 @@
 //!
 //! A pass walks the cache a batch at a time (`FlowTable::walk`): each chunk
 //! is aged and its expired flows taken before the next chunk is read, so
-//! memory is one batch plus 8 bytes per staying flow plus the records, never
-//! a copy of the whole cache.
+//! memory is one batch plus the eviction candidates (at most 1.5 times the
+//! flows between the low watermark and the capacity) plus the records,
+//! never a copy of the whole cache. Evicted flows (the oldest that stay
+//! when the cache is nearly full) are chosen during that walk and taken
+//! after it, one read-and-delete each.
 //!
 //! Taking a flow is one system call (~1-2 µs), which dominates a pass where
 //! most flows end (a burst of short flows going idle together). So when at
@@ -166,7 +169,7 @@ impl Scanner {
         let Self {
             table, aging, drained, ..
         } = self;
-        let mut pass = aging.begin_scan(now_ns);
+        let mut pass = aging.begin_scan(now_ns, capacity);
         let mut expiries = Vec::new();
         let mut walk = table.walk();
         loop {
@@ -188,11 +191,9 @@ impl Scanner {
             walk.set_drain(mass_expiry);
             handover.when_full(&mut out);
         }
-        if let Some(mut eviction) = aging.end_scan(pass, capacity) {
-            let mut walk = table.walk();
-            while let Some(chunk) = walk.next_chunk()? {
-                eviction.offer(chunk);
-            }
+        drop(walk);
+        // The oldest staying flows were picked during the walk: no second one.
+        if let Some(eviction) = aging.end_scan(pass) {
             for e in eviction.into_expiries() {
                 take(table, aging, &e, &clock, &mut out)?;
                 handover.when_full(&mut out);
@@ -290,12 +291,22 @@ fn take(
     clock: &BootClock,
     out: &mut ScanOutcome,
 ) -> flowctl_datapath::Result<()> {
-    match table.take(&e.key)? {
-        Some(last) => {
-            out.ended[e.reason as usize] += 1;
-            out.record(aging.finish(&e.key, &last, e.reason, clock));
+    // An evicted flow that was active since the walk read it goes back; if
+    // it cannot, its counters are reported now (nothing counted is lost).
+    let Some(last) = table.take(&e.key)? else {
+        aging.forget(&e.key);
+        return Ok(());
+    };
+    let reason = if e.still_due(&last) {
+        e.reason
+    } else {
+        match table.put_back(&e.key, &last)? {
+            PutBack::Restored => return Ok(()),
+            PutBack::Exists => EndReason::ActiveTimeout,
+            PutBack::Full => EndReason::LackOfResources,
         }
-        None => aging.forget(&e.key),
-    }
+    };
+    out.ended[reason as usize] += 1;
+    out.record(aging.finish(&e.key, &last, reason, clock));
     Ok(())
 }

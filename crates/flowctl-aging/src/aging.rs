@@ -35,6 +35,14 @@ impl Expiry {
     pub fn ends_flow(&self) -> bool {
         self.reason != EndReason::ActiveTimeout
     }
+
+    /// Whether the flow still ends, given the counters it had when it was
+    /// taken out of the cache: an eviction is called off for a flow that
+    /// saw packets since the scan read it (it is no longer among the least
+    /// recently active flows); any other end stands.
+    pub fn still_due(&self, last: &FlowStats) -> bool {
+        self.reason != EndReason::LackOfResources || last.last_seen_ns <= self.stats.last_seen_ns
+    }
 }
 
 /// What was already reported of a flow that is still in the cache.

@@ -1,32 +1,41 @@
-//! Lack-of-resources eviction without a sorted copy of the cache.
+//! Lack-of-resources eviction in the same walk as aging.
 //!
-//! The first walk of a scan keeps the last-seen time of every flow that
-//! stays; [`Eviction::plan`] picks the `n`-th oldest of those as a threshold
-//! (`select_nth_unstable`, linear) and counts the flows strictly older. A
-//! second walk of the cache then [`offer`](Eviction::offer)s every flow:
-//! those older than the threshold are all evicted, and of those last seen
-//! exactly at the threshold only the smallest keys needed to reach `n` are
-//! kept (a bounded heap), so memory stays proportional to what is evicted
-//! even when a million flows share one timestamp.
+//! While a scan walks the cache, every flow that stays (no expiry in this
+//! scan) is [`offer`](Candidates::offer)ed to a bounded set of the oldest
+//! flows by (last-seen time, key). Eviction never goes below the low
+//! watermark, so at most `capacity - low` flows can be evicted: the set
+//! keeps no more than half as many again (amortised constant time per flow,
+//! about 100 bytes a kept flow), even when a million flows share one
+//! timestamp; no second walk of the cache is needed.
+//! When the scan ends, [`Eviction::plan`] takes the oldest `staying - low`
+//! of them if the flows that stay reach the high watermark. Flows that end
+//! for another reason in the same scan are never offered, so they are not
+//! counted twice.
 
-use std::{cmp::Ordering, collections::BinaryHeap};
+use std::cmp::Ordering;
 
 use flowctl_common::FlowKey;
 use flowctl_datapath::FlowStats;
 
 use crate::{EndReason, Expiry, Watermarks};
 
+/// The oldest staying flows of a scan in progress.
+#[derive(Debug)]
+pub(crate) struct Candidates {
+    /// Most flows an eviction could take in this cache.
+    bound: usize,
+    /// Flows offered and not yet known to be newer than `bound` others.
+    kept: Vec<Candidate>,
+    /// Rank of the `bound`-th oldest flow offered so far: nothing at or
+    /// above it can be evicted.
+    cutoff: Option<(u64, FlowKey)>,
+}
+
 /// Flows to end because the cache is nearly full.
 #[derive(Debug)]
 pub struct Eviction {
-    threshold_ns: u64,
-    count: usize,
-    /// Flows last seen before the threshold (at most `count - ties` of them).
-    older: Vec<Candidate>,
-    /// How many flows last seen at the threshold are evicted.
-    ties: usize,
-    /// The smallest keys at the threshold so far; the largest on top.
-    at_threshold: BinaryHeap<Candidate>,
+    /// Oldest first (then by key).
+    flows: Vec<Candidate>,
 }
 
 #[derive(Debug)]
@@ -61,69 +70,78 @@ impl Ord for Candidate {
     }
 }
 
+/// Flows of a cache of `capacity` at the low watermark.
+fn low_mark(watermarks: Watermarks, capacity: u32) -> usize {
+    (watermarks.low * f64::from(capacity)) as usize
+}
+
+impl Candidates {
+    /// Candidates for a cache of `capacity` flows.
+    pub(crate) fn new(watermarks: Watermarks, capacity: u32) -> Self {
+        Self {
+            bound: (capacity as usize).saturating_sub(low_mark(watermarks, capacity)),
+            kept: Vec::new(),
+            cutoff: None,
+        }
+    }
+
+    /// Considers one flow that stays. Amortised constant time: flows are
+    /// kept until there are half as many again as `bound`, then only the
+    /// `bound` oldest stay (a linear selection) and set the cutoff.
+    pub(crate) fn offer(&mut self, key: &FlowKey, stats: &FlowStats) {
+        if self.bound == 0 || self.cutoff.is_some_and(|(t, k)| (stats.last_seen_ns, key) >= (t, &k)) {
+            return;
+        }
+        self.kept.push(Candidate {
+            key: *key,
+            stats: *stats,
+        });
+        if self.kept.len() >= self.bound + self.bound / 2 + 64 {
+            self.kept.select_nth_unstable(self.bound - 1);
+            self.kept.truncate(self.bound);
+            let newest = &self.kept[self.bound - 1];
+            self.cutoff = Some((newest.stats.last_seen_ns, newest.key));
+        }
+    }
+
+    /// The `n` oldest flows offered, oldest first (then by key).
+    fn oldest(mut self, n: usize) -> Vec<Candidate> {
+        if n < self.kept.len() {
+            self.kept.select_nth_unstable(n);
+            self.kept.truncate(n);
+        }
+        self.kept.sort_unstable();
+        self.kept
+    }
+}
+
 impl Eviction {
-    /// The eviction for flows that stay with these last-seen times in a
-    /// cache of `capacity`: `None` below the high watermark.
-    pub(crate) fn plan(mut staying: Vec<u64>, watermarks: Watermarks, capacity: u32) -> Option<Self> {
+    /// The eviction once `staying` flows stay in a cache of `capacity`:
+    /// `None` below the high watermark.
+    pub(crate) fn plan(candidates: Candidates, staying: usize, watermarks: Watermarks, capacity: u32) -> Option<Self> {
         let high = (watermarks.high * f64::from(capacity)) as usize;
-        let low = (watermarks.low * f64::from(capacity)) as usize;
-        let n = staying.len();
-        if capacity == 0 || n < high.max(1) {
+        let low = low_mark(watermarks, capacity);
+        if capacity == 0 || staying < high.max(1) {
             return None;
         }
-        let count = n - low.min(n);
+        // At most `capacity - low` flows (more are never in the cache).
+        let count = staying - low.min(staying);
         if count == 0 {
             return None;
         }
-        let (_, threshold_ns, _) = staying.select_nth_unstable(count - 1);
-        let threshold_ns = *threshold_ns;
-        let older = staying.iter().filter(|&&t| t < threshold_ns).count();
-        Some(Self {
-            threshold_ns,
-            count,
-            older: Vec::with_capacity(older),
-            ties: count - older,
-            at_threshold: BinaryHeap::with_capacity(count - older + 1),
-        })
+        let flows = candidates.oldest(count);
+        (!flows.is_empty()).then_some(Self { flows })
     }
 
     /// How many flows are to be evicted.
     pub fn count(&self) -> usize {
-        self.count
-    }
-
-    /// Considers one chunk of a second walk over the cache (flows that are
-    /// gone or have been active since the first walk are simply not evicted).
-    pub fn offer(&mut self, chunk: &[(FlowKey, FlowStats)]) {
-        for (key, stats) in chunk.iter().filter(|(_, s)| s.last_seen_ns <= self.threshold_ns) {
-            let candidate = Candidate {
-                key: *key,
-                stats: *stats,
-            };
-            if stats.last_seen_ns < self.threshold_ns {
-                // Flows only get newer between the walks: never more than counted.
-                if self.older.len() + self.ties < self.count {
-                    self.older.push(candidate);
-                }
-            } else if self.at_threshold.len() < self.ties {
-                self.at_threshold.push(candidate);
-            } else if self
-                .at_threshold
-                .peek()
-                .is_some_and(|largest| candidate.key < largest.key)
-            {
-                self.at_threshold.pop();
-                self.at_threshold.push(candidate);
-            }
-        }
+        self.flows.len()
     }
 
     /// The flows to end, least recently active first (then by key).
-    pub fn into_expiries(mut self) -> Vec<Expiry> {
-        self.older.sort_unstable();
-        self.older
+    pub fn into_expiries(self) -> Vec<Expiry> {
+        self.flows
             .into_iter()
-            .chain(self.at_threshold.into_sorted_vec())
             .map(|c| Expiry {
                 key: c.key,
                 stats: c.stats,

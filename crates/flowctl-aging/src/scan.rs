@@ -2,42 +2,46 @@
 //! snapshot of the whole cache (a million flows would be ~100 MB):
 //! [`Aging::begin_scan`], [`Aging::scan_chunk`] per chunk, then
 //! [`Aging::end_scan`], which says whether the cache is nearly full and, if
-//! so, returns an [`Eviction`] to feed a second walk.
+//! so, returns the [`Eviction`] chosen during the walk (no second walk).
 //!
-//! A flow that stays (no expiry in this scan) costs 8 bytes until the scan
-//! ends: its last-seen time, from which the eviction threshold is chosen.
-
-use std::collections::HashSet;
+//! A flow that stays (no expiry in this scan) is offered as an eviction
+//! candidate: at most `capacity - low watermark` of them are kept.
 
 use flowctl_common::FlowKey;
 use flowctl_datapath::FlowStats;
 
-use crate::{Aging, Eviction, Expiry};
+use crate::{eviction::Candidates, Aging, Eviction, Expiry};
 
 /// One scan in progress.
 #[derive(Debug)]
 pub struct ScanPass {
     now_ns: u64,
     generation: u64,
-    /// Last-seen time of every flow with no expiry in this scan.
-    staying: Vec<u64>,
+    capacity: u32,
+    /// Flows seen so far with no expiry in this scan.
+    staying: usize,
+    /// The oldest of them, as many as an eviction could take.
+    candidates: Candidates,
 }
 
 impl ScanPass {
     /// Flows seen so far that stay in the cache.
     pub fn staying(&self) -> usize {
-        self.staying.len()
+        self.staying
     }
 }
 
 impl Aging {
-    /// Starts a scan of the cache read at boot time `now_ns`.
-    pub fn begin_scan(&mut self, now_ns: u64) -> ScanPass {
+    /// Starts a scan, at boot time `now_ns`, of a cache holding at most
+    /// `capacity` flows.
+    pub fn begin_scan(&mut self, now_ns: u64, capacity: u32) -> ScanPass {
         self.generation += 1;
         ScanPass {
             now_ns,
             generation: self.generation,
-            staying: Vec::new(),
+            capacity,
+            staying: 0,
+            candidates: Candidates::new(self.watermarks, capacity),
         }
     }
 
@@ -51,20 +55,24 @@ impl Aging {
                     stats: *stats,
                     reason,
                 }),
-                None => pass.staying.push(stats.last_seen_ns),
+                None => {
+                    pass.staying += 1;
+                    pass.candidates.offer(key, stats);
+                }
             }
         }
     }
 
-    /// Ends the scan of a cache holding at most `capacity` flows: forgets
-    /// the state of flows that are gone, and if the flows that stay reach
-    /// the high watermark, returns the eviction down to the low one (the
-    /// least recently active flows first).
-    pub fn end_scan(&mut self, pass: ScanPass, capacity: u32) -> Option<Eviction> {
+    /// Ends the scan: forgets the state of flows that are gone, and if the
+    /// flows that stay reach the high watermark, returns the eviction down
+    /// to the low one (the least recently active flows first, then by key).
+    pub fn end_scan(&mut self, pass: ScanPass) -> Option<Eviction> {
         let ScanPass {
             now_ns,
             generation,
+            capacity,
             staying,
+            candidates,
         } = pass;
         // Carried totals wait for the flow's next entry up to its idle timeout.
         let timeouts = self.timeouts;
@@ -73,7 +81,7 @@ impl Aging {
                 || t.carried
                     .is_some_and(|c| now_ns.saturating_sub(c.last_ns) < timeouts.idle_for(k.protocol).as_nanos() as u64)
         });
-        Eviction::plan(staying, self.watermarks, capacity)
+        Eviction::plan(candidates, staying, self.watermarks, capacity)
     }
 
     /// A whole scan over `snapshot` (the cache read at boot time `now_ns`,
@@ -81,17 +89,10 @@ impl Aging {
     /// last. Flows reported for their active timeout are not eviction
     /// candidates: the agent takes them out of the cache anyway.
     pub fn scan(&mut self, snapshot: &[(FlowKey, FlowStats)], now_ns: u64, capacity: u32) -> Vec<Expiry> {
-        let mut pass = self.begin_scan(now_ns);
+        let mut pass = self.begin_scan(now_ns, capacity);
         let mut out = Vec::new();
         self.scan_chunk(&mut pass, snapshot, &mut out);
-        if let Some(mut eviction) = self.end_scan(pass, capacity) {
-            let reported: HashSet<FlowKey> = out.iter().map(|e| e.key).collect();
-            let staying: Vec<_> = snapshot
-                .iter()
-                .filter(|(k, _)| !reported.contains(k))
-                .copied()
-                .collect();
-            eviction.offer(&staying);
+        if let Some(eviction) = self.end_scan(pass) {
             out.extend(eviction.into_expiries());
         }
         out

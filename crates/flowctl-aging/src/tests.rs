@@ -351,8 +351,8 @@ fn sums_exactly(take_active: bool) {
     }
 }
 
-/// The agent's chunked scan (first walk in chunks, eviction from a second
-/// walk) over the same cache as `scan`.
+/// The agent's chunked scan (one walk in chunks, eviction chosen during
+/// it) over the same cache as `scan`.
 fn scan_in_chunks(
     aging: &mut Aging,
     snapshot: &[(FlowKey, FlowStats)],
@@ -360,21 +360,12 @@ fn scan_in_chunks(
     capacity: u32,
     chunk: usize,
 ) -> Vec<Expiry> {
-    let mut pass = aging.begin_scan(now);
+    let mut pass = aging.begin_scan(now, capacity);
     let mut out = Vec::new();
     for c in snapshot.chunks(chunk) {
         aging.scan_chunk(&mut pass, c, &mut out);
     }
-    if let Some(mut eviction) = aging.end_scan(pass, capacity) {
-        // The agent has taken the expired flows out before the second walk.
-        let staying: Vec<_> = snapshot
-            .iter()
-            .filter(|(k, _)| !out.iter().any(|e| e.key == *k))
-            .copied()
-            .collect();
-        for c in staying.chunks(chunk) {
-            eviction.offer(c);
-        }
+    if let Some(eviction) = aging.end_scan(pass) {
         out.extend(eviction.into_expiries());
     }
     out
@@ -447,7 +438,7 @@ fn flows_sharing_one_timestamp_are_evicted_by_key_down_to_the_low_watermark() {
 }
 
 #[test]
-fn eviction_keeps_flows_that_were_active_between_the_two_walks() {
+fn eviction_spares_flows_active_since_the_walk() {
     let mut aging = Aging::new(timeouts(600, 6000, 5), Watermarks { high: 0.9, low: 0.5 });
     let mut dp = Datapath {
         capacity: 10,
@@ -456,19 +447,21 @@ fn eviction_keeps_flows_that_were_active_between_the_two_walks() {
     for port in 0..10u16 {
         dp.packet(key(17, port), 10, 0, u64::from(port) * S);
     }
-    let mut pass = aging.begin_scan(20 * S);
+    let mut pass = aging.begin_scan(20 * S, dp.capacity);
     let mut out = Vec::new();
     aging.scan_chunk(&mut pass, &dp.snapshot(), &mut out);
     assert!(out.is_empty());
-    let mut eviction = aging
-        .end_scan(pass, dp.capacity)
-        .expect("10 of 10: above the high watermark");
+    let eviction = aging.end_scan(pass).expect("10 of 10: above the high watermark");
     assert_eq!(eviction.count(), 5);
-    // Flows 0 and 3 send again before the second walk.
+    // Flows 0 and 3 send again before they are taken out.
     dp.packet(key(17, 0), 10, 0, 21 * S);
     dp.packet(key(17, 3), 10, 0, 21 * S);
-    eviction.offer(&dp.snapshot());
-    let ports: Vec<u16> = eviction.into_expiries().iter().map(|e| e.key.src_port).collect();
+    let ports: Vec<u16> = eviction
+        .into_expiries()
+        .iter()
+        .filter(|e| e.still_due(&dp.flows[&e.key]))
+        .map(|e| e.key.src_port)
+        .collect();
     assert_eq!(
         ports,
         vec![1, 2, 4],
