@@ -8,10 +8,11 @@ use std::{
     time::Duration,
 };
 
-use flowctl_aging::FlowRecord;
-use flowctl_datapath::{AttachRequest, PinLayout};
+use flowctl_aging::{ScanOutcome, Scanner, Watermarks};
+use flowctl_datapath::{AttachRequest, FlowTable, PinLayout};
 use flowctl_export::{CollectorHandle, CollectorSettings, Command, TemplateSet};
 use flowctl_ipfix::template::Strictness;
+use flowctl_model::FlowRecord;
 use tokio::{
     signal::unix::{signal, SignalKind},
     time::{interval, MissedTickBehavior},
@@ -19,10 +20,14 @@ use tokio::{
 
 use crate::{
     config::{self, AgentConfig, CollectorSpec, ConfigError},
+    lock,
     metrics::{CollectorSource, ListenError, MetricsService},
-    scanner::{ScanOutcome, Scanner},
     Overrides,
 };
+
+/// The aging scanner over the pinned flow cache, shared with the blocking
+/// thread a pass runs on.
+type SharedScanner = Arc<Mutex<Scanner<FlowTable>>>;
 
 /// How long shutdown waits for collectors to take the last records.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
@@ -80,10 +85,10 @@ fn start_collectors(config: &AgentConfig, templates: &Arc<TemplateSet>, keep: Ve
     config
         .collectors
         .iter()
-        .map(|spec| {
+        .filter_map(|spec| {
             // Same endpoint and domain: keep the task (and its sequence numbers).
             if let Some(i) = keep.iter().position(|c| &c.spec == spec) {
-                return keep.swap_remove(i);
+                return Some(keep.swap_remove(i));
             }
             let settings = CollectorSettings {
                 endpoint: spec.endpoint.clone(),
@@ -92,14 +97,23 @@ fn start_collectors(config: &AgentConfig, templates: &Arc<TemplateSet>, keep: Ve
                 template_refresh: config.template_refresh,
                 queue_limit: flowctl_export::collector::DEFAULT_QUEUE_LIMIT,
             };
-            log::info!(
-                "exporting to {} (observation domain {})",
-                spec.endpoint,
-                spec.observation_domain_id
-            );
-            Collector {
-                spec: spec.clone(),
-                handle: flowctl_export::spawn(settings, templates.clone()),
+            // The configuration checked the message size already.
+            match flowctl_export::spawn(settings, templates.clone()) {
+                Ok(handle) => {
+                    log::info!(
+                        "exporting to {} (observation domain {})",
+                        spec.endpoint,
+                        spec.observation_domain_id
+                    );
+                    Some(Collector {
+                        spec: spec.clone(),
+                        handle,
+                    })
+                }
+                Err(e) => {
+                    log::error!("not exporting to {}: {e}", spec.endpoint);
+                    None
+                }
             }
         })
         .collect()
@@ -153,21 +167,17 @@ async fn detach_all(layout: &PinLayout, config: &AgentConfig) {
 /// Runs one pass (every flow ended if `force`) on a blocking thread, which
 /// hands the records to every collector a chunk at a time as the cache is
 /// walked, waiting while a collector is behind (`CollectorHandle::send`).
-async fn run_scan(
-    scanner: &Arc<Mutex<Scanner>>,
-    collectors: &[Collector],
-    force: bool,
-) -> Result<ScanOutcome, AgentError> {
+async fn run_scan(scanner: &SharedScanner, collectors: &[Collector], force: bool) -> Result<ScanOutcome, AgentError> {
     let scanner = scanner.clone();
     let runtime = tokio::runtime::Handle::current();
     let targets: Vec<CollectorHandle> = collectors.iter().map(|c| c.handle.clone()).collect();
     tokio::task::spawn_blocking(move || {
         let mut sink = |records: Vec<FlowRecord>| runtime.block_on(send_records(&targets, records));
-        let mut s = scanner.lock().expect("scanner lock");
+        let mut s = lock(&scanner);
         if force {
-            s.end_all_into(&mut sink)
+            s.end_all(&mut sink)
         } else {
-            s.scan_into(&mut sink)
+            s.scan(&mut sink)
         }
     })
     .await
@@ -197,7 +207,7 @@ async fn dispatch(collectors: &[Collector], outcome: ScanOutcome) {
             })
             .await;
     }
-    let n: u64 = outcome.records_made.iter().sum();
+    let n = outcome.records_made.total();
     let (flows, capacity, took) = (outcome.flows, outcome.capacity, outcome.duration);
     log::debug!(
         "scan: {flows} flows of {capacity}, {n} records, {took:?}; not recorded {} packets",
@@ -214,9 +224,10 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     let links = crate::links::LinkWatch::spawn(layout.clone(), &config); // interface watch (links.rs)
     let scanner = {
         let (layout, timeouts) = (layout.clone(), config.timeouts);
-        let s = tokio::task::spawn_blocking(move || Scanner::open(&layout, timeouts))
+        let table = tokio::task::spawn_blocking(move || FlowTable::open(&layout))
             .await
             .map_err(|e| AgentError::Other(e.to_string()))??;
+        let s = Scanner::new(table, timeouts, Watermarks::default());
         Arc::new(Mutex::new(s))
     };
     let mut templates = Arc::new(TemplateSet::new(config.templates.clone()));
@@ -249,7 +260,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
                 Ok(new) => {
                     log::info!("configuration reloaded");
                     attach_all(&layout, &new).await.unwrap_or_else(|e| log::error!("reload: {e}"));
-                    scanner.lock().expect("scanner lock").set_timeouts(new.timeouts);
+                    lock(&scanner).set_timeouts(new.timeouts);
                     templates = Arc::new(TemplateSet::new(new.templates.clone()));
                     collectors = start_collectors(&new, &templates, collectors);
                     metrics.set_collectors(metrics_sources(&collectors));

@@ -6,8 +6,12 @@ pub mod config;
 pub mod links;
 pub mod metrics;
 mod overrides;
-pub mod scanner;
 pub mod synthetic;
 
 pub use agent::{run, AgentError, ConfigSource};
 pub use overrides::{parse_collector_url, Overrides};
+
+/// Locks `m`; a panic while it was held leaves the data usable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -21,7 +21,10 @@ use tokio::{
     time::{interval, MissedTickBehavior},
 };
 
-use crate::config::{AgentConfig, InterfaceSpec};
+use crate::{
+    config::{AgentConfig, InterfaceSpec},
+    lock,
+};
 
 /// How often the attachments are checked.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -238,8 +241,8 @@ impl LinkWatch {
                 tick.tick().await;
                 let (layout, tracker, w, s) = (layout.clone(), tracker.clone(), w.clone(), s.clone());
                 let _ = tokio::task::spawn_blocking(move || {
-                    let wanted = w.lock().expect("wanted lock").clone();
-                    tracker.lock().expect("tracker lock").check(&layout, &wanted, &s);
+                    let wanted = lock(&w).clone();
+                    lock(&tracker).check(&layout, &wanted, &s);
                 })
                 .await;
             }
@@ -249,7 +252,7 @@ impl LinkWatch {
 
     /// New configuration (reload).
     pub fn update(&self, config: &AgentConfig) {
-        *self.wanted.lock().expect("wanted lock") = Wanted::of(config);
+        *lock(&self.wanted) = Wanted::of(config);
     }
 }
 

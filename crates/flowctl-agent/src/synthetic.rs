@@ -95,7 +95,7 @@ fn value_of(v: &serde_yaml_ng::Value) -> Result<FieldValue, String> {
         Value::Bool(b) => Ok(FieldValue::Unsigned(*b as u64)),
         Value::String(s) => {
             if let Ok(ip) = s.parse::<IpAddr>() {
-                return Ok(FieldValue::Address(flowctl_common::key_addr(ip)));
+                return Ok(FieldValue::Address(flowctl_model::key_addr(ip)));
             }
             if let Ok(t) = humantime::parse_rfc3339_weak(s) {
                 let ns = t

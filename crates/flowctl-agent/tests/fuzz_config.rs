@@ -10,6 +10,8 @@
 //!
 //! Deterministic by default (fixed seed); `PROPTEST_RNG_SEED=<n>` and
 //! `PROPTEST_CASES=<n>` explore further.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "fuzz_config/broken.rs"]
 mod broken;

@@ -1,6 +1,8 @@
 //! The scanner over the real pinned cache (root needed): a pass where most
 //! flows expire drains the cache in batches and puts the staying flows back
 //! unchanged; every record carries exactly what was counted.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     collections::{HashMap, HashSet},
@@ -8,10 +10,9 @@ use std::{
     time::Duration,
 };
 
-use flowctl_agent::scanner::Scanner;
-use flowctl_aging::{EndReason, FlowRecord, Timeouts};
-use flowctl_common::{FlowKey, FlowValue};
-use flowctl_datapath::{clock::boot_time_ns, test_run::DetachedDatapath, FlowStats, FlowTable, PinLayout};
+use flowctl_aging::{Scanner, Timeouts, Watermarks};
+use flowctl_datapath::{flow_table::ReadMode, test_run::DetachedDatapath, FlowTable, PinLayout};
+use flowctl_model::{boot_time_ns, EndReason, FlowKey, FlowRecord, FlowStats};
 
 const S: u64 = 1_000_000_000;
 
@@ -34,7 +35,7 @@ fn cache(tag: &str) -> (Pins, PinLayout, FlowTable) {
     (pins, layout, table)
 }
 
-fn flow(i: u32, last_seen_ns: u64) -> (FlowKey, FlowValue) {
+fn flow(i: u32, last_seen_ns: u64) -> (FlowKey, FlowStats) {
     let mut key = FlowKey {
         netns_ino: 5,
         protocol: 17,
@@ -44,7 +45,7 @@ fn flow(i: u32, last_seen_ns: u64) -> (FlowKey, FlowValue) {
         ..Default::default()
     };
     key.src_addr[12..].copy_from_slice(&i.to_be_bytes());
-    let value = FlowValue {
+    let value = FlowStats {
         packets: u64::from(i % 7) + 1,
         octets: (u64::from(i % 7) + 1) * 90,
         first_seen_ns: last_seen_ns - S,
@@ -54,6 +55,25 @@ fn flow(i: u32, last_seen_ns: u64) -> (FlowKey, FlowValue) {
         ..Default::default()
     };
     (key, value)
+}
+
+/// The agent's scanner over the pinned cache, reading `batch` flows per call.
+fn scanner(layout: &PinLayout, batch: usize) -> Scanner<FlowTable> {
+    let mut table = FlowTable::open(layout).unwrap();
+    table.set_read_mode(ReadMode::Batch, batch);
+    Scanner::new(table, timeouts(Duration::from_secs(30)), Watermarks::default())
+}
+
+/// Every record of one pass (`end_all` or `scan`).
+fn pass(scanner: &mut Scanner<FlowTable>, end_all: bool) -> Vec<FlowRecord> {
+    let mut records = Vec::new();
+    let mut sink = |chunk: Vec<FlowRecord>| records.extend(chunk);
+    if end_all {
+        scanner.end_all(&mut sink).unwrap();
+    } else {
+        scanner.scan(&mut sink).unwrap();
+    }
+    records
 }
 
 fn timeouts(idle: Duration) -> Timeouts {
@@ -77,38 +97,34 @@ fn a_mass_expiry_drains_the_cache_and_puts_the_staying_flows_back() {
         .map(|i| flow(i, if i % 30 == 0 { now - S } else { now - 100 * S }))
         .collect();
     table.insert_batch(&flows).unwrap();
-    let stats = |v: &FlowValue| FlowStats::merge(std::slice::from_ref(v)).unwrap();
     let staying: HashMap<FlowKey, FlowStats> = flows
         .iter()
         .filter(|(_, v)| v.last_seen_ns > now - 10 * S)
-        .map(|(k, v)| (*k, stats(v)))
+        .map(|(k, v)| (*k, *v))
         .collect();
     assert_eq!(staying.len(), 100);
 
-    let mut scanner = Scanner::open(&layout, timeouts(Duration::from_secs(30))).unwrap();
-    scanner.set_batch_size(100);
-    let out = scanner.scan().unwrap();
-    assert_eq!(out.flows, 3000);
-    assert_eq!(out.records.len(), 2900);
-    assert_eq!(out.ended[EndReason::IdleTimeout as usize], 2900);
+    let mut scanner = scanner(&layout, 100);
+    let records = pass(&mut scanner, false);
+    assert_eq!(records.len(), 2900);
     assert!(
         scanner.drained_flows() >= 2000,
         "most chunks after the first must be drained, got {}",
         scanner.drained_flows()
     );
-    let counted: HashMap<FlowKey, FlowValue> = flows.iter().copied().collect();
-    for r in &out.records {
+    let counted: HashMap<FlowKey, FlowStats> = flows.iter().copied().collect();
+    for r in &records {
         assert_eq!(r.reason, EndReason::IdleTimeout);
         let v = counted[&r.key];
-        assert_eq!((r.packets, r.octets), (v.packets, v.octets), "{:?}", r.key);
+        assert_eq!((r.packets(), r.octets()), (v.packets, v.octets), "{:?}", r.key);
         assert!(!staying.contains_key(&r.key));
     }
     let left: HashMap<FlowKey, FlowStats> = table.read_all().unwrap().into_iter().collect();
     assert_eq!(left, staying, "the staying flows are back, counters unchanged");
 
-    let end = scanner.end_all().unwrap();
-    assert_eq!(end.records.len(), 100);
-    assert!(end.records.iter().all(|r| r.reason == EndReason::ForcedEnd));
+    let end = pass(&mut scanner, true);
+    assert_eq!(end.len(), 100);
+    assert!(end.iter().all(|r| r.reason == EndReason::ForcedEnd));
     assert!(table.is_empty().unwrap());
 }
 
@@ -121,16 +137,14 @@ fn a_pass_where_few_flows_expire_only_reads() {
         .collect();
     table.insert_batch(&flows).unwrap();
 
-    let mut scanner = Scanner::open(&layout, timeouts(Duration::from_secs(30))).unwrap();
-    scanner.set_batch_size(50);
-    let out = scanner.scan().unwrap();
-    assert_eq!((out.flows, out.records.len()), (1000, 500));
+    let mut scanner = scanner(&layout, 50);
+    assert_eq!(pass(&mut scanner, false).len(), 500);
     assert_eq!(scanner.drained_flows(), 0, "half the flows expire: no chunk is drained");
     assert_eq!(table.len().unwrap(), 500);
 }
 
 #[test]
-fn passes_with_a_sink_hand_their_records_over_in_chunks_as_they_walk() {
+fn passes_hand_their_records_over_in_chunks_as_they_walk() {
     let (_pins, layout, table) = cache("-sink");
     let now = boot_time_ns();
     // 2000 idle flows, 1000 active ones.
@@ -139,13 +153,11 @@ fn passes_with_a_sink_hand_their_records_over_in_chunks_as_they_walk() {
         .collect();
     table.insert_batch(&flows).unwrap();
 
-    let mut scanner = Scanner::open(&layout, timeouts(Duration::from_secs(30))).unwrap();
-    scanner.set_batch_size(100);
+    let mut scanner = scanner(&layout, 100);
     scanner.set_chunk_records(300);
     let mut chunks: Vec<Vec<FlowRecord>> = Vec::new();
-    let out = scanner.scan_into(&mut |c| chunks.push(c)).unwrap();
-    assert!(out.records.is_empty(), "everything handed over");
-    assert_eq!(out.records_made[EndReason::IdleTimeout as usize], 2000);
+    let out = scanner.scan(&mut |c| chunks.push(c)).unwrap();
+    assert_eq!(out.records_made.get(EndReason::IdleTimeout), 2000);
     assert!(chunks.len() >= 6, "{} chunks", chunks.len());
     // A chunk is handed over between two reads of the cache: at most one
     // read's worth (100 flows) past the chunk size.
@@ -154,9 +166,8 @@ fn passes_with_a_sink_hand_their_records_over_in_chunks_as_they_walk() {
     assert_eq!(keys.len(), 2000, "each ended flow exactly once");
 
     chunks.clear();
-    let end = scanner.end_all_into(&mut |c| chunks.push(c)).unwrap();
-    assert!(end.records.is_empty());
-    assert_eq!(end.records_made[EndReason::ForcedEnd as usize], 1000);
+    let end = scanner.end_all(&mut |c| chunks.push(c)).unwrap();
+    assert_eq!(end.records_made.get(EndReason::ForcedEnd), 1000);
     assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 1000);
     assert!(chunks.len() >= 3 && chunks.iter().all(|c| !c.is_empty()));
     assert!(table.is_empty().unwrap());

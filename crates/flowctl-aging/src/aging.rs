@@ -1,23 +1,23 @@
-//! The aging state machine.
+//! The aging state machine: for each flow of a scan, whether it is reported
+//! now and why, and its record, built from the counters taken out of the
+//! cache.
 //!
-//! Each scan looks at the cache (chunk by chunk, see `scan.rs`) and decides
-//! which flows to report now. A flow that ends (idle, TCP end, forced, lack of resources)
-//! is read and deleted atomically by the caller ([`Aging::finish`] builds
-//! its record from those final counters); a flow that stays (active timeout)
-//! is reported from the snapshot and remembered, so the next record of the
-//! same flow counts only what is new. Per flow, the records' deltas always sum
-//! to what the datapath counted.
+//! Every record, an active-timeout one included, is built from a cache entry
+//! read and deleted in one step (the scanner takes it): the flow goes on in a
+//! new entry. So the records of a flow count disjoint packets and sum to
+//! exactly what the datapath counted. State is kept between scans only for
+//! flows that need it: the totals of earlier records, which
+//! `packetTotalCount`/`octetTotalCount` carry on from, and when a TCP FIN or
+//! RST was first seen, which starts the end grace period.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
-use flowctl_common::FlowKey;
-use flowctl_datapath::{clock::BootClock, FlowStats};
+use flowctl_model::{
+    proto::{TCP, TCP_FIN, TCP_RST},
+    BootClock, EndReason, FlowKey, FlowRecord, FlowStats,
+};
 
-use crate::{EndReason, FlowRecord, Timeouts, Watermarks};
-
-const TCP: u8 = 6;
-const TCP_FIN: u16 = 0x01;
-const TCP_RST: u16 = 0x04;
+use crate::{Timeouts, Watermarks};
 
 /// A flow to report now, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,37 +26,22 @@ pub struct Expiry {
     pub key: FlowKey,
     /// Its counters in the snapshot the decision was made on.
     pub stats: FlowStats,
-    /// [`EndReason::ActiveTimeout`]: report and keep; anything else: the flow ends.
+    /// Why it is reported.
     pub reason: EndReason,
 }
 
 impl Expiry {
-    /// Whether the flow leaves the cache.
-    pub fn ends_flow(&self) -> bool {
-        self.reason != EndReason::ActiveTimeout
-    }
-
-    /// Whether the flow still ends, given the counters it had when it was
-    /// taken out of the cache: an eviction is called off for a flow that
+    /// Whether the flow is still reported, given the counters it had when it
+    /// was taken out of the cache: an eviction is called off for a flow that
     /// saw packets since the scan read it (it is no longer among the least
-    /// recently active flows); any other end stands.
+    /// recently active flows); any other reason stands.
     pub fn still_due(&self, last: &FlowStats) -> bool {
         self.reason != EndReason::LackOfResources || last.last_seen_ns <= self.stats.last_seen_ns
     }
 }
 
-/// What was already reported of a flow that is still in the cache.
-#[derive(Clone, Copy, Debug)]
-struct Reported {
-    packets: u64,
-    octets: u64,
-    /// Boot time of the snapshot the last record was built from.
-    at_ns: u64,
-}
-
 /// Totals of a flow's earlier records whose cache entries were taken out
-/// (active timeout): its next records' packetTotalCount/octetTotalCount
-/// carry on from there.
+/// (active timeout): its next records' totals carry on from there.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Carried {
     packets: u64,
@@ -65,11 +50,10 @@ pub(crate) struct Carried {
     pub(crate) last_ns: u64,
 }
 
-/// State kept only for flows that need it: reported before, totals carried
-/// over, or TCP end seen.
+/// State kept only for flows that need it: totals carried over, or TCP end
+/// seen.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Tracked {
-    reported: Option<Reported>,
     pub(crate) carried: Option<Carried>,
     tcp_end_seen_ns: Option<u64>,
     /// Scan generation in which the flow was last present.
@@ -116,18 +100,6 @@ impl Aging {
         self.tracked.len()
     }
 
-    /// Every flow of the snapshot, ended by force (flush, shutdown).
-    pub fn force_all(&self, snapshot: &[(FlowKey, FlowStats)]) -> Vec<Expiry> {
-        snapshot
-            .iter()
-            .map(|(key, stats)| Expiry {
-                key: *key,
-                stats: *stats,
-                reason: EndReason::ForcedEnd,
-            })
-            .collect()
-    }
-
     /// Why `key` (counters `stats`) is reported now, if it is. One hash
     /// lookup per flow; marks the flow's state as seen in `generation`.
     pub(crate) fn decide(
@@ -138,7 +110,7 @@ impl Aging {
         generation: u64,
     ) -> Option<EndReason> {
         let t = self.timeouts;
-        let elapsed = |since: u64| std::time::Duration::from_nanos(now_ns.saturating_sub(since));
+        let elapsed = |since: u64| Duration::from_nanos(now_ns.saturating_sub(since));
         let idle = elapsed(stats.last_seen_ns) >= t.idle_for(key.protocol);
         let tcp_end = key.protocol == TCP && stats.tcp_flags & (TCP_FIN | TCP_RST) != 0;
 
@@ -147,7 +119,6 @@ impl Aging {
         } else {
             self.tracked.get_mut(key)
         };
-        let mut reported = None;
         if let Some(tracked) = tracked {
             tracked.seen_in = generation;
             if tcp_end {
@@ -156,37 +127,26 @@ impl Aging {
                     return Some(EndReason::EndOfFlow);
                 }
             }
-            reported = tracked.reported;
         }
         if idle {
             return Some(EndReason::IdleTimeout);
         }
-        let since = reported.map_or(stats.first_seen_ns, |r| r.at_ns);
-        let has_new = reported.is_none_or(|r| stats.packets > r.packets);
-        (has_new && elapsed(since) >= t.active).then_some(EndReason::ActiveTimeout)
+        (elapsed(stats.first_seen_ns) >= t.active).then_some(EndReason::ActiveTimeout)
     }
 
     /// The record of a cache entry from its final counters (read and deleted
-    /// in one step). `None` when nothing is new since its previous record.
-    /// With [`EndReason::ActiveTimeout`] the flow goes on in a new entry,
-    /// and its totals carry over to that entry's records.
-    pub fn finish(
-        &mut self,
-        key: &FlowKey,
-        last: &FlowStats,
-        reason: EndReason,
-        clock: &BootClock,
-    ) -> Option<FlowRecord> {
-        let tracked = self.untrack(key);
-        let mut rec = record(key, last, tracked.and_then(|t| t.reported), reason, clock)?;
-        if let Some(c) = tracked.and_then(|t| t.carried) {
-            rec.total_packets += c.packets;
-            rec.total_octets += c.octets;
-        }
+    /// in one step). With [`EndReason::ActiveTimeout`] the flow goes on in a
+    /// new entry, and its totals carry over to that entry's records.
+    pub fn finish(&mut self, key: &FlowKey, last: &FlowStats, reason: EndReason, clock: &BootClock) -> FlowRecord {
+        let carried = self.untrack(key).and_then(|t| t.carried);
+        let (total_packets, total_octets) = match carried {
+            Some(c) => (c.packets + last.packets, c.octets + last.octets),
+            None => (last.packets, last.octets),
+        };
         if reason == EndReason::ActiveTimeout {
             let carried = Carried {
-                packets: rec.total_packets,
-                octets: rec.total_octets,
+                packets: total_packets,
+                octets: total_octets,
                 last_ns: last.last_seen_ns,
             };
             self.tracked.insert(
@@ -198,29 +158,15 @@ impl Aging {
                 },
             );
         }
-        Some(rec)
-    }
-
-    /// An active-timeout record from the snapshot's counters; the flow stays
-    /// and its next record starts from here.
-    pub fn report_active(
-        &mut self,
-        key: &FlowKey,
-        stats: &FlowStats,
-        now_ns: u64,
-        clock: &BootClock,
-    ) -> Option<FlowRecord> {
-        let t = self.tracked.entry(*key).or_insert(Tracked {
-            seen_in: self.generation,
-            ..Default::default()
-        });
-        let rec = record(key, stats, t.reported, EndReason::ActiveTimeout, clock)?;
-        t.reported = Some(Reported {
-            packets: stats.packets,
-            octets: stats.octets,
-            at_ns: now_ns,
-        });
-        Some(rec)
+        FlowRecord {
+            key: *key,
+            stats: *last,
+            total_packets,
+            total_octets,
+            start_unix_ns: clock.unix_ns_u64(last.first_seen_ns.min(last.last_seen_ns)),
+            end_unix_ns: clock.unix_ns_u64(last.last_seen_ns),
+            reason,
+        }
     }
 
     /// Drops the state of a flow that vanished (deleted by someone else).
@@ -237,42 +183,4 @@ impl Aging {
             self.tracked.remove(key)
         }
     }
-}
-
-fn record(
-    key: &FlowKey,
-    stats: &FlowStats,
-    reported: Option<Reported>,
-    reason: EndReason,
-    clock: &BootClock,
-) -> Option<FlowRecord> {
-    // Counters below what was reported mean the entry was deleted and
-    // re-created meanwhile: everything in it is new.
-    let reported = reported.filter(|r| r.packets <= stats.packets && r.octets <= stats.octets);
-    let (packets, octets) = match reported {
-        Some(r) => (stats.packets - r.packets, stats.octets - r.octets),
-        None => (stats.packets, stats.octets),
-    };
-    if packets == 0 {
-        return None;
-    }
-    // A continuation starts after the snapshot of the previous record.
-    let start_ns = reported
-        .map_or(stats.first_seen_ns, |r| r.at_ns.max(stats.first_seen_ns))
-        .min(stats.last_seen_ns);
-    let unix = |boot_ns: u64| clock.unix_ns(boot_ns).max(0) as u64;
-    Some(FlowRecord {
-        key: *key,
-        packets,
-        octets,
-        total_packets: stats.packets,
-        total_octets: stats.octets,
-        start_unix_ns: unix(start_ns),
-        end_unix_ns: unix(stats.last_seen_ns),
-        tcp_flags: stats.tcp_flags,
-        min_ttl: stats.min_ttl,
-        max_ttl: stats.max_ttl,
-        tos: stats.tos,
-        reason,
-    })
 }

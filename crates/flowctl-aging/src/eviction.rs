@@ -14,10 +14,9 @@
 
 use std::cmp::Ordering;
 
-use flowctl_common::FlowKey;
-use flowctl_datapath::FlowStats;
+use flowctl_model::{EndReason, FlowKey, FlowStats};
 
-use crate::{EndReason, Expiry, Watermarks};
+use crate::{Expiry, Watermarks};
 
 /// The oldest staying flows of a scan in progress.
 #[derive(Debug)]

@@ -7,8 +7,7 @@
 //! A flow that stays (no expiry in this scan) is offered as an eviction
 //! candidate: at most `capacity - low watermark` of them are kept.
 
-use flowctl_common::FlowKey;
-use flowctl_datapath::FlowStats;
+use flowctl_model::FlowEntry;
 
 use crate::{eviction::Candidates, Aging, Eviction, Expiry};
 
@@ -47,7 +46,7 @@ impl Aging {
 
     /// Decides which flows of one chunk to report now, appending them to
     /// `out`. Every flow of the cache must be in exactly one chunk.
-    pub fn scan_chunk(&mut self, pass: &mut ScanPass, chunk: &[(FlowKey, FlowStats)], out: &mut Vec<Expiry>) {
+    pub fn scan_chunk(&mut self, pass: &mut ScanPass, chunk: &[FlowEntry], out: &mut Vec<Expiry>) {
         for (key, stats) in chunk {
             match self.decide(key, stats, pass.now_ns, pass.generation) {
                 Some(reason) => out.push(Expiry {
@@ -82,19 +81,5 @@ impl Aging {
                     .is_some_and(|c| now_ns.saturating_sub(c.last_ns) < timeouts.idle_for(k.protocol).as_nanos() as u64)
         });
         Eviction::plan(candidates, staying, self.watermarks, capacity)
-    }
-
-    /// A whole scan over `snapshot` (the cache read at boot time `now_ns`,
-    /// holding at most `capacity` flows): what to report now, evictions
-    /// last. Flows reported for their active timeout are not eviction
-    /// candidates: the agent takes them out of the cache anyway.
-    pub fn scan(&mut self, snapshot: &[(FlowKey, FlowStats)], now_ns: u64, capacity: u32) -> Vec<Expiry> {
-        let mut pass = self.begin_scan(now_ns, capacity);
-        let mut out = Vec::new();
-        self.scan_chunk(&mut pass, snapshot, &mut out);
-        if let Some(eviction) = self.end_scan(pass) {
-            out.extend(eviction.into_expiries());
-        }
-        out
     }
 }

@@ -1,13 +1,19 @@
-//! Unit tests of the aging state machine against a simulated datapath.
+//! Unit tests of aging, run through the production scanner against the
+//! in-memory flow cache: every rule that decides when a flow is reported, and
+//! every rule that keeps a pass from losing what the datapath counted.
 
-use std::{collections::HashMap, time::Duration};
+use std::{cell::RefMut, collections::BTreeMap, time::Duration};
 
-use flowctl_common::FlowKey;
-use flowctl_datapath::{clock::BootClock, FlowStats};
+use flowctl_model::{
+    memory::{MemoryCache, MemoryError, MemorySource, Op},
+    EndReason, FlowKey, FlowRecord,
+};
 
-use crate::{Aging, EndReason, Expiry, FlowRecord, Timeouts, Watermarks};
+use crate::{Scanner, Timeouts, Watermarks};
 
 const S: u64 = 1_000_000_000;
+/// Unix time of boot-time 0 in [`MemorySource`].
+const BOOT_EPOCH_NS: u64 = 1_700_000_000 * S;
 
 fn key(protocol: u8, port: u16) -> FlowKey {
     FlowKey {
@@ -18,76 +24,6 @@ fn key(protocol: u8, port: u16) -> FlowKey {
         direction: 1,
         ..Default::default()
     }
-}
-
-/// A stand-in for the kernel map: counters that only grow, read and
-/// read-and-delete like the real one.
-#[derive(Default)]
-struct Datapath {
-    flows: HashMap<FlowKey, FlowStats>,
-    counted: HashMap<FlowKey, (u64, u64)>,
-    capacity: u32,
-}
-
-impl Datapath {
-    fn packet(&mut self, key: FlowKey, octets: u64, flags: u16, now: u64) {
-        if !self.flows.contains_key(&key) && self.capacity > 0 && self.flows.len() as u32 >= self.capacity {
-            return; // not recorded, like the datapath when full
-        }
-        let s = self.flows.entry(key).or_insert(FlowStats {
-            first_seen_ns: now,
-            ..Default::default()
-        });
-        s.packets += 1;
-        s.octets += octets;
-        s.last_seen_ns = now;
-        s.tcp_flags |= flags;
-        let c = self.counted.entry(key).or_default();
-        c.0 += 1;
-        c.1 += octets;
-    }
-
-    fn snapshot(&self) -> Vec<(FlowKey, FlowStats)> {
-        let mut v: Vec<_> = self.flows.iter().map(|(k, s)| (*k, *s)).collect();
-        v.sort_by_key(|(k, _)| *k);
-        v
-    }
-}
-
-/// The agent's loop around the state machine: returns the records of one scan.
-fn scan(aging: &mut Aging, dp: &mut Datapath, now: u64) -> Vec<FlowRecord> {
-    let clock = BootClock::with_boot_epoch(1_700_000_000 * S as i128);
-    let snapshot = dp.snapshot();
-    let expiries = aging.scan(&snapshot, now, dp.capacity);
-    apply(aging, dp, expiries, now, &clock)
-}
-
-fn apply(aging: &mut Aging, dp: &mut Datapath, expiries: Vec<Expiry>, now: u64, clock: &BootClock) -> Vec<FlowRecord> {
-    apply_mode(aging, dp, expiries, now, clock, false)
-}
-
-/// The agent's loop: with `take_active`, active-timeout records too are
-/// built from the entry taken out of the cache (what the agent does).
-fn apply_mode(
-    aging: &mut Aging,
-    dp: &mut Datapath,
-    expiries: Vec<Expiry>,
-    now: u64,
-    clock: &BootClock,
-    take_active: bool,
-) -> Vec<FlowRecord> {
-    let mut out = Vec::new();
-    for e in expiries {
-        if e.ends_flow() || take_active {
-            match dp.flows.remove(&e.key) {
-                Some(last) => out.extend(aging.finish(&e.key, &last, e.reason, clock)),
-                None => aging.forget(&e.key),
-            }
-        } else {
-            out.extend(aging.report_active(&e.key, &e.stats, now, clock));
-        }
-    }
-    out
 }
 
 fn timeouts(idle: u64, active: u64, grace: u64) -> Timeouts {
@@ -102,20 +38,78 @@ fn timeouts(idle: u64, active: u64, grace: u64) -> Timeouts {
     }
 }
 
+/// The production scanner over an in-memory cache.
+struct Harness {
+    scanner: Scanner<MemorySource>,
+}
+
+impl Harness {
+    fn new(timeouts: Timeouts, watermarks: Watermarks, capacity: u32) -> Self {
+        Self::with_chunk(timeouts, watermarks, capacity, 64)
+    }
+
+    fn with_chunk(timeouts: Timeouts, watermarks: Watermarks, capacity: u32, chunk: usize) -> Self {
+        let source = MemorySource::new(capacity).with_chunk(chunk);
+        Self {
+            scanner: Scanner::new(source, timeouts, watermarks),
+        }
+    }
+
+    fn cache(&self) -> RefMut<'_, MemoryCache> {
+        self.scanner.source().cache()
+    }
+
+    /// One packet at boot time `at`.
+    fn packet(&self, key: FlowKey, octets: u64, flags: u16, at: u64) {
+        let mut c = self.cache();
+        c.now_ns = at;
+        c.packet(key, octets, flags);
+    }
+
+    /// One pass at boot time `now`: its records.
+    fn scan(&mut self, now: u64) -> Vec<FlowRecord> {
+        self.cache().now_ns = now;
+        let mut records = Vec::new();
+        self.scanner.scan(&mut |chunk| records.extend(chunk)).unwrap();
+        records
+    }
+
+    fn end_all(&mut self) -> Vec<FlowRecord> {
+        let mut records = Vec::new();
+        self.scanner.end_all(&mut |chunk| records.extend(chunk)).unwrap();
+        records
+    }
+
+    fn flows_left(&self) -> usize {
+        self.cache().flows.len()
+    }
+}
+
+/// Packets and octets per flow over `records`.
+fn sums(records: &[FlowRecord]) -> BTreeMap<FlowKey, (u64, u64)> {
+    let mut sums = BTreeMap::new();
+    for r in records {
+        let e: &mut (u64, u64) = sums.entry(r.key).or_default();
+        e.0 += r.packets();
+        e.1 += r.octets();
+    }
+    sums
+}
+
 #[test]
 fn idle_flow_ends_with_reason_1_and_leaves_the_cache() {
-    let mut aging = Aging::new(timeouts(10, 60, 5), Watermarks::default());
-    let mut dp = Datapath::default();
-    dp.packet(key(17, 1), 100, 0, S);
-    dp.packet(key(17, 1), 100, 0, 2 * S);
-    assert!(scan(&mut aging, &mut dp, 11 * S).is_empty(), "idle for 9 s only");
-    let recs = scan(&mut aging, &mut dp, 12 * S);
+    let mut h = Harness::new(timeouts(10, 60, 5), Watermarks::default(), 100);
+    h.packet(key(17, 1), 100, 0, S);
+    h.packet(key(17, 1), 100, 0, 2 * S);
+    assert!(h.scan(11 * S).is_empty(), "idle for 9 s only");
+    let recs = h.scan(12 * S);
     assert_eq!(recs.len(), 1);
     let r = recs[0];
-    assert_eq!((r.packets, r.octets, r.reason), (2, 200, EndReason::IdleTimeout));
-    assert_eq!(r.start_unix_ns, 1_700_000_001 * S);
-    assert_eq!(r.end_unix_ns, 1_700_000_002 * S);
-    assert!(dp.flows.is_empty());
+    assert_eq!((r.packets(), r.octets(), r.reason), (2, 200, EndReason::IdleTimeout));
+    assert_eq!((r.total_packets, r.total_octets), (2, 200));
+    assert_eq!(r.start_unix_ns, BOOT_EPOCH_NS + S);
+    assert_eq!(r.end_unix_ns, BOOT_EPOCH_NS + 2 * S);
+    assert_eq!(h.flows_left(), 0);
 }
 
 #[test]
@@ -123,136 +117,283 @@ fn per_protocol_idle_timeouts_apply() {
     let mut t = timeouts(100, 1000, 5);
     t.idle_udp = Duration::from_secs(3);
     t.idle_icmp = Duration::from_secs(1);
-    let mut aging = Aging::new(t, Watermarks::default());
-    let mut dp = Datapath::default();
-    for (p, port) in [(6, 1), (17, 2), (1, 3), (47, 4)] {
-        dp.packet(key(p, port), 60, 0, 0);
+    let mut h = Harness::new(t, Watermarks::default(), 100);
+    for (p, port) in [(6, 1), (17, 2), (1, 3), (58, 4), (47, 5)] {
+        h.packet(key(p, port), 60, 0, 0);
     }
     let ended = |recs: Vec<FlowRecord>| recs.iter().map(|r| r.key.protocol).collect::<Vec<_>>();
-    assert_eq!(ended(scan(&mut aging, &mut dp, S + 1)), vec![1]);
-    assert_eq!(ended(scan(&mut aging, &mut dp, 3 * S)), vec![17]);
-    assert!(scan(&mut aging, &mut dp, 99 * S).is_empty());
-    let mut rest = ended(scan(&mut aging, &mut dp, 100 * S));
-    rest.sort();
-    assert_eq!(rest, vec![6, 47]);
+    assert_eq!(ended(h.scan(S + 1)), vec![1, 58]);
+    assert_eq!(ended(h.scan(3 * S)), vec![17]);
+    assert!(h.scan(99 * S).is_empty());
+    assert_eq!(ended(h.scan(100 * S)), vec![6, 47]);
 }
 
 #[test]
-fn active_timeout_reports_only_what_is_new_and_keeps_the_flow() {
-    let mut aging = Aging::new(timeouts(30, 10, 5), Watermarks::default());
-    let mut dp = Datapath::default();
+fn an_active_timeout_takes_the_entry_and_carries_the_totals_over() {
+    let mut h = Harness::new(timeouts(30, 10, 5), Watermarks::default(), 100);
     let k = key(17, 7);
     for t in 0..10 {
-        dp.packet(k, 100, 0, t * S);
+        h.packet(k, 100, 0, t * S);
     }
-    let r1 = scan(&mut aging, &mut dp, 10 * S);
+    let r1 = h.scan(10 * S);
     assert_eq!(r1.len(), 1);
     assert_eq!(
-        (r1[0].packets, r1[0].octets, r1[0].reason),
+        (r1[0].packets(), r1[0].octets(), r1[0].reason),
         (10, 1000, EndReason::ActiveTimeout)
     );
-    assert_eq!(dp.flows.len(), 1, "still in the cache");
+    assert_eq!(
+        h.flows_left(),
+        0,
+        "taken out of the cache: a restarted agent cannot export it again"
+    );
     for t in 10..15 {
-        dp.packet(k, 50, 0, t * S + S / 2);
+        h.packet(k, 50, 0, t * S + S / 2);
     }
     assert!(
-        scan(&mut aging, &mut dp, 15 * S).is_empty(),
-        "next active report 10 s after the previous one"
+        h.scan(15 * S).is_empty(),
+        "the new entry's active timeout runs from its first packet"
     );
-    let r2 = scan(&mut aging, &mut dp, 20 * S);
-    assert_eq!((r2[0].packets, r2[0].octets, r2[0].total_packets), (5, 250, 15));
+    let r2 = h.scan(21 * S);
+    assert_eq!(
+        (r2[0].packets(), r2[0].octets(), r2[0].reason),
+        (5, 250, EndReason::ActiveTimeout)
+    );
+    assert_eq!((r2[0].total_packets, r2[0].total_octets), (15, 1250), "totals carry on");
     assert!(
-        r2[0].start_unix_ns >= r1[0].end_unix_ns,
-        "continuation starts after the previous record"
+        r2[0].start_unix_ns > r1[0].end_unix_ns,
+        "records cover disjoint packets"
     );
-    // No new packet: no empty active record, then the idle end reports nothing new.
-    assert!(scan(&mut aging, &mut dp, 30 * S).is_empty());
-    assert!(
-        scan(&mut aging, &mut dp, 60 * S).is_empty(),
-        "final delta 0 is not exported"
+    h.packet(k, 10, 0, 22 * S);
+    let r3 = h.scan(60 * S);
+    assert_eq!(
+        (r3[0].packets(), r3[0].total_packets, r3[0].reason),
+        (1, 16, EndReason::IdleTimeout)
     );
-    assert!(dp.flows.is_empty());
-    assert_eq!(aging.tracked_flows(), 0);
+    assert_eq!(h.scanner.aging().tracked_flows(), 0);
+}
+
+#[test]
+fn carried_totals_are_forgotten_after_the_idle_timeout() {
+    let mut h = Harness::new(timeouts(30, 10, 5), Watermarks::default(), 100);
+    let k = key(17, 8);
+    h.packet(k, 100, 0, 0);
+    h.packet(k, 100, 0, 9 * S);
+    assert_eq!(h.scan(10 * S)[0].reason, EndReason::ActiveTimeout);
+    assert_eq!(h.scanner.aging().tracked_flows(), 1);
+    assert!(h.scan(100 * S).is_empty());
+    assert_eq!(h.scanner.aging().tracked_flows(), 0);
+    h.packet(k, 100, 0, 101 * S);
+    let r = h.scan(200 * S);
+    assert_eq!(
+        r[0].total_packets, 1,
+        "a new flow with the same key starts its totals again"
+    );
 }
 
 #[test]
 fn tcp_fin_or_rst_ends_the_flow_after_the_grace_period() {
-    let mut aging = Aging::new(timeouts(60, 600, 5), Watermarks::default());
-    let mut dp = Datapath::default();
+    let mut h = Harness::new(timeouts(60, 600, 5), Watermarks::default(), 100);
     let (a, b) = (key(6, 1), key(6, 2));
-    dp.packet(a, 60, 0x02, 0);
-    dp.packet(a, 60, 0x11, S); // FIN|ACK
-    dp.packet(b, 60, 0x04, S); // RST
-    assert!(
-        scan(&mut aging, &mut dp, 2 * S).is_empty(),
-        "grace starts when the end is seen"
-    );
-    dp.packet(a, 52, 0x10, 3 * S); // the last ACK still counts
-    assert!(scan(&mut aging, &mut dp, 6 * S).is_empty());
-    let recs = scan(&mut aging, &mut dp, 7 * S);
+    h.packet(a, 60, 0x02, 0);
+    h.packet(a, 60, 0x11, S); // FIN|ACK
+    h.packet(b, 60, 0x04, S); // RST
+    assert!(h.scan(2 * S).is_empty(), "grace starts when the end is seen");
+    h.packet(a, 52, 0x10, 3 * S); // the last ACK still counts
+    assert!(h.scan(6 * S).is_empty());
+    let recs = h.scan(7 * S);
     assert_eq!(recs.len(), 2);
     let ra = recs.iter().find(|r| r.key == a).unwrap();
     assert_eq!(
-        (ra.packets, ra.octets, ra.reason, ra.tcp_flags),
+        (ra.packets(), ra.octets(), ra.reason, ra.stats.tcp_flags),
         (3, 172, EndReason::EndOfFlow, 0x13)
     );
 }
 
 #[test]
-fn forced_end_reports_everything_with_reason_4() {
-    let mut aging = Aging::new(timeouts(60, 600, 5), Watermarks::default());
-    let mut dp = Datapath::default();
-    dp.packet(key(17, 1), 10, 0, 0);
-    dp.packet(key(6, 2), 10, 0, 0);
-    let snapshot = dp.snapshot();
-    let expiries = aging.force_all(&snapshot);
-    let clock = BootClock::with_boot_epoch(0);
-    let recs = apply(&mut aging, &mut dp, expiries, S, &clock);
-    assert_eq!(recs.len(), 2);
+fn end_all_ends_every_flow_with_reason_4() {
+    let mut h = Harness::with_chunk(timeouts(60, 600, 5), Watermarks::default(), 100, 3);
+    for port in 0..10 {
+        h.packet(key(17, port), 10, 0, 0);
+    }
+    let recs = h.end_all();
+    assert_eq!(recs.len(), 10);
     assert!(recs.iter().all(|r| r.reason == EndReason::ForcedEnd));
-    assert!(dp.flows.is_empty());
+    assert_eq!(h.flows_left(), 0);
 }
 
 #[test]
 fn nearly_full_cache_evicts_the_oldest_flows_with_reason_5() {
-    let mut aging = Aging::new(timeouts(600, 6000, 5), Watermarks { high: 0.9, low: 0.5 });
-    let mut dp = Datapath {
-        capacity: 10,
-        ..Default::default()
-    };
+    let mut h = Harness::new(timeouts(600, 6000, 5), Watermarks { high: 0.9, low: 0.5 }, 10);
     for port in 0..9u16 {
-        dp.packet(key(17, port), 10, 0, port as u64 * S);
+        h.packet(key(17, port), 10, 0, u64::from(port) * S);
     }
-    let recs = scan(&mut aging, &mut dp, 20 * S);
-    let mut evicted: Vec<u16> = recs.iter().map(|r| r.key.src_port).collect();
-    evicted.sort();
+    let recs = h.scan(20 * S);
+    let evicted: Vec<u16> = recs.iter().map(|r| r.key.src_port).collect();
     assert_eq!(evicted, vec![0, 1, 2, 3], "oldest first, down to 50 %");
     assert!(recs.iter().all(|r| r.reason == EndReason::LackOfResources));
-    assert_eq!(dp.flows.len(), 5);
-    assert!(
-        scan(&mut aging, &mut dp, 21 * S).is_empty(),
-        "below the high watermark now"
+    assert_eq!(h.flows_left(), 5);
+    assert!(h.scan(21 * S).is_empty(), "below the high watermark now");
+}
+
+#[test]
+fn flows_sharing_one_timestamp_are_evicted_by_key_down_to_the_low_watermark() {
+    let mut h = Harness::new(timeouts(600, 6000, 5), Watermarks { high: 0.9, low: 0.8 }, 1000);
+    for port in (0..1000u16).rev() {
+        h.packet(key(17, port), 10, 0, 7 * S);
+    }
+    let ports: Vec<u16> = h.scan(8 * S).iter().map(|r| r.key.src_port).collect();
+    assert_eq!(
+        ports,
+        (0..200).collect::<Vec<_>>(),
+        "the 200 smallest keys, in key order"
     );
 }
 
 #[test]
-fn flow_deleted_by_someone_else_is_forgotten() {
-    let mut aging = Aging::new(timeouts(60, 10, 5), Watermarks::default());
-    let mut dp = Datapath::default();
-    let k = key(17, 9);
-    dp.packet(k, 10, 0, 0);
-    assert_eq!(scan(&mut aging, &mut dp, 10 * S).len(), 1);
-    assert_eq!(aging.tracked_flows(), 1);
-    dp.flows.clear(); // flowctl flush
-    assert!(scan(&mut aging, &mut dp, 11 * S).is_empty());
-    assert_eq!(aging.tracked_flows(), 0);
-    // Re-created with smaller counters: everything in it is new.
-    dp.packet(k, 10, 0, 12 * S);
-    let recs = scan(&mut aging, &mut dp, 80 * S);
-    assert_eq!((recs[0].packets, recs[0].reason), (1, EndReason::IdleTimeout));
+fn eviction_spares_flows_active_since_the_walk() {
+    let mut h = Harness::new(timeouts(600, 6000, 5), Watermarks { high: 0.9, low: 0.5 }, 10);
+    for port in 0..10u16 {
+        h.packet(key(17, port), 10, 0, u64::from(port) * S);
+    }
+    // Flows 0 and 3 send again after the walk, just before they are taken.
+    h.scanner.source().set_hook(|op, cache| {
+        if let Op::Take(k) = op {
+            if matches!(k.src_port, 0 | 3) {
+                cache.now_ns = 21 * S;
+                cache.packet(k, 10, 0);
+            }
+        }
+        Ok(())
+    });
+    let ports: Vec<u16> = h.scan(20 * S).iter().map(|r| r.key.src_port).collect();
+    assert_eq!(
+        ports,
+        vec![1, 2, 4],
+        "oldest first; the active ones stay, nothing newer is taken instead"
+    );
+    let c = h.cache();
+    assert_eq!(
+        (c.flows[&key(17, 0)].packets, c.flows[&key(17, 3)].packets),
+        (2, 2),
+        "put back whole"
+    );
 }
 
-/// Deterministic xorshift for the long run below.
+#[test]
+fn a_packet_between_the_walk_and_the_take_is_in_the_record() {
+    let mut h = Harness::new(timeouts(10, 600, 5), Watermarks::default(), 100);
+    let k = key(17, 1);
+    h.packet(k, 100, 0, 0);
+    h.scanner.source().set_hook(move |op, cache| {
+        if op == Op::Take(k) {
+            cache.packet(k, 40, 0);
+        }
+        Ok(())
+    });
+    let recs = h.scan(20 * S);
+    assert_eq!((recs[0].packets(), recs[0].octets()), (2, 140));
+    assert_eq!(h.flows_left(), 0);
+}
+
+#[test]
+fn a_flow_deleted_by_someone_else_is_forgotten() {
+    let mut h = Harness::new(timeouts(60, 10, 5), Watermarks::default(), 100);
+    let k = key(17, 9);
+    h.packet(k, 10, 0, 0);
+    h.packet(k, 10, 0, 9 * S);
+    assert_eq!(h.scan(10 * S).len(), 1);
+    h.packet(k, 10, 0, 11 * S);
+    h.scanner.source().set_hook(move |op, cache| {
+        if op == Op::Take(k) {
+            cache.flows.clear(); // flowctl flush --discard
+        }
+        Ok(())
+    });
+    assert!(h.scan(30 * S).is_empty());
+    assert_eq!(h.scanner.aging().tracked_flows(), 0);
+}
+
+#[test]
+fn a_mass_expiry_drains_the_next_chunks_and_puts_the_staying_flows_back() {
+    let mut h = Harness::with_chunk(timeouts(30, 600, 5), Watermarks::default(), 10_000, 100);
+    for i in 0..3000u16 {
+        let at = if i % 30 == 0 { 99 * S } else { 0 };
+        h.packet(key(17, i), 90 + u64::from(i % 7), 0, at);
+    }
+    let staying: BTreeMap<FlowKey, _> = h
+        .cache()
+        .flows
+        .iter()
+        .filter(|(_, s)| s.last_seen_ns > 0)
+        .map(|(k, s)| (*k, *s))
+        .collect();
+    assert_eq!(staying.len(), 100);
+    let recs = h.scan(100 * S);
+    assert_eq!(recs.len(), 2900);
+    assert!(recs.iter().all(|r| r.reason == EndReason::IdleTimeout));
+    assert!(
+        h.scanner.drained_flows() >= 2000,
+        "drained {}",
+        h.scanner.drained_flows()
+    );
+    assert_eq!(
+        h.cache().flows,
+        staying,
+        "the staying flows are back, counters unchanged"
+    );
+    let counted = h.cache().counted.clone();
+    let mut all = recs;
+    all.extend(h.end_all());
+    assert_eq!(sums(&all), counted);
+}
+
+#[test]
+fn a_drained_flow_that_cannot_go_back_is_reported_not_lost() {
+    let mut h = Harness::with_chunk(timeouts(30, 600, 5), Watermarks { high: 1.0, low: 1.0 }, 1000, 10);
+    // Chunk 1: all idle, so chunk 2 is drained. Chunk 2 holds one idle flow
+    // and two staying ones.
+    for i in 0..10u16 {
+        h.packet(key(17, i), 100, 0, 0);
+    }
+    h.packet(key(17, 10), 100, 0, 0);
+    h.packet(key(17, 11), 100, 0, 99 * S);
+    h.packet(key(17, 12), 100, 0, 99 * S);
+    // After chunk 2 was drained, flow 11 sends again (so it exists when it
+    // is put back) and the cache fills up (so flow 12 cannot go back).
+    h.scanner.source().set_hook(|op, cache| {
+        if op == Op::PutBack(key(17, 11)) {
+            cache.packet(key(17, 11), 7, 0);
+        }
+        if op == Op::PutBack(key(17, 12)) {
+            cache.capacity = cache.flows.len() as u32;
+        }
+        Ok(())
+    });
+    let recs = h.scan(100 * S);
+    let reason_of = |port| {
+        recs.iter()
+            .find(|r| r.key.src_port == port)
+            .map(|r| (r.reason, r.packets()))
+    };
+    assert_eq!(reason_of(10), Some((EndReason::IdleTimeout, 1)));
+    assert_eq!(
+        reason_of(11),
+        Some((EndReason::ActiveTimeout, 1)),
+        "re-created meanwhile: reported"
+    );
+    assert_eq!(
+        reason_of(12),
+        Some((EndReason::LackOfResources, 1)),
+        "no room to go back: reported"
+    );
+    assert_eq!(
+        h.cache().flows[&key(17, 11)].packets,
+        1,
+        "the new entry holds the new packet"
+    );
+}
+
+/// Deterministic xorshift for the long runs below.
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -263,208 +404,85 @@ impl Rng {
     }
 }
 
-#[test]
-fn an_active_timeout_that_takes_the_entry_carries_the_totals_over() {
-    let clock = BootClock::with_boot_epoch(0);
-    let mut aging = Aging::new(timeouts(30, 10, 5), Watermarks::default());
-    let mut dp = Datapath::default();
-    let k = key(17, 8);
-    let mut totals = Vec::new();
-    for round in 0..3u64 {
-        for t in 0..5 {
-            dp.packet(k, 100, 0, (round * 10 + t) * S);
-        }
-        let now = (round + 1) * 10 * S;
-        let expiries = aging.scan(&dp.snapshot(), now, 0);
-        let r = apply_mode(&mut aging, &mut dp, expiries, now, &clock, true);
-        assert_eq!(r.len(), 1, "round {round}");
-        assert_eq!((r[0].packets, r[0].reason), (5, EndReason::ActiveTimeout));
-        assert!(dp.flows.is_empty(), "taken out of the cache");
-        totals.push(r[0].total_packets);
-    }
-    assert_eq!(totals, [5, 10, 15], "packetTotalCount carries on across entries");
-    // Idle longer than the idle timeout: the carried totals are forgotten.
-    aging.scan(&dp.snapshot(), 100 * S, 0);
-    assert_eq!(aging.tracked_flows(), 0);
+/// One random packet at the cache's current time.
+fn random_packet(rng: &mut Rng, cache: &mut MemoryCache, ports: u64) {
+    let k = key([6, 17, 1][(rng.next() % 3) as usize], (rng.next() % ports) as u16);
+    let flags = if k.protocol == 6 {
+        [0x02, 0x10, 0x18, 0x11, 0x04][(rng.next() % 5) as usize]
+    } else {
+        0
+    };
+    cache.packet(k, 40 + rng.next() % 1400, flags);
 }
 
 #[test]
 fn records_sum_to_exactly_what_was_counted_whatever_happens() {
-    sums_exactly(false);
-}
-
-#[test]
-fn records_sum_exactly_when_active_timeouts_take_the_entry() {
-    sums_exactly(true);
-}
-
-fn sums_exactly(take_active: bool) {
-    for seed in 1..=20u64 {
+    for seed in 1..=30u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut t = timeouts(1 + rng.next() % 20, 1 + rng.next() % 30, rng.next() % 5);
         t.idle_tcp = Duration::from_secs(1 + rng.next() % 40);
-        let mut aging = Aging::new(t, Watermarks { high: 0.9, low: 0.6 });
-        let mut dp = Datapath {
-            capacity: 40,
-            ..Default::default()
-        };
-        let mut exported: HashMap<FlowKey, (u64, u64)> = HashMap::new();
+        let chunk = 1 + (rng.next() % 16) as usize;
+        let mut h = Harness::with_chunk(t, Watermarks { high: 0.9, low: 0.6 }, 40, chunk);
+        // Packets also arrive while a pass runs, between any two operations.
+        let mut hook_rng = Rng(seed + 7);
+        h.scanner.source().set_hook(move |_, cache| {
+            if hook_rng.next().is_multiple_of(3) {
+                random_packet(&mut hook_rng, cache, 60);
+            }
+            Ok(())
+        });
+        let mut exported = Vec::new();
         let mut now = 0;
         for step in 0..3000 {
             now += rng.next() % (S / 2);
-            let k = key([6, 17, 1][(rng.next() % 3) as usize], (rng.next() % 60) as u16);
-            let flags = if k.protocol == 6 {
-                [0x02, 0x10, 0x18, 0x11, 0x04][(rng.next() % 5) as usize]
-            } else {
-                0
-            };
-            dp.packet(k, 40 + rng.next() % 1400, flags, now);
+            {
+                let mut c = h.cache();
+                c.now_ns = now;
+                random_packet(&mut rng, &mut c, 60);
+            }
             if step % 7 == 0 {
-                let expiries = aging.scan(&dp.snapshot(), now, dp.capacity);
-                let clock = BootClock::with_boot_epoch(1_700_000_000 * S as i128);
-                for r in apply_mode(&mut aging, &mut dp, expiries, now, &clock, take_active) {
-                    assert!(r.packets > 0 && r.start_unix_ns <= r.end_unix_ns, "{r:?}");
-                    let e = exported.entry(r.key).or_default();
-                    e.0 += r.packets;
-                    e.1 += r.octets;
+                for r in h.scan(now) {
+                    assert!(r.packets() > 0 && r.start_unix_ns <= r.end_unix_ns, "{r:?}");
+                    assert!(r.total_packets >= r.packets());
+                    exported.push(r);
                 }
             }
         }
-        // Shutdown: everything left is forced out.
-        let clock = BootClock::with_boot_epoch(0);
-        let snapshot = dp.snapshot();
-        let expiries = aging.force_all(&snapshot);
-        for r in apply(&mut aging, &mut dp, expiries, now, &clock) {
-            assert_eq!(r.reason, EndReason::ForcedEnd);
-            let e = exported.entry(r.key).or_default();
-            e.0 += r.packets;
-            e.1 += r.octets;
-        }
-        assert_eq!(
-            exported, dp.counted,
-            "seed {seed}: exported deltas must equal counted totals"
-        );
-        if !take_active {
-            // (Taking: carried totals of flows with no new entry wait out their idle timeout.)
-            assert_eq!(aging.tracked_flows(), 0);
-        }
-    }
-}
-
-/// The agent's chunked scan (one walk in chunks, eviction chosen during
-/// it) over the same cache as `scan`.
-fn scan_in_chunks(
-    aging: &mut Aging,
-    snapshot: &[(FlowKey, FlowStats)],
-    now: u64,
-    capacity: u32,
-    chunk: usize,
-) -> Vec<Expiry> {
-    let mut pass = aging.begin_scan(now, capacity);
-    let mut out = Vec::new();
-    for c in snapshot.chunks(chunk) {
-        aging.scan_chunk(&mut pass, c, &mut out);
-    }
-    if let Some(eviction) = aging.end_scan(pass) {
-        out.extend(eviction.into_expiries());
-    }
-    out
-}
-
-#[test]
-fn a_scan_in_chunks_decides_like_a_scan_of_the_whole_snapshot() {
-    for seed in 1..=10u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
-        let t = timeouts(1 + rng.next() % 10, 1 + rng.next() % 20, rng.next() % 4);
-        let watermarks = Watermarks { high: 0.9, low: 0.5 };
-        let (mut whole, mut chunked) = (Aging::new(t, watermarks), Aging::new(t, watermarks));
-        let mut dp = Datapath {
-            capacity: 50,
+        let forced = h.end_all();
+        assert!(forced.iter().all(|r| r.reason == EndReason::ForcedEnd));
+        exported.extend(forced);
+        // Packets during the last drain call start entries left for the next agent.
+        exported.extend(h.cache().flows.iter().map(|(k, s)| FlowRecord {
+            key: *k,
+            stats: *s,
             ..Default::default()
-        };
-        let clock = BootClock::with_boot_epoch(0);
-        let mut now = 0;
-        for step in 0..1500 {
-            now += rng.next() % (S / 3);
-            let k = key([6, 17][(rng.next() % 2) as usize], (rng.next() % 80) as u16);
-            let flags = if k.protocol == 6 {
-                [0x02, 0x10, 0x11][(rng.next() % 3) as usize]
-            } else {
-                0
-            };
-            dp.packet(k, 100, flags, now);
-            if step % 5 == 0 {
-                let snapshot = dp.snapshot();
-                let a = whole.scan(&snapshot, now, dp.capacity);
-                let chunk = 1 + (rng.next() % 9) as usize;
-                let b = scan_in_chunks(&mut chunked, &snapshot, now, dp.capacity, chunk);
-                let sorted = |mut v: Vec<Expiry>| {
-                    v.sort_by_key(|e| e.key);
-                    v
-                };
-                assert_eq!(sorted(a.clone()), sorted(b), "seed {seed} step {step}");
-                for e in a {
-                    if let Some(last) = dp.flows.remove(&e.key) {
-                        let ra = whole.finish(&e.key, &last, e.reason, &clock);
-                        let rb = chunked.finish(&e.key, &last, e.reason, &clock);
-                        assert_eq!(ra, rb);
-                    }
-                }
-                assert_eq!(whole.tracked_flows(), chunked.tracked_flows());
-            }
+        }));
+        let counted = h.cache().counted.clone();
+        let exported = sums(&exported);
+        let wrong: Vec<_> = counted
+            .iter()
+            .filter(|(k, c)| exported.get(k) != Some(c))
+            .map(|(k, c)| (k.protocol, k.src_port, *c, exported.get(k)))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "seed {seed}: exported deltas must equal counted totals: {wrong:?}"
+        );
+        assert!(counted.len() > 60, "seed {seed}: the run covers many flows");
+    }
+}
+
+#[test]
+fn an_injected_error_fails_the_pass() {
+    let mut h = Harness::new(timeouts(10, 600, 5), Watermarks::default(), 100);
+    h.packet(key(17, 1), 100, 0, 0);
+    h.scanner.source().set_hook(|op, _| {
+        if op == Op::Counters {
+            Err(MemoryError("injected".into()))
+        } else {
+            Ok(())
         }
-    }
-}
-
-#[test]
-fn flows_sharing_one_timestamp_are_evicted_by_key_down_to_the_low_watermark() {
-    let mut aging = Aging::new(timeouts(600, 6000, 5), Watermarks { high: 0.9, low: 0.8 });
-    let mut dp = Datapath {
-        capacity: 1000,
-        ..Default::default()
-    };
-    for port in (0..1000u16).rev() {
-        dp.packet(key(17, port), 10, 0, 7 * S);
-    }
-    let snapshot = dp.snapshot();
-    let evicted = scan_in_chunks(&mut aging, &snapshot, 8 * S, dp.capacity, 64);
-    let ports: Vec<u16> = evicted.iter().map(|e| e.key.src_port).collect();
-    assert_eq!(
-        ports,
-        (0..200).collect::<Vec<_>>(),
-        "the 200 smallest keys, in key order"
-    );
-    assert!(evicted.iter().all(|e| e.reason == EndReason::LackOfResources));
-}
-
-#[test]
-fn eviction_spares_flows_active_since_the_walk() {
-    let mut aging = Aging::new(timeouts(600, 6000, 5), Watermarks { high: 0.9, low: 0.5 });
-    let mut dp = Datapath {
-        capacity: 10,
-        ..Default::default()
-    };
-    for port in 0..10u16 {
-        dp.packet(key(17, port), 10, 0, u64::from(port) * S);
-    }
-    let mut pass = aging.begin_scan(20 * S, dp.capacity);
-    let mut out = Vec::new();
-    aging.scan_chunk(&mut pass, &dp.snapshot(), &mut out);
-    assert!(out.is_empty());
-    let eviction = aging.end_scan(pass).expect("10 of 10: above the high watermark");
-    assert_eq!(eviction.count(), 5);
-    // Flows 0 and 3 send again before they are taken out.
-    dp.packet(key(17, 0), 10, 0, 21 * S);
-    dp.packet(key(17, 3), 10, 0, 21 * S);
-    let ports: Vec<u16> = eviction
-        .into_expiries()
-        .iter()
-        .filter(|e| e.still_due(&dp.flows[&e.key]))
-        .map(|e| e.key.src_port)
-        .collect();
-    assert_eq!(
-        ports,
-        vec![1, 2, 4],
-        "oldest first; the active ones stay, nothing newer is taken instead"
-    );
+    });
+    let err = h.scanner.scan(&mut |_| {}).unwrap_err();
+    assert_eq!(err.to_string(), "injected");
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use flowctl_model::proto;
+
 /// Aging timers (RFC 5470 terms: idle = inactive timeout).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
@@ -38,9 +40,9 @@ impl Timeouts {
     /// Idle timeout of a flow of IP protocol `protocol`.
     pub fn idle_for(&self, protocol: u8) -> Duration {
         match protocol {
-            6 => self.idle_tcp,
-            17 => self.idle_udp,
-            1 | 58 => self.idle_icmp,
+            proto::TCP => self.idle_tcp,
+            proto::UDP => self.idle_udp,
+            proto::ICMP | proto::ICMPV6 => self.idle_icmp,
             _ => self.idle_other,
         }
     }

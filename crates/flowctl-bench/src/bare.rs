@@ -63,9 +63,9 @@ pub fn run(args: &BareArgs) -> Result<()> {
     let (packets, bytes, flows) = totals(&ebpf)?;
     let prog: &mut SchedClassifier = ebpf
         .program_mut("bare_counter")
-        .expect("found above")
+        .context("the bare counter program is gone")?
         .try_into()
-        .expect("checked above");
+        .context("the bare counter is not a classifier")?;
     prog.detach(link).context("detaching the bare counter")?;
     println!(
         "{}",

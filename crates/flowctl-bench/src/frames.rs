@@ -33,13 +33,10 @@ pub struct FrameSpec {
 /// Builds the frames of `flows` flows; flow i has UDP source port 10000 + i.
 /// `flows` must keep the ports within u16 and `size` be at least [`MIN_SIZE`].
 pub fn build(spec: &FrameSpec, flows: u32) -> Vec<Vec<u8>> {
-    (0..flows)
-        .map(|i| {
-            frame(
-                spec,
-                FIRST_SRC_PORT + u16::try_from(i).expect("flow count checked by the CLI"),
-            )
-        })
+    // The CLI keeps FIRST_SRC_PORT + flows within the port range.
+    (FIRST_SRC_PORT..=u16::MAX)
+        .take(flows as usize)
+        .map(|port| frame(spec, port))
         .collect()
 }
 

@@ -124,12 +124,17 @@ fn batch_size(rate: u64) -> usize {
 }
 
 fn send_loop(sock: &Sock, frames: &[Vec<u8>], rate: u64, duration: Duration) -> Result<Outcome> {
-    let dst_mac: [u8; 6] = frames[0][0..6].try_into().expect("frames hold an Ethernet header");
+    let dst_mac: [u8; 6] = frames
+        .first()
+        .and_then(|f| f.get(0..6))
+        .and_then(|mac| mac.try_into().ok())
+        .context("no Ethernet frame to send")?;
     let mut dest = sock.dest(dst_mac);
     let batch = batch_size(rate);
-    // SAFETY: iovec and mmsghdr are plain data; the pointers set below stay
-    // valid (frames, dest and iovs outlive every sendmmsg call).
+    // SAFETY: iovec is plain data; all zeroes is valid. The pointers set
+    // below stay valid (frames, dest and iovs outlive every sendmmsg call).
     let mut iovs: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; batch];
+    // SAFETY: mmsghdr is plain data; all zeroes is valid.
     let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; batch];
     for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
         m.msg_hdr.msg_name = (&mut dest as *mut libc::sockaddr_ll).cast();

@@ -10,7 +10,7 @@ use aya::{
     },
     EbpfLoader,
 };
-use flowctl_common::{DatapathCounters, FlowKey, FlowValue, COUNTERS_MAP, FLOWS_MAP, NETNS_INO_GLOBAL};
+use flowctl_model::{DatapathCounters, FlowKey, FlowSource, FlowStats, COUNTERS_MAP, FLOWS_MAP, NETNS_INO_GLOBAL};
 
 use crate::{
     netlink,
@@ -104,11 +104,13 @@ pub fn attach(layout: &PinLayout, req: &AttachRequest) -> Result<Vec<Attachment>
             AttachmentState::AlreadyAttached
         } else {
             remove_stale(&pin)?;
-            if loaded.is_none() {
-                loaded = Some(load_object(layout, netns_ino, req.max_flows)?);
-            }
-            let ebpf = loaded.as_mut().expect("loaded above");
-            attach_one(ebpf, &req.interface, direction, &pin)?;
+            // Loaded once, for the first direction that needs it.
+            let mut ebpf = match loaded.take() {
+                Some(ebpf) => ebpf,
+                None => load_object(layout, netns_ino, req.max_flows)?,
+            };
+            attach_one(&mut ebpf, &req.interface, direction, &pin)?;
+            loaded = Some(ebpf);
             AttachmentState::NewlyAttached
         };
         out.push(Attachment {
@@ -188,7 +190,7 @@ pub fn status(layout: &PinLayout) -> Result<Status> {
     let table = FlowTable::open(layout)?;
     Ok(Status {
         attachments: list_attachments(layout)?,
-        max_flows: table.max_flows(),
+        max_flows: table.capacity(),
         flows: table.len()?,
         counters: table.counters()?,
     })
@@ -227,7 +229,7 @@ fn check_pinned_maps(layout: &PinLayout, max_flows: Option<u32>) -> Result<()> {
 
 /// Kernel info of the pinned flow cache, checked against this build's layout.
 pub(crate) fn pinned_flows_map(layout: &PinLayout) -> Result<Option<MapInfo>> {
-    checked_map_info(&layout.flows_map(), size_of::<FlowKey>(), size_of::<FlowValue>())
+    checked_map_info(&layout.flows_map(), size_of::<FlowKey>(), size_of::<FlowStats>())
 }
 
 /// Kernel info of a pinned map, refusing one whose key or value size is not

@@ -5,7 +5,6 @@
 
 mod attach;
 pub mod caps;
-pub mod clock;
 mod error;
 pub mod flow_table;
 mod map_ops;
@@ -18,7 +17,7 @@ use std::fmt;
 
 pub use attach::{attach, attachments, detach, detach_all, status, AttachRequest, Attachment, AttachmentState, Status};
 pub use error::{Error, Result};
-pub use flow_table::{FlowStats, FlowTable};
+pub use flow_table::FlowTable;
 pub use pins::PinLayout;
 
 /// The eBPF object built from `bpf/flowctl.bpf.c` by `build.rs` (public for
@@ -41,24 +40,24 @@ impl Direction {
     /// The IPFIX `flowDirection` value the datapath stores for this direction.
     pub fn flow_direction(self) -> u8 {
         match self {
-            Direction::Ingress => flowctl_common::DIRECTION_INGRESS,
-            Direction::Egress => flowctl_common::DIRECTION_EGRESS,
+            Direction::Ingress => flowctl_model::DIRECTION_INGRESS,
+            Direction::Egress => flowctl_model::DIRECTION_EGRESS,
         }
     }
 
     /// Name of this direction's classifier in the object file.
     pub fn program_name(self) -> &'static str {
         match self {
-            Direction::Ingress => flowctl_common::INGRESS_PROGRAM,
-            Direction::Egress => flowctl_common::EGRESS_PROGRAM,
+            Direction::Ingress => flowctl_model::INGRESS_PROGRAM,
+            Direction::Egress => flowctl_model::EGRESS_PROGRAM,
         }
     }
 
     /// Direction of a datapath `flowDirection` value.
     pub fn from_flow_direction(value: u8) -> Option<Self> {
         match value {
-            flowctl_common::DIRECTION_INGRESS => Some(Direction::Ingress),
-            flowctl_common::DIRECTION_EGRESS => Some(Direction::Egress),
+            flowctl_model::DIRECTION_INGRESS => Some(Direction::Ingress),
+            flowctl_model::DIRECTION_EGRESS => Some(Direction::Egress),
             _ => None,
         }
     }

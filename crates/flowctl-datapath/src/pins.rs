@@ -15,7 +15,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use flowctl_common::{COUNTERS_MAP, FLOWS_MAP, LAYOUT_VERSION};
+use flowctl_model::{COUNTERS_MAP, FLOWS_MAP, LAYOUT_VERSION};
 
 use crate::{Direction, Error, Result};
 
@@ -120,8 +120,10 @@ pub fn is_bpffs(path: &Path) -> bool {
     let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
         return false;
     };
-    // SAFETY: statfs writes into a zeroed struct we own.
+    // SAFETY: statfs is a plain C struct of integers; all zeroes is valid.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and statfs only writes into `st`,
+    // which we own.
     let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
     rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
 }

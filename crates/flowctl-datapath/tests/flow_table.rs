@@ -1,15 +1,13 @@
 //! FlowTable over the real pinned cache (root needed): the batch walk and
 //! the per-key walk read the same flows, draining empties the cache, and
 //! flows filled from user space read back exactly.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{collections::HashMap, path::PathBuf};
 
-use flowctl_common::{FlowKey, FlowValue};
-use flowctl_datapath::{
-    flow_table::{PutBack, ReadMode},
-    test_run::DetachedDatapath,
-    FlowStats, FlowTable, PinLayout,
-};
+use flowctl_datapath::{flow_table::ReadMode, test_run::DetachedDatapath, FlowTable, PinLayout};
+use flowctl_model::{FlowKey, FlowSource, FlowStats, FlowWalk, PutBack};
 
 /// A loaded (not attached) datapath with its own pins, removed on drop.
 struct Cache {
@@ -41,7 +39,7 @@ impl Drop for Cache {
     }
 }
 
-fn flow(i: u32) -> (FlowKey, FlowValue) {
+fn flow(i: u32) -> (FlowKey, FlowStats) {
     let mut key = FlowKey {
         netns_ino: 77,
         protocol: 17,
@@ -51,7 +49,7 @@ fn flow(i: u32) -> (FlowKey, FlowValue) {
         ..Default::default()
     };
     key.src_addr[12..].copy_from_slice(&i.to_be_bytes());
-    let value = FlowValue {
+    let value = FlowStats {
         packets: u64::from(i) + 1,
         octets: (u64::from(i) + 1) * 100,
         first_seen_ns: 1_000 + u64::from(i),
@@ -65,8 +63,8 @@ fn flow(i: u32) -> (FlowKey, FlowValue) {
     (key, value)
 }
 
-fn stats_of(v: &FlowValue) -> FlowStats {
-    FlowStats::merge(std::slice::from_ref(v)).unwrap()
+fn stats_of(v: &FlowStats) -> FlowStats {
+    *v
 }
 
 fn fill(table: &FlowTable, n: u32) -> HashMap<FlowKey, FlowStats> {

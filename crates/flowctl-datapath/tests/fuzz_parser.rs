@@ -14,6 +14,8 @@
 //!
 //! Deterministic by default (fixed seed); `PROPTEST_RNG_SEED=<n>` and
 //! `PROPTEST_CASES=<n>` explore further.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "fuzz_parser/frames.rs"]
 mod frames;
@@ -26,11 +28,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use flowctl_common::{key_addr, DatapathCounters, FlowKey};
 use flowctl_datapath::{
     test_run::{DetachedDatapath, SkbContext},
-    Direction, FlowStats, FlowTable, PinLayout,
+    Direction, FlowTable, PinLayout,
 };
+use flowctl_model::{key_addr, DatapathCounters, FlowKey, FlowSource, FlowStats};
 use frames::{Ext, Frame, L3, L4};
 use model::{Expect, Run, NETNS};
 use proptest::prelude::*;

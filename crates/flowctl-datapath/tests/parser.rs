@@ -1,5 +1,7 @@
 //! The real classifier, fed crafted packets through BPF_PROG_TEST_RUN (root
 //! needed): every parse path lands in the right flow with the right counts.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     net::IpAddr,
@@ -8,11 +10,11 @@ use std::{
 };
 
 use etherparse::{ArpHardwareId, ArpOperation, ArpPacket, EtherType, PacketBuilder, TcpOptionElement};
-use flowctl_common::{key_addr, DatapathCounters, FlowKey, DIRECTION_EGRESS, DIRECTION_INGRESS};
 use flowctl_datapath::{
     test_run::{DetachedDatapath, SkbContext},
-    Direction, FlowStats, FlowTable, PinLayout,
+    Direction, FlowTable, PinLayout,
 };
+use flowctl_model::{key_addr, DatapathCounters, FlowKey, FlowSource, FlowStats, DIRECTION_EGRESS, DIRECTION_INGRESS};
 
 const TC_ACT_UNSPEC: i32 = -1;
 

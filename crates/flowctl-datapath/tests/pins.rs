@@ -1,11 +1,13 @@
 //! The pinned maps' layout guard (root needed): a map left pinned by a build
 //! with another layout is refused with a clear error, never silently reused.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
 use aya::maps::{MapData, PerCpuHashMap};
-use flowctl_common::FlowKey;
 use flowctl_datapath::{test_run::DetachedDatapath, Error, FlowTable, PinLayout};
+use flowctl_model::{FlowKey, FlowSource};
 
 struct PinDir(PathBuf);
 
@@ -59,7 +61,7 @@ fn the_pin_directory_is_versioned_and_private() {
         std::process::id()
     )));
     let layout = PinLayout::under(&dir.0);
-    assert!(layout.root().ends_with(format!("v{}", flowctl_common::LAYOUT_VERSION)));
+    assert!(layout.root().ends_with(format!("v{}", flowctl_model::LAYOUT_VERSION)));
     DetachedDatapath::load(&layout, 1, Some(64)).expect("load (run as root)");
     use std::os::unix::fs::PermissionsExt;
     for d in [dir.0.clone(), layout.root().to_path_buf(), layout.links_dir()] {
@@ -78,5 +80,5 @@ fn the_pin_directory_is_versioned_and_private() {
             f.display()
         );
     }
-    assert_eq!(FlowTable::open(&layout).unwrap().max_flows(), 64);
+    assert_eq!(FlowTable::open(&layout).unwrap().capacity(), 64);
 }

@@ -11,7 +11,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use flowctl_aging::FlowRecord;
+use flowctl_ipfix::encode::EncodeError;
+use flowctl_model::FlowRecord;
 use tokio::{
     sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore},
     time::{interval, Instant, MissedTickBehavior},
@@ -167,13 +168,15 @@ pub struct CollectorSettings {
     pub queue_limit: usize,
 }
 
-/// Starts the task on the current tokio runtime.
-pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> CollectorHandle {
+/// Starts the task on the current tokio runtime; refuses a message size no
+/// message can have.
+pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Result<CollectorHandle, EncodeError> {
+    let session = ExportSession::new(settings.observation_domain_id, settings.max_message_size)?;
     let (tx, rx) = mpsc::channel(64);
     let endpoint = settings.endpoint.clone();
     let counters = Arc::new(CollectorCounters::default());
     let task = CollectorTask {
-        session: ExportSession::new(settings.observation_domain_id, settings.max_message_size),
+        session,
         transport: Transport::new(settings.endpoint.clone()),
         templates,
         refresh: settings.template_refresh,
@@ -186,12 +189,12 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Collec
         recent: Default::default(),
     };
     tokio::spawn(task.run(rx));
-    CollectorHandle {
+    Ok(CollectorHandle {
         tx,
         endpoint,
         counters,
         window: Arc::new(Semaphore::new(SEND_WINDOW)),
-    }
+    })
 }
 
 struct CollectorTask {
@@ -402,9 +405,9 @@ impl CollectorTask {
 mod counter_tests {
     use std::net::SocketAddr;
 
-    use flowctl_aging::EndReason;
-    use flowctl_common::{key_addr, FlowKey};
     use flowctl_ipfix::{template::Strictness, Template};
+    use flowctl_model::EndReason;
+    use flowctl_model::{key_addr, FlowKey};
 
     use super::*;
 
@@ -415,16 +418,17 @@ mod counter_tests {
                 ip_version: 4,
                 ..Default::default()
             },
-            packets: 1,
-            octets: 100,
+            stats: flowctl_model::FlowStats {
+                packets: 1,
+                octets: 100,
+                min_ttl: 64,
+                max_ttl: 64,
+                ..Default::default()
+            },
             total_packets: 1,
             total_octets: 100,
             start_unix_ns: 1_700_000_000_000_000_000,
             end_unix_ns: 1_700_000_000_000_000_000,
-            tcp_flags: 0,
-            min_ttl: 64,
-            max_ttl: 64,
-            tos: 0,
             reason: EndReason::IdleTimeout,
         };
         Arc::new((0..n).map(r).collect())
@@ -447,7 +451,7 @@ mod counter_tests {
             template_refresh: Duration::from_secs(60),
             queue_limit,
         };
-        spawn(settings, Arc::new(TemplateSet::new(vec![t])))
+        spawn(settings, Arc::new(TemplateSet::new(vec![t]))).unwrap()
     }
 
     #[tokio::test]

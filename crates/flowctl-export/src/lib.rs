@@ -7,11 +7,11 @@ pub mod refused;
 pub mod session;
 pub mod transport;
 
-use flowctl_common::FlowKey;
 use flowctl_ipfix::{
     options::{exporter_stats_template, sampling_template, OptionsTemplate},
     template::Template,
 };
+use flowctl_model::FlowKey;
 
 pub use collector::{spawn, CollectorHandle, CollectorSettings, CollectorStatus, Command};
 pub use transport::{Endpoint, Protocol};

@@ -4,7 +4,7 @@
 
 use std::{collections::VecDeque, sync::Arc};
 
-use flowctl_aging::FlowRecord;
+use flowctl_model::FlowRecord;
 
 /// A queue of flow records made of shared batches plus a cursor in the first.
 #[derive(Debug, Default)]
@@ -79,23 +79,21 @@ mod tests {
         range
             .map(|i| FlowRecord {
                 key: Default::default(),
-                packets: i,
-                octets: i,
+                stats: flowctl_model::FlowStats {
+                    packets: i,
+                    octets: i,
+                    ..Default::default()
+                },
                 total_packets: i,
                 total_octets: i,
-                start_unix_ns: 0,
-                end_unix_ns: 0,
-                tcp_flags: 0,
-                min_ttl: 0,
-                max_ttl: 0,
-                tos: 0,
-                reason: flowctl_aging::EndReason::IdleTimeout,
+                reason: flowctl_model::EndReason::IdleTimeout,
+                ..Default::default()
             })
             .collect()
     }
 
     fn order(p: &Pending) -> Vec<u64> {
-        p.iter().map(|r| r.packets).collect()
+        p.iter().map(|r| r.packets()).collect()
     }
 
     #[test]

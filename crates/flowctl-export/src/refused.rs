@@ -12,7 +12,7 @@
 
 use std::{collections::VecDeque, io, os::fd::RawFd};
 
-use flowctl_aging::FlowRecord;
+use flowctl_model::FlowRecord;
 
 /// Datagrams remembered (their first bytes and records).
 const REMEMBERED: usize = 256;
@@ -152,17 +152,15 @@ mod tests {
         let mut r = Recent::default();
         let rec = FlowRecord {
             key: Default::default(),
-            packets: 1,
-            octets: 1,
+            stats: flowctl_model::FlowStats {
+                packets: 1,
+                octets: 1,
+                ..Default::default()
+            },
             total_packets: 1,
             total_octets: 1,
-            start_unix_ns: 0,
-            end_unix_ns: 0,
-            tcp_flags: 0,
-            min_ttl: 0,
-            max_ttl: 0,
-            tos: 0,
-            reason: flowctl_aging::EndReason::IdleTimeout,
+            reason: flowctl_model::EndReason::IdleTimeout,
+            ..Default::default()
         };
         let a: Vec<u8> = (0..100).collect();
         let mut b = a.clone();

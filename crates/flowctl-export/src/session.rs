@@ -4,19 +4,19 @@
 
 use std::collections::VecDeque;
 
-use flowctl_aging::FlowRecord;
-use flowctl_common::FlowKey;
 use flowctl_ipfix::{
-    encode::{Full, MessageBuilder, RecordValues},
+    encode::{EncodeError, Full, MessageBuilder, RecordValues},
     options::{sampling_values, ExporterStats},
     split::{FinishedMessages, MessageSplitter},
 };
+
+use flowctl_model::{FlowKey, FlowRecord};
 
 use crate::TemplateSet;
 
 /// The state that must survive reconnects and reloads: RFC 7011 sequence
 /// numbers are never reset.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ExportSession {
     /// Observation Domain ID of every message.
     pub observation_domain_id: u32,
@@ -26,19 +26,25 @@ pub struct ExportSession {
     sequence: u32,
     /// Exporting-process statistics.
     stats: ExporterStats,
+    /// An empty message of this session's size and domain, which every
+    /// message starts from.
+    empty: MessageBuilder,
 }
 
 /// Messages for the wire, and how many data records each carries.
 pub type Messages = FinishedMessages;
 
 impl ExportSession {
-    /// A session at sequence number 0.
-    pub fn new(observation_domain_id: u32, max_message_size: usize) -> Self {
-        Self {
+    /// A session at sequence number 0; refuses a message size
+    /// [`MessageBuilder`] cannot build.
+    pub fn new(observation_domain_id: u32, max_message_size: usize) -> Result<Self, EncodeError> {
+        Ok(Self {
             observation_domain_id,
             max_message_size,
-            ..Default::default()
-        }
+            sequence: 0,
+            stats: ExporterStats::default(),
+            empty: MessageBuilder::new(max_message_size, observation_domain_id)?,
+        })
     }
 
     /// The sequence number the next message will carry.
@@ -52,19 +58,12 @@ impl ExportSession {
     }
 
     fn builder(&self) -> MessageBuilder {
-        MessageBuilder::new(self.max_message_size, self.observation_domain_id)
-            .expect("message size validated by the configuration")
+        self.empty.clone()
     }
 
     /// Every template and options template, in as many messages as needed.
     pub fn template_messages(&self, templates: &TemplateSet, export_time: u32) -> Messages {
-        let mut messages = MessageSplitter::new(
-            self.max_message_size,
-            self.observation_domain_id,
-            export_time,
-            self.sequence,
-        )
-        .expect("message size validated by the configuration");
+        let mut messages = MessageSplitter::starting_with(self.builder(), export_time, self.sequence);
         // Templates that can never fit are refused by the configuration
         // (MessageBuilder::check); one that did not would be left out.
         for t in &templates.data {
@@ -171,8 +170,8 @@ impl ExportSession {
     fn not_sent(&mut self, records: &[FlowRecord]) {
         for r in records {
             self.stats.not_sent_records += 1;
-            self.stats.not_sent_packets += r.packets;
-            self.stats.not_sent_octets += r.octets;
+            self.stats.not_sent_packets += r.packets();
+            self.stats.not_sent_octets += r.octets();
         }
     }
 }

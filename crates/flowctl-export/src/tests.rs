@@ -2,9 +2,9 @@
 
 use std::collections::VecDeque;
 
-use flowctl_aging::{EndReason, FlowRecord};
-use flowctl_common::{key_addr, FlowKey};
 use flowctl_ipfix::{template::Strictness, Decoder, Template};
+use flowctl_model::{key_addr, FlowKey};
+use flowctl_model::{EndReason, FlowRecord};
 
 use crate::{session::ExportSession, TemplateSet};
 
@@ -34,16 +34,17 @@ fn record(i: u64, v6: bool) -> FlowRecord {
             ip_version: if v6 { 6 } else { 4 },
             ..Default::default()
         },
-        packets: i + 1,
-        octets: 100 * (i + 1),
+        stats: flowctl_model::FlowStats {
+            packets: i + 1,
+            octets: 100 * (i + 1),
+            min_ttl: 64,
+            max_ttl: 64,
+            ..Default::default()
+        },
         total_packets: i + 1,
         total_octets: 100 * (i + 1),
         start_unix_ns: 1_700_000_000_000_000_000,
         end_unix_ns: 1_700_000_001_000_000_000,
-        tcp_flags: 0,
-        min_ttl: 64,
-        max_ttl: 64,
-        tos: 0,
         reason: EndReason::IdleTimeout,
     }
 }
@@ -51,7 +52,7 @@ fn record(i: u64, v6: bool) -> FlowRecord {
 #[test]
 fn templates_then_data_with_contiguous_sequence_numbers_within_the_size_limit() {
     let t = templates();
-    let mut session = ExportSession::new(9, 512);
+    let mut session = ExportSession::new(9, 512).unwrap();
     let mut decoder = Decoder::new();
     let mut wire = Vec::new();
     for (m, _) in session.template_messages(&t, 1) {
@@ -101,7 +102,7 @@ fn templates_then_data_with_contiguous_sequence_numbers_within_the_size_limit() 
 
 #[test]
 fn records_given_up_on_advance_the_sequence_number_and_count_as_not_sent() {
-    let mut session = ExportSession::new(1, 1472);
+    let mut session = ExportSession::new(1, 1472).unwrap();
     session.lost(&[record(1, false), record(2, false)]);
     assert_eq!(session.sequence(), 2, "collectors see the loss as a gap");
     let s = session.stats();

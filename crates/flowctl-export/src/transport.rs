@@ -106,8 +106,12 @@ impl Transport {
 
     async fn connect(&self) -> io::Result<Link> {
         let e = &self.endpoint;
-        let any = if e.address.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-        let local = e.local_address.unwrap_or_else(|| any.parse().expect("valid"));
+        let any = if e.address.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        let local = e.local_address.unwrap_or(std::net::SocketAddr::new(any, 0));
         match e.protocol {
             Protocol::Udp => {
                 let s = UdpSocket::bind(local).await?;

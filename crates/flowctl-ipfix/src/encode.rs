@@ -11,7 +11,7 @@ use crate::options::OptionsTemplate;
 use crate::template::Template;
 use crate::wire::{put_unsigned, write_value};
 
-pub use crate::values::{record_value, FieldValue, FieldValues, RecordValues, SyntheticValues};
+pub use crate::values::{FieldValue, FieldValues, RecordValues, SyntheticValues};
 
 /// IPFIX version number.
 pub const VERSION: u16 = 10;

@@ -3,6 +3,8 @@
 
 mod table;
 
+pub use table::RecordField;
+
 /// How a field's value is encoded on the wire (RFC 7011 §6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FieldKind {
@@ -24,90 +26,13 @@ pub enum FieldKind {
 /// Where the value of a field comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
-    /// Derived from a [`FlowRecord`](flowctl_aging::FlowRecord).
+    /// Derived from a [`FlowRecord`](flowctl_model::FlowRecord).
     Record(RecordField),
     /// Supplied by the exporting process, not by the flow.
     Context(ContextField),
     /// flowctl has no data for it; the string says why. Such fields are only
     /// accepted in synthetic templates, whose values come from a flows file.
     Unavailable(&'static str),
-}
-
-/// A value derivable from a [`FlowRecord`](flowctl_aging::FlowRecord).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RecordField {
-    /// Packets since the previous record of the flow.
-    PacketDelta,
-    /// Octets since the previous record of the flow.
-    OctetDelta,
-    /// Packets since the flow started.
-    PacketTotal,
-    /// Octets since the flow started.
-    OctetTotal,
-    /// IP protocol number.
-    Protocol,
-    /// The whole IPv4 TOS / IPv6 traffic class byte.
-    ClassOfService,
-    /// The DSCP: the TOS / traffic class byte shifted right by 2.
-    Dscp,
-    /// OR of the TCP flags (RFC 7125, 16 bits).
-    TcpFlags,
-    /// Source transport port.
-    SrcPort,
-    /// Destination transport port; 0 for ICMP and ICMPv6 flows.
-    DstPort,
-    /// Source IPv4 address.
-    SrcIpv4,
-    /// Destination IPv4 address.
-    DstIpv4,
-    /// Source IPv6 address.
-    SrcIpv6,
-    /// Destination IPv6 address.
-    DstIpv6,
-    /// Ingress interface index.
-    IngressInterface,
-    /// Egress interface index.
-    EgressInterface,
-    /// ICMP `type * 256 + code` for ICMP over IPv4, else 0.
-    IcmpTypeCodeV4,
-    /// ICMPv6 `type * 256 + code` for ICMPv6 over IPv6, else 0.
-    IcmpTypeCodeV6,
-    /// ICMP type for ICMP over IPv4, else 0.
-    IcmpTypeV4,
-    /// ICMP code for ICMP over IPv4, else 0.
-    IcmpCodeV4,
-    /// ICMPv6 type for ICMPv6 over IPv6, else 0.
-    IcmpTypeV6,
-    /// ICMPv6 code for ICMPv6 over IPv6, else 0.
-    IcmpCodeV6,
-    /// Minimum TTL / hop limit.
-    MinTtl,
-    /// Maximum TTL / hop limit.
-    MaxTtl,
-    /// Outer VLAN id.
-    VlanId,
-    /// Inner (customer) VLAN id.
-    InnerVlanId,
-    /// IP version, 4 or 6.
-    IpVersion,
-    /// 0 ingress, 1 egress.
-    FlowDirection,
-    /// Why the record was made (`flowEndReason`).
-    EndReason,
-    /// Time of the first packet, Unix seconds.
-    StartSeconds,
-    /// Time of the last packet, Unix seconds.
-    EndSeconds,
-    /// Time of the first packet, Unix milliseconds.
-    StartMilliseconds,
-    /// Time of the last packet, Unix milliseconds.
-    EndMilliseconds,
-    /// Time of the first packet, NTP timestamp.
-    StartNanoseconds,
-    /// Time of the last packet, NTP timestamp.
-    EndNanoseconds,
-    /// End minus start, in milliseconds.
-    DurationMilliseconds,
 }
 
 /// A value supplied by the exporting process.

@@ -24,7 +24,7 @@
 //! assert_eq!(decoded.records[0].unsigned("octetDeltaCount"), Some(1500));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![deny(missing_docs)]
+
 #![cfg_attr(
     not(test),
     deny(

@@ -40,12 +40,23 @@ impl MessageSplitter {
         export_time: u32,
         sequence: u32,
     ) -> Result<Self, EncodeError> {
-        Ok(Self {
-            current: MessageBuilder::new(max_size, observation_domain_id)?,
+        Ok(Self::starting_with(
+            MessageBuilder::new(max_size, observation_domain_id)?,
+            export_time,
+            sequence,
+        ))
+    }
+
+    /// Messages like `empty` (an empty message: its size limit and
+    /// observation domain), all with `export_time`; the first carries
+    /// `sequence`.
+    pub fn starting_with(empty: MessageBuilder, export_time: u32, sequence: u32) -> Self {
+        Self {
+            current: empty,
             export_time,
             sequence,
             done: Vec::new(),
-        })
+        }
     }
 
     /// Adds one item with `add` (for example

@@ -3,15 +3,9 @@
 
 use std::collections::HashMap;
 
-use flowctl_aging::FlowRecord;
+use flowctl_model::FlowRecord;
 
-use crate::fields::{ContextField, FieldDef, RecordField, Source};
-
-/// ICMP over IPv4.
-const PROTO_ICMP: u8 = 1;
-/// ICMPv6.
-const PROTO_ICMPV6: u8 = 58;
-const NANOS_PER_MILLI: u64 = 1_000_000;
+use crate::fields::{ContextField, FieldDef, Source};
 
 /// A value before encoding; [`crate::encode::MessageBuilder`] encodes it per
 /// the field's [`FieldKind`](crate::fields::FieldKind).
@@ -51,65 +45,12 @@ impl FieldValues for RecordValues<'_> {
     #[inline]
     fn value(&self, field: &FieldDef) -> FieldValue {
         match field.source {
-            Source::Record(f) => record_value(self.record, f),
+            Source::Record(f) => f.value(self.record),
             Source::Context(ContextField::ObservationDomainId) => {
                 FieldValue::Unsigned(u64::from(self.observation_domain_id))
             }
             Source::Context(ContextField::SamplingInterval) => FieldValue::Unsigned(1),
             Source::Unavailable(_) => FieldValue::Unsigned(0),
-        }
-    }
-}
-
-/// The value of `field` for `record`.
-#[inline]
-pub fn record_value(record: &FlowRecord, field: RecordField) -> FieldValue {
-    use FieldValue::{Address, Nanoseconds, Unsigned};
-    let key = &record.key;
-    let icmp_v4 = key.ip_version == 4 && key.protocol == PROTO_ICMP;
-    let icmp_v6 = key.ip_version == 6 && key.protocol == PROTO_ICMPV6;
-    let type_code = |applies: bool| if applies { u64::from(key.dst_port) } else { 0 };
-    match field {
-        RecordField::PacketDelta => Unsigned(record.packets),
-        RecordField::OctetDelta => Unsigned(record.octets),
-        RecordField::PacketTotal => Unsigned(record.total_packets),
-        RecordField::OctetTotal => Unsigned(record.total_octets),
-        RecordField::Protocol => Unsigned(u64::from(key.protocol)),
-        RecordField::ClassOfService => Unsigned(u64::from(record.tos)),
-        RecordField::Dscp => Unsigned(u64::from(record.tos >> 2)),
-        RecordField::TcpFlags => Unsigned(u64::from(record.tcp_flags)),
-        RecordField::SrcPort => Unsigned(u64::from(key.src_port)),
-        RecordField::DstPort => {
-            let icmp = matches!(key.protocol, PROTO_ICMP | PROTO_ICMPV6);
-            Unsigned(if icmp { 0 } else { u64::from(key.dst_port) })
-        }
-        RecordField::SrcIpv4 | RecordField::SrcIpv6 => Address(key.src_addr),
-        RecordField::DstIpv4 | RecordField::DstIpv6 => Address(key.dst_addr),
-        RecordField::IngressInterface => Unsigned(u64::from(key.ingress_ifindex)),
-        RecordField::EgressInterface => Unsigned(u64::from(key.egress_ifindex)),
-        RecordField::IcmpTypeCodeV4 => Unsigned(type_code(icmp_v4)),
-        RecordField::IcmpTypeCodeV6 => Unsigned(type_code(icmp_v6)),
-        RecordField::IcmpTypeV4 => Unsigned(type_code(icmp_v4) >> 8),
-        RecordField::IcmpCodeV4 => Unsigned(type_code(icmp_v4) & 0xff),
-        RecordField::IcmpTypeV6 => Unsigned(type_code(icmp_v6) >> 8),
-        RecordField::IcmpCodeV6 => Unsigned(type_code(icmp_v6) & 0xff),
-        RecordField::MinTtl => Unsigned(u64::from(record.min_ttl)),
-        RecordField::MaxTtl => Unsigned(u64::from(record.max_ttl)),
-        RecordField::VlanId => Unsigned(u64::from(key.vlan_id)),
-        RecordField::InnerVlanId => Unsigned(u64::from(key.inner_vlan_id)),
-        RecordField::IpVersion => Unsigned(u64::from(key.ip_version)),
-        RecordField::FlowDirection => Unsigned(u64::from(key.direction)),
-        RecordField::EndReason => Unsigned(record.reason as u64),
-        RecordField::StartSeconds | RecordField::StartMilliseconds | RecordField::StartNanoseconds => {
-            Nanoseconds(record.start_unix_ns)
-        }
-        RecordField::EndSeconds | RecordField::EndMilliseconds | RecordField::EndNanoseconds => {
-            Nanoseconds(record.end_unix_ns)
-        }
-        RecordField::DurationMilliseconds => {
-            // Difference of the millisecond timestamps, so that it equals
-            // flowEndMilliseconds - flowStartMilliseconds exactly.
-            Unsigned((record.end_unix_ns / NANOS_PER_MILLI).saturating_sub(record.start_unix_ns / NANOS_PER_MILLI))
         }
     }
 }

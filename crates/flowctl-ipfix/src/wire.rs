@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn ipv4_fields_take_the_last_four_bytes() {
-        let addr = flowctl_common::key_addr("192.0.2.9".parse().unwrap());
+        let addr = flowctl_model::key_addr("192.0.2.9".parse().unwrap());
         assert_eq!(
             encode(FieldKind::Ipv4Address, 4, FieldValue::Address(addr)),
             [192, 0, 2, 9]

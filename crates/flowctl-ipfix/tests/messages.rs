@@ -1,4 +1,6 @@
 //! Messages within a size limit, sequence numbers, and options records.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

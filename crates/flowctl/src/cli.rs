@@ -23,7 +23,7 @@ fn version() -> String {
     format!(
         "{} (datapath layout v{})",
         env!("CARGO_PKG_VERSION"),
-        flowctl_common::LAYOUT_VERSION
+        flowctl_model::LAYOUT_VERSION
     )
 }
 

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use clap::Args;
-use flowctl_common::{key_addr, FlowKey};
+use flowctl_model::{key_addr, FlowKey};
 
 /// A conjunction of optional flow fields; an empty filter matches everything.
 #[derive(Clone, Debug, Default, Args)]

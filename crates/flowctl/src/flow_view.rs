@@ -1,8 +1,8 @@
 //! Flows as people read them: JSON objects and comfy-table rows.
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, ContentArrangement, Table};
-use flowctl_common::FlowKey;
-use flowctl_datapath::{clock::BootClock, netlink::InterfaceNames, Direction, FlowStats};
+use flowctl_datapath::{netlink::InterfaceNames, Direction};
+use flowctl_model::{BootClock, FlowKey, FlowStats};
 use serde::Serialize;
 use time::{macros::format_description, OffsetDateTime};
 

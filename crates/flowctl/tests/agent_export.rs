@@ -2,6 +2,8 @@
 //! the test creates, the agent exporting over loopback to real collectors
 //! (nfcapd read back with nfdump, tshark, and flowctl's own collector), and
 //! the results compared with an AF_PACKET capture of the metered interface.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

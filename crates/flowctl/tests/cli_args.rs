@@ -5,6 +5,8 @@
 //!
 //! Runs as root (like the other end-to-end tests): the capability check
 //! passes, so each case reaches the argument or resource it is about.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -303,7 +305,7 @@ fn version_names_the_datapath_layout() {
         format!(
             "flowctl {} (datapath layout v{})",
             env!("CARGO_PKG_VERSION"),
-            flowctl_common::LAYOUT_VERSION
+            flowctl_model::LAYOUT_VERSION
         )
     );
 }

@@ -2,6 +2,8 @@
 //! pair that the test creates, flowctl attached to one end, known traffic,
 //! and `flowctl dump -o json` compared with an AF_PACKET capture of the same
 //! interface, flow by flow, in packets and octets.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! The documentation says what the code does: every field of the registry is
 //! in docs/configuration.md with its IE id and length, every example config
 //! validates, and the built-in templates are the documented ones.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 

@@ -7,6 +7,8 @@
 //! - a metered interface removed, renamed, and created again.
 //!
 //! See docs/operations.md, "Failure behaviour", for what each one promises.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -2,6 +2,8 @@
 //! veth pair in namespaces the test creates, traffic inside them, and
 //! /metrics scraped over loopback with a plain HTTP GET. The values are
 //! checked against what the collector received and what was sent.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -126,7 +128,7 @@ fn metrics_follow_flows_collectors_and_a_full_cache() {
     let build = format!(
         "flowctl_build_info{{version=\"{}\",layout_version=\"{}\"}}",
         env!("CARGO_PKG_VERSION"),
-        flowctl_common::LAYOUT_VERSION
+        flowctl_model::LAYOUT_VERSION
     );
     assert_eq!(first.get(&build), 1.0, "{:#?}", first.0);
 

@@ -3,6 +3,8 @@
 //! refused, each missing capability named before anything is touched, the
 //! documented minimal capability set enough for a non-root user, and no
 //! external command anywhere in the code that makes the binary.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -337,7 +339,7 @@ fn product_sources() -> Vec<PathBuf> {
         "flowctl",
         "flowctl-agent",
         "flowctl-aging",
-        "flowctl-common",
+        "flowctl-model",
         "flowctl-datapath",
         "flowctl-export",
         "flowctl-ipfix",

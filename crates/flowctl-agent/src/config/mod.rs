@@ -14,7 +14,7 @@ use flowctl_aging::Timeouts;
 use flowctl_datapath::Direction;
 use flowctl_export::{Endpoint, Protocol, SAMPLING_TEMPLATE_ID, STATS_TEMPLATE_ID};
 use flowctl_ipfix::{
-    template::{Strictness, Template},
+    template::{Strictness, Template, TemplateError},
     MessageBuilder,
 };
 
@@ -347,17 +347,18 @@ fn timers(t: &TimersEntry) -> Result<(Timeouts, Duration, Duration), (String, St
     Ok((timeouts, refresh, scan))
 }
 
-/// The built-in IPv4 (256) and IPv6 (257) templates.
-pub fn default_templates() -> Vec<Template> {
+/// The built-in IPv4 (256) and IPv6 (257) templates (a unit test checks
+/// that they build).
+pub fn default_templates() -> Result<Vec<Template>, TemplateError> {
     [(256, 4), (257, 6)]
         .into_iter()
-        .map(|(id, v)| Template::new(id, &default_fields(v), Strictness::Agent).expect("built-in templates are valid"))
+        .map(|(id, v)| Template::new(id, &default_fields(v), Strictness::Agent))
         .collect()
 }
 
 fn templates(entries: &[TemplateEntry], strictness: Strictness) -> Result<Vec<Template>, (String, String)> {
     if entries.is_empty() {
-        return Ok(default_templates());
+        return default_templates().map_err(|e| ("templates".to_string(), format!("built-in template: {e}")));
     }
     let mut out: Vec<Template> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -373,7 +374,7 @@ fn templates(entries: &[TemplateEntry], strictness: Strictness) -> Result<Vec<Te
         }
         let names: Vec<&str> = e.fields.iter().map(|f| f.name()).collect();
         let t = Template::new(e.id, &names, strictness).map_err(|p| {
-            let k = if matches!(p, flowctl_ipfix::template::TemplateError::IdTooLow(_)) {
+            let k = if matches!(p, TemplateError::IdTooLow(_)) {
                 "id"
             } else {
                 "fields"

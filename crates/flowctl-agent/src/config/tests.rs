@@ -160,3 +160,12 @@ fn interface_names_follow_the_kernels_rules() {
         assert_eq!(check(&yaml).unwrap().interfaces[0].name, good);
     }
 }
+
+#[test]
+fn the_built_in_templates_build() {
+    let t = super::default_templates().unwrap();
+    assert_eq!(
+        t.iter().map(|t| (t.id, t.ip_version())).collect::<Vec<_>>(),
+        [(256, Some(4)), (257, Some(6))]
+    );
+}

@@ -8,13 +8,13 @@ use std::{
     collections::BTreeMap,
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
     },
 };
 
-use flowctl_aging::EndReason;
-use flowctl_common::DatapathCounters;
+use flowctl_aging::ScanOutcome;
 use flowctl_export::collector::CollectorCounters;
+use flowctl_model::{DatapathCounters, EndReason};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder},
@@ -22,7 +22,7 @@ use prometheus_client::{
     registry::Unit,
 };
 
-use crate::scanner::ScanOutcome;
+use crate::lock;
 
 /// A collector task to report, with its labels.
 #[derive(Clone, Debug)]
@@ -43,36 +43,23 @@ struct PassSnapshot {
     datapath: DatapathCounters,
 }
 
-/// Every flowEndReason with its `reason` label value.
-const REASONS: [(EndReason, &str); 5] = [
-    (EndReason::IdleTimeout, "idle"),
-    (EndReason::ActiveTimeout, "active"),
-    (EndReason::EndOfFlow, "end"),
-    (EndReason::ForcedEnd, "forced"),
-    (EndReason::LackOfResources, "lack_of_resources"),
-];
-
 /// State shared with the event loop, encoded on each scrape.
 #[derive(Debug, Default)]
 pub(super) struct Live {
-    /// Flows taken out of the cache, indexed by flowEndReason value.
-    ended: [AtomicU64; 6],
-    /// Records made, indexed by flowEndReason value.
-    records: [AtomicU64; 6],
+    /// Flows taken out of the cache, in [`EndReason::ALL`] order.
+    ended: [AtomicU64; 5],
+    /// Records made, in [`EndReason::ALL`] order.
+    records: [AtomicU64; 5],
     pass: Mutex<Option<PassSnapshot>>,
     collectors: Mutex<Vec<CollectorSource>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Live {
     pub(super) fn add_pass(&self, outcome: &ScanOutcome) {
-        for (slot, n) in self.ended.iter().zip(outcome.ended) {
+        for (slot, (_, n)) in self.ended.iter().zip(outcome.ended.iter()) {
             slot.fetch_add(n, Relaxed);
         }
-        for (slot, n) in self.records.iter().zip(outcome.records_made) {
+        for (slot, (_, n)) in self.records.iter().zip(outcome.records_made.iter()) {
             slot.fetch_add(n, Relaxed);
         }
         *lock(&self.pass) = Some(PassSnapshot {
@@ -272,13 +259,14 @@ impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let version = [
             ("version", env!("CARGO_PKG_VERSION").to_string()),
-            ("layout_version", flowctl_common::LAYOUT_VERSION.to_string()),
+            ("layout_version", flowctl_model::LAYOUT_VERSION.to_string()),
         ];
         write(&mut encoder, &BUILD_INFO, [(version, Value::Count(1))])?;
         for (f, counts) in REASON_COUNTS.iter().zip([&self.ended, &self.records]) {
-            let samples = REASONS
+            let samples = EndReason::ALL
                 .iter()
-                .map(|(r, name)| ([("reason", *name)], Value::Count(counts[*r as usize].load(Relaxed))));
+                .zip(counts)
+                .map(|(r, count)| ([("reason", r.label())], Value::Count(count.load(Relaxed))));
             write(&mut encoder, f, samples)?;
         }
 

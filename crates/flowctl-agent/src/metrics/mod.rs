@@ -15,7 +15,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::scanner::ScanOutcome;
+use flowctl_aging::ScanOutcome;
 
 pub use live::CollectorSource;
 pub use server::{ListenError, MetricsServer};

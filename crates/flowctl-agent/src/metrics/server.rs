@@ -6,7 +6,7 @@ use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
 use http_body_util::Full;
 use hyper::{
     body::Bytes,
-    header::{ALLOW, CONTENT_TYPE},
+    header::{HeaderValue, ALLOW, CONTENT_TYPE},
     server::conn::http1,
     service::service_fn,
     Method, Request, Response, StatusCode,
@@ -105,7 +105,7 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     r.headers_mut()
-        .insert(CONTENT_TYPE, "text/plain; charset=utf-8".parse().expect("valid header"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
@@ -118,13 +118,12 @@ pub fn respond<B>(metrics: &Metrics, request: &Request<B>) -> Response<Full<Byte
         Method::GET | Method::HEAD => {
             let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
             r.headers_mut()
-                .insert(CONTENT_TYPE, CONTENT_TYPE_OPENMETRICS.parse().expect("valid header"));
+                .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_OPENMETRICS));
             r
         }
         _ => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
-            r.headers_mut()
-                .insert(ALLOW, "GET, HEAD".parse().expect("valid header"));
+            r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             r
         }
     }

@@ -8,38 +8,23 @@ use std::{
     time::Duration,
 };
 
-use flowctl_aging::{EndReason, FlowRecord};
-use flowctl_common::{DatapathCounters, FlowKey};
 use flowctl_export::collector::CollectorCounters;
+use flowctl_model::{DatapathCounters, EndReason, ReasonCounts};
 
 use super::{CollectorSource, Metrics, MetricsServer};
-use crate::scanner::ScanOutcome;
+use flowctl_aging::ScanOutcome;
 
-fn record(reason: EndReason) -> FlowRecord {
-    FlowRecord {
-        key: FlowKey::default(),
-        packets: 1,
-        octets: 60,
-        total_packets: 1,
-        total_octets: 60,
-        start_unix_ns: 0,
-        end_unix_ns: 0,
-        tcp_flags: 0,
-        min_ttl: 64,
-        max_ttl: 64,
-        tos: 0,
-        reason,
-    }
+/// Counts per reason: `idle` idle timeouts and `lack` for lack of resources.
+fn counts(idle: u64, lack: u64) -> ReasonCounts {
+    let mut c = ReasonCounts::default();
+    c.add(EndReason::IdleTimeout, idle);
+    c.add(EndReason::LackOfResources, lack);
+    c
 }
 
 fn outcome() -> ScanOutcome {
     ScanOutcome {
-        records: vec![
-            record(EndReason::IdleTimeout),
-            record(EndReason::IdleTimeout),
-            record(EndReason::LackOfResources),
-        ],
-        records_made: [0, 2, 0, 0, 0, 1],
+        records_made: counts(2, 1),
         flows: 3,
         capacity: 8,
         counters: DatapathCounters {
@@ -50,7 +35,7 @@ fn outcome() -> ScanOutcome {
             not_recorded_packets: 5,
             not_recorded_octets: 600,
         },
-        ended: [0, 2, 0, 0, 0, 1],
+        ended: counts(2, 1),
         duration: Duration::from_millis(3),
     }
 }
@@ -105,7 +90,7 @@ fn the_exposition_names_every_family_with_help_type_and_values() {
     m.set_collectors(vec![udp, tcp, udp2]);
     m.observe_pass(&outcome());
     m.observe_pass(&ScanOutcome {
-        ended: [0, 1, 0, 0, 0, 0],
+        ended: counts(1, 0),
         flows: 2,
         ..outcome()
     });
@@ -178,7 +163,7 @@ fn the_exposition_names_every_family_with_help_type_and_values() {
     let build = format!(
         "flowctl_build_info{{version=\"{}\",layout_version=\"{}\"}}",
         env!("CARGO_PKG_VERSION"),
-        flowctl_common::LAYOUT_VERSION
+        flowctl_model::LAYOUT_VERSION
     );
     assert_eq!(value(&text, &build).as_deref(), Some("1"), "{text}");
     assert!(text.contains("# TYPE flowctl_aging_pass_duration_seconds histogram\n"));

@@ -1,18 +1,17 @@
 //! The pinned flow cache, opened from any process: read, count, delete.
+//! It is the [`FlowSource`] the agent's scanner ages.
 //!
-//! Reading walks the map with batch system calls ([`FlowWalk`]), a few
+//! Reading walks the map with batch system calls ([`TableWalk`]), a few
 //! thousand flows per call; a kernel that refuses them gets the per-key walk.
 
-mod stats;
 mod walk;
 
 use std::os::fd::AsFd;
 
 use aya::maps::{Map, MapData, PerCpuArray};
-use flowctl_common::{DatapathCounters, FlowKey, FlowValue};
+use flowctl_model::{BootClock, DatapathCounters, FlowEntry, FlowKey, FlowSource, FlowStats, FlowWalk, PutBack};
 
-pub use stats::FlowStats;
-pub use walk::{FlowWalk, ReadMode};
+pub use walk::{ReadMode, TableWalk};
 
 use crate::{attach::pinned_flows_map, map_ops::PerCpuHash, Error, PinLayout, Result};
 
@@ -20,21 +19,9 @@ use crate::{attach::pinned_flows_map, map_ops::PerCpuHash, Error, PinLayout, Res
 /// bytes of keys and values, whatever the number of CPUs.
 const BATCH_BYTES: usize = 1 << 20;
 
-/// What [`FlowTable::put_back`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PutBack {
-    /// The flow is in the cache again, counters unchanged.
-    Restored,
-    /// A packet re-created the flow meanwhile: the counters read are not in
-    /// the cache, the caller must report them.
-    Exists,
-    /// The cache is full: the counters read are not in the cache.
-    Full,
-}
-
 /// The pinned flow cache and datapath counters.
 pub struct FlowTable {
-    flows: PerCpuHash<FlowKey, FlowValue>,
+    flows: PerCpuHash<FlowKey, FlowStats>,
     counters: PerCpuArray<MapData, DatapathCounters>,
     max_flows: u32,
     batch_size: usize,
@@ -53,7 +40,7 @@ impl FlowTable {
         let flows = PerCpuHash::new(flows_map.fd().as_fd()).map_err(|e| Error::io("opening the flow cache", e))?;
         let counters = PerCpuArray::try_from(Map::PerCpuArray(open(layout.counters_map())?))
             .map_err(|e| Error::bpf("opening the datapath counters", e))?;
-        let entry_bytes = size_of::<FlowKey>() + size_of::<FlowValue>() * flows.possible_cpus();
+        let entry_bytes = size_of::<FlowKey>() + size_of::<FlowStats>() * flows.possible_cpus();
         Ok(Self {
             flows,
             counters,
@@ -61,11 +48,6 @@ impl FlowTable {
             batch_size: (BATCH_BYTES / entry_bytes).clamp(64, 16384),
             mode: ReadMode::Batch,
         })
-    }
-
-    /// Capacity of the cache.
-    pub fn max_flows(&self) -> u32 {
-        self.max_flows
     }
 
     /// Number of per-CPU slots of every flow.
@@ -83,18 +65,6 @@ impl FlowTable {
     pub fn set_read_mode(&mut self, mode: ReadMode, batch_size: usize) {
         self.mode = mode;
         self.batch_size = batch_size.max(1);
-    }
-
-    /// A walk over every flow, chunk by chunk; flows stay in the cache.
-    pub fn walk(&self) -> FlowWalk<'_> {
-        FlowWalk::new(self, false)
-    }
-
-    /// A walk that reads and deletes every flow, each in one step (whole
-    /// hash buckets per call), so that nothing counted is lost: a packet
-    /// after its flow's bucket was drained starts a new entry.
-    pub fn drain(&self) -> FlowWalk<'_> {
-        FlowWalk::new(self, true)
     }
 
     /// Keys present now.
@@ -124,7 +94,7 @@ impl FlowTable {
 
     /// Every flow with its counters summed over CPUs. Each flow is returned
     /// at most once even while the datapath inserts and deletes entries.
-    pub fn read_all(&self) -> Result<Vec<(FlowKey, FlowStats)>> {
+    pub fn read_all(&self) -> Result<Vec<FlowEntry>> {
         let mut out = Vec::new();
         let mut walk = self.walk();
         while let Some(chunk) = walk.next_chunk()? {
@@ -139,9 +109,49 @@ impl FlowTable {
         Ok(values.and_then(|v| FlowStats::merge(&v)))
     }
 
+    /// Deletes one flow; `false` if it was not there.
+    pub fn remove(&mut self, key: &FlowKey) -> Result<bool> {
+        self.flows.delete(key).map_err(|e| Error::io("deleting a flow", e))
+    }
+
+    /// Inserts or replaces flows from user space in one batch call, each
+    /// counted on CPU 0: filling the cache for tests and benchmarks.
+    pub fn insert_batch(&self, flows: &[FlowEntry]) -> Result<()> {
+        let cpus = self.possible_cpus();
+        let keys: Vec<FlowKey> = flows.iter().map(|(k, _)| *k).collect();
+        let mut values = vec![FlowStats::default(); flows.len() * cpus];
+        for (i, (_, v)) in flows.iter().enumerate() {
+            values[i * cpus] = *v;
+        }
+        self.flows
+            .update_batch(&keys, &values)
+            .map_err(|e| Error::io("inserting flows", e))
+    }
+}
+
+impl FlowSource for FlowTable {
+    type Error = Error;
+    type Walk<'a> = TableWalk<'a>;
+
+    fn capacity(&self) -> u32 {
+        self.max_flows
+    }
+
+    /// A walk over every flow, chunk by chunk; flows stay in the cache.
+    fn walk(&self) -> TableWalk<'_> {
+        TableWalk::new(self, false)
+    }
+
+    /// A walk that reads and deletes every flow, each in one step (whole
+    /// hash buckets per call), so that nothing counted is lost: a packet
+    /// after its flow's bucket was drained starts a new entry.
+    fn drain(&self) -> TableWalk<'_> {
+        TableWalk::new(self, true)
+    }
+
     /// Reads and deletes one flow in a single step (nothing counted in
     /// between is lost). `None` if the flow was not there.
-    pub fn take(&self, key: &FlowKey) -> Result<Option<FlowStats>> {
+    fn take(&self, key: &FlowKey) -> Result<Option<FlowStats>> {
         let values = self
             .flows
             .lookup_and_delete(key)
@@ -149,13 +159,13 @@ impl FlowTable {
         Ok(values.and_then(|v| FlowStats::merge(&v)))
     }
 
-    /// Puts back a flow read by a draining walk that should have stayed,
-    /// with its merged counters (on CPU 0's slot: merging gives the same
-    /// stats), unless the datapath created the flow again meanwhile or the
-    /// cache filled up.
-    pub fn put_back(&self, key: &FlowKey, stats: &FlowStats) -> Result<PutBack> {
-        let mut values = vec![FlowValue::default(); self.possible_cpus()];
-        values[0] = stats.to_value();
+    /// Puts back a flow read out of the cache that should have stayed, with
+    /// its merged counters on CPU 0's slot (merging gives the same stats),
+    /// unless the datapath created the flow again meanwhile or the cache
+    /// filled up.
+    fn put_back(&self, key: &FlowKey, stats: &FlowStats) -> Result<PutBack> {
+        let mut values = vec![FlowStats::default(); self.possible_cpus()];
+        values[0] = *stats;
         match self.flows.insert_new(key, &values) {
             Ok(true) => Ok(PutBack::Restored),
             Ok(false) => Ok(PutBack::Exists),
@@ -164,27 +174,8 @@ impl FlowTable {
         }
     }
 
-    /// Deletes one flow; `false` if it was not there.
-    pub fn remove(&mut self, key: &FlowKey) -> Result<bool> {
-        self.flows.delete(key).map_err(|e| Error::io("deleting a flow", e))
-    }
-
-    /// Inserts or replaces flows from user space in one batch call, each
-    /// counted on CPU 0: filling the cache for tests and benchmarks.
-    pub fn insert_batch(&self, flows: &[(FlowKey, FlowValue)]) -> Result<()> {
-        let cpus = self.possible_cpus();
-        let keys: Vec<FlowKey> = flows.iter().map(|(k, _)| *k).collect();
-        let mut values = vec![FlowValue::default(); flows.len() * cpus];
-        for (i, (_, v)) in flows.iter().enumerate() {
-            values[i * cpus] = *v;
-        }
-        self.flows
-            .update_batch(&keys, &values)
-            .map_err(|e| Error::io("inserting flows", e))
-    }
-
     /// Datapath counters summed over CPUs.
-    pub fn counters(&self) -> Result<DatapathCounters> {
+    fn counters(&self) -> Result<DatapathCounters> {
         let per_cpu = self
             .counters
             .get(&0, 0)
@@ -192,5 +183,14 @@ impl FlowTable {
         let mut sum = DatapathCounters::default();
         per_cpu.iter().for_each(|c| sum.accumulate(c));
         Ok(sum)
+    }
+
+    /// CLOCK_BOOTTIME, the clock of `bpf_ktime_get_boot_ns()`.
+    fn now_ns(&self) -> u64 {
+        flowctl_model::boot_time_ns()
+    }
+
+    fn boot_clock(&self) -> BootClock {
+        BootClock::now()
     }
 }

@@ -3,15 +3,15 @@
 
 use std::collections::HashSet;
 
-use flowctl_common::{FlowKey, FlowValue};
+use flowctl_model::{FlowEntry, FlowKey, FlowStats, FlowWalk};
 
-use super::{FlowStats, FlowTable};
+use super::FlowTable;
 use crate::{
     map_ops::{is_unsupported, BatchOp, PerCpuHashBatch},
     Error, Result,
 };
 
-/// How [`FlowWalk`] reads the map.
+/// How [`TableWalk`] reads the map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadMode {
     /// `BPF_MAP_LOOKUP_BATCH` (or its delete variant), falling back to
@@ -22,7 +22,7 @@ pub enum ReadMode {
 }
 
 enum Source<'t> {
-    Batch(PerCpuHashBatch<'t, FlowKey, FlowValue>),
+    Batch(PerCpuHashBatch<'t, FlowKey, FlowStats>),
     /// Keys listed up front, read (or taken) one by one from `next`.
     PerKey {
         keys: Vec<FlowKey>,
@@ -32,14 +32,14 @@ enum Source<'t> {
 
 /// One pass over the flow cache, a chunk of flows (with counters merged over
 /// CPUs) at a time. Flows whose every CPU slot is empty are skipped.
-pub struct FlowWalk<'t> {
+pub struct TableWalk<'t> {
     table: &'t FlowTable,
     delete: bool,
     source: Option<Source<'t>>,
-    chunk: Vec<(FlowKey, FlowStats)>,
+    chunk: Vec<FlowEntry>,
 }
 
-impl<'t> FlowWalk<'t> {
+impl<'t> TableWalk<'t> {
     pub(super) fn new(table: &'t FlowTable, delete: bool) -> Self {
         Self {
             table,
@@ -49,20 +49,45 @@ impl<'t> FlowWalk<'t> {
         }
     }
 
+    /// Lists every key. `BPF_MAP_GET_NEXT_KEY` restarts from the first key
+    /// when the one it is given was deleted meanwhile: keys seen again are
+    /// skipped, so each flow is still read at most once.
+    fn list_keys(&self) -> Result<Source<'t>> {
+        let mut keys = Vec::new();
+        let mut seen = HashSet::new();
+        let mut at = None;
+        while let Some(k) = self
+            .table
+            .flows
+            .next_key(at.as_ref())
+            .map_err(|e| Error::io("listing flows", e))?
+        {
+            if seen.insert(k) {
+                keys.push(k);
+            }
+            at = Some(k);
+        }
+        Ok(Source::PerKey { keys, next: 0 })
+    }
+}
+
+impl FlowWalk for TableWalk<'_> {
+    type Error = Error;
+
     /// Whether the following chunks are read and deleted (`true`) or only
     /// read; a walk can switch between chunks (the cursor is the same).
-    pub fn set_drain(&mut self, drain: bool) {
+    fn set_drain(&mut self, drain: bool) {
         self.delete = drain;
     }
 
     /// Whether the next chunk will be read and deleted.
-    pub fn drains(&self) -> bool {
+    fn drains(&self) -> bool {
         self.delete
     }
 
     /// The next chunk of flows, `None` once every flow was read. The slice
     /// is overwritten by the next call.
-    pub fn next_chunk(&mut self) -> Result<Option<&[(FlowKey, FlowStats)]>> {
+    fn next_chunk(&mut self) -> Result<Option<&[FlowEntry]>> {
         self.chunk.clear();
         let action = if self.delete {
             "draining the flow cache"
@@ -126,26 +151,5 @@ impl<'t> FlowWalk<'t> {
                 return Ok(None);
             }
         }
-    }
-
-    /// Lists every key. `BPF_MAP_GET_NEXT_KEY` restarts from the first key
-    /// when the one it is given was deleted meanwhile: keys seen again are
-    /// skipped, so each flow is still read at most once.
-    fn list_keys(&self) -> Result<Source<'t>> {
-        let mut keys = Vec::new();
-        let mut seen = HashSet::new();
-        let mut at = None;
-        while let Some(k) = self
-            .table
-            .flows
-            .next_key(at.as_ref())
-            .map_err(|e| Error::io("listing flows", e))?
-        {
-            if seen.insert(k) {
-                keys.push(k);
-            }
-            at = Some(k);
-        }
-        Ok(Source::PerKey { keys, next: 0 })
     }
 }

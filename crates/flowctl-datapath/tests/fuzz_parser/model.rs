@@ -6,8 +6,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use flowctl_common::{key_addr, FlowKey, DIRECTION_EGRESS, DIRECTION_INGRESS};
 use flowctl_datapath::Direction;
+use flowctl_model::{key_addr, FlowKey, DIRECTION_EGRESS, DIRECTION_INGRESS};
 
 use super::frames::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6};
 

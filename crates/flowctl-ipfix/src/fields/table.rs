@@ -1,9 +1,138 @@
-//! The static table of information elements.
+//! The information elements flowctl knows, in one file: the values a flow
+//! record gives ([`RecordField`], each with how it is computed) and the
+//! IANA table that names them. A new per-flow field is one line in
+//! `record_fields!` and one row in [`FIELDS`].
+
+use flowctl_model::{proto, FlowRecord};
 
 use super::ContextField as C;
 use super::FieldKind::{self, *};
-use super::RecordField as R;
 use super::{FieldDef, Source};
+use crate::values::FieldValue::{self, Address, Nanoseconds};
+
+/// Declares [`RecordField`] and [`RecordField::value`] from one list: each
+/// variant with its documentation and the expression of its value, given
+/// the record as the identifier between bars.
+macro_rules! record_fields {
+    (|$r:ident| $( $(#[doc = $doc:literal])* $name:ident => $value:expr, )*) => {
+        /// A value derivable from a [`FlowRecord`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum RecordField {
+            $( $(#[doc = $doc])* $name, )*
+        }
+
+        impl RecordField {
+            /// Every record field, in declaration order.
+            pub const ALL: &'static [RecordField] = &[$(RecordField::$name),*];
+
+            /// The value of this field for a record.
+            #[inline]
+            pub fn value(self, $r: &FlowRecord) -> FieldValue {
+                match self {
+                    $( RecordField::$name => $value, )*
+                }
+            }
+        }
+    };
+}
+
+/// An unsigned value.
+#[inline]
+fn n(value: impl Into<u64>) -> FieldValue {
+    FieldValue::Unsigned(value.into())
+}
+
+/// ICMP `type * 256 + code` when the record is ICMP over IP version
+/// `version` (1 over 4, 58 over 6), else 0.
+#[inline]
+fn icmp(r: &FlowRecord, version: u8) -> u64 {
+    let protocol = if version == 4 { proto::ICMP } else { proto::ICMPV6 };
+    if r.key.ip_version == version && r.key.protocol == protocol {
+        u64::from(r.key.dst_port)
+    } else {
+        0
+    }
+}
+
+const NANOS_PER_MILLI: u64 = 1_000_000;
+
+record_fields! { |r|
+    /// Packets since the previous record of the flow.
+    PacketDelta => n(r.stats.packets),
+    /// Octets since the previous record of the flow.
+    OctetDelta => n(r.stats.octets),
+    /// Packets since the flow started.
+    PacketTotal => n(r.total_packets),
+    /// Octets since the flow started.
+    OctetTotal => n(r.total_octets),
+    /// IP protocol number.
+    Protocol => n(r.key.protocol),
+    /// The whole IPv4 TOS / IPv6 traffic class byte.
+    ClassOfService => n(r.stats.tos),
+    /// The DSCP: the TOS / traffic class byte shifted right by 2.
+    Dscp => n(r.stats.tos >> 2),
+    /// OR of the TCP flags (RFC 7125, 16 bits).
+    TcpFlags => n(r.stats.tcp_flags),
+    /// Source transport port.
+    SrcPort => n(r.key.src_port),
+    /// Destination transport port; 0 for ICMP and ICMPv6 flows.
+    DstPort => n(if proto::is_icmp(r.key.protocol) { 0 } else { r.key.dst_port }),
+    /// Source IPv4 address.
+    SrcIpv4 => Address(r.key.src_addr),
+    /// Destination IPv4 address.
+    DstIpv4 => Address(r.key.dst_addr),
+    /// Source IPv6 address.
+    SrcIpv6 => Address(r.key.src_addr),
+    /// Destination IPv6 address.
+    DstIpv6 => Address(r.key.dst_addr),
+    /// Ingress interface index.
+    IngressInterface => n(r.key.ingress_ifindex),
+    /// Egress interface index.
+    EgressInterface => n(r.key.egress_ifindex),
+    /// ICMP `type * 256 + code` for ICMP over IPv4, else 0.
+    IcmpTypeCodeV4 => n(icmp(r, 4)),
+    /// ICMPv6 `type * 256 + code` for ICMPv6 over IPv6, else 0.
+    IcmpTypeCodeV6 => n(icmp(r, 6)),
+    /// ICMP type for ICMP over IPv4, else 0.
+    IcmpTypeV4 => n(icmp(r, 4) >> 8),
+    /// ICMP code for ICMP over IPv4, else 0.
+    IcmpCodeV4 => n(icmp(r, 4) & 0xff),
+    /// ICMPv6 type for ICMPv6 over IPv6, else 0.
+    IcmpTypeV6 => n(icmp(r, 6) >> 8),
+    /// ICMPv6 code for ICMPv6 over IPv6, else 0.
+    IcmpCodeV6 => n(icmp(r, 6) & 0xff),
+    /// Minimum TTL / hop limit.
+    MinTtl => n(r.stats.min_ttl),
+    /// Maximum TTL / hop limit.
+    MaxTtl => n(r.stats.max_ttl),
+    /// Outer VLAN id.
+    VlanId => n(r.key.vlan_id),
+    /// Inner (customer) VLAN id.
+    InnerVlanId => n(r.key.inner_vlan_id),
+    /// IP version, 4 or 6.
+    IpVersion => n(r.key.ip_version),
+    /// 0 ingress, 1 egress.
+    FlowDirection => n(r.key.direction),
+    /// Why the record was made (`flowEndReason`).
+    EndReason => n(r.reason.value()),
+    /// Time of the first packet, Unix seconds.
+    StartSeconds => Nanoseconds(r.start_unix_ns),
+    /// Time of the last packet, Unix seconds.
+    EndSeconds => Nanoseconds(r.end_unix_ns),
+    /// Time of the first packet, Unix milliseconds.
+    StartMilliseconds => Nanoseconds(r.start_unix_ns),
+    /// Time of the last packet, Unix milliseconds.
+    EndMilliseconds => Nanoseconds(r.end_unix_ns),
+    /// Time of the first packet, NTP timestamp.
+    StartNanoseconds => Nanoseconds(r.start_unix_ns),
+    /// Time of the last packet, NTP timestamp.
+    EndNanoseconds => Nanoseconds(r.end_unix_ns),
+    /// End minus start, in milliseconds: the difference of the millisecond
+    /// timestamps, so that it equals flowEndMilliseconds - flowStartMilliseconds.
+    DurationMilliseconds => n((r.end_unix_ns / NANOS_PER_MILLI).saturating_sub(r.start_unix_ns / NANOS_PER_MILLI)),
+}
+
+use RecordField as R;
 
 /// One table row: IANA name, its UpperCamelCase alias, id, length, kind, source.
 const fn def(
@@ -34,7 +163,7 @@ const NO_BGP: &str = "flowctl has no BGP table";
 const PER_PACKET: &str = "the IP identification is per packet, not per flow";
 
 /// All fields, ordered by information element id.
-pub(super) static FIELDS: &[FieldDef] = &[
+pub(crate) static FIELDS: &[FieldDef] = &[
     def(
         "octetDeltaCount",
         &["OctetDeltaCount"],

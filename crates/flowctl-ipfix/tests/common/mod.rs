@@ -3,8 +3,7 @@
 
 use std::net::IpAddr;
 
-use flowctl_aging::{EndReason, FlowRecord};
-use flowctl_common::{key_addr, FlowKey};
+use flowctl_model::{key_addr, EndReason, FlowKey, FlowRecord, FlowStats};
 
 /// Deterministic xorshift64 generator.
 pub struct Rng(pub u64);
@@ -41,13 +40,7 @@ pub fn random_record(rng: &mut Rng, src: &str, dst: &str, protocol: u8) -> FlowR
     let start = (1_000_000_000 + rng.below(3_000_000_000)) * 1_000_000_000 + rng.below(1_000_000_000);
     let end = start + rng.below(10_000_000_000_000);
     let packets = 1 + rng.below(1 << 40);
-    let reasons = [
-        EndReason::IdleTimeout,
-        EndReason::ActiveTimeout,
-        EndReason::EndOfFlow,
-        EndReason::ForcedEnd,
-        EndReason::LackOfResources,
-    ];
+    let reasons = EndReason::ALL;
     FlowRecord {
         key: FlowKey {
             netns_ino: rng.next() as u32,
@@ -64,16 +57,19 @@ pub fn random_record(rng: &mut Rng, src: &str, dst: &str, protocol: u8) -> FlowR
             protocol,
             pad: 0,
         },
-        packets,
-        octets: packets * (20 + rng.below(1480)),
+        stats: FlowStats {
+            packets,
+            octets: packets * (20 + rng.below(1480)),
+            tcp_flags: rng.below(0x200) as u16,
+            min_ttl: rng.byte() / 2,
+            max_ttl: 128 + rng.byte() / 2,
+            tos: rng.byte(),
+            ..Default::default()
+        },
         total_packets: packets + rng.below(1 << 50),
         total_octets: rng.next(),
         start_unix_ns: start,
         end_unix_ns: end,
-        tcp_flags: rng.below(0x200) as u16,
-        min_ttl: rng.byte() / 2,
-        max_ttl: 128 + rng.byte() / 2,
-        tos: rng.byte(),
         reason: reasons[rng.below(reasons.len() as u64) as usize],
     }
 }

@@ -1,6 +1,7 @@
 //! `flowctl dump`.
 
-use flowctl_datapath::{clock::BootClock, netlink::InterfaceNames, FlowTable, PinLayout};
+use flowctl_datapath::{netlink::InterfaceNames, FlowTable, PinLayout};
+use flowctl_model::BootClock;
 
 use crate::{
     cli::{DumpArgs, OutputFormat, SortKey},

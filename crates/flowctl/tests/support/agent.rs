@@ -73,6 +73,7 @@ impl Agent {
     /// Sends a signal.
     pub fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {
+            // SAFETY: kill takes no pointers; the pid is our own child.
             unsafe { libc::kill(c.id() as i32, sig) };
         }
     }

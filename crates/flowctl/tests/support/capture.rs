@@ -65,6 +65,7 @@ impl Capture {
             while let Some(p) = receive(fd) {
                 out.push(p);
             }
+            // SAFETY: fd is the capture socket this thread opened and owns.
             unsafe { libc::close(fd) };
             out
         });

@@ -54,6 +54,7 @@ impl Drop for TempDir {
 }
 
 fn stop_child(child: &mut Child) {
+    // SAFETY: kill takes no pointers; the pid is our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {

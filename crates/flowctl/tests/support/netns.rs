@@ -101,6 +101,7 @@ impl Topology {
     /// ifindex of an interface in a namespace.
     pub fn ifindex(ns: &str, dev: &str) -> u32 {
         let dev = std::ffi::CString::new(dev).unwrap();
+        // SAFETY: `dev` is a NUL-terminated string that outlives the call.
         in_netns(ns, move || unsafe { libc::if_nametoindex(dev.as_ptr()) })
             .join()
             .unwrap()

@@ -1,10 +1,12 @@
 //! Proves that the Rust mirrors have the same layout as `bpf/flowctl.h`:
 //! compiles a small C program against the header with the system C compiler
 //! and compares every size and field offset it prints with `offset_of!`.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{collections::BTreeMap, mem::offset_of, path::PathBuf, process::Command};
 
-use flowctl_common::{DatapathCounters, FlowKey, FlowValue, LAYOUT_VERSION};
+use flowctl_model::{DatapathCounters, FlowKey, FlowStats, LAYOUT_VERSION};
 
 const FIELDS: &[(&str, &[&str])] = &[
     (
@@ -128,7 +130,7 @@ fn rust_types_match_c_header() {
     rust_layout!(
         rust,
         "flow_value",
-        FlowValue,
+        FlowStats,
         [
             packets,
             octets,

@@ -1,0 +1,44 @@
+//! The flow model: what the datapath, aging and the IPFIX encoder agree a
+//! flow is.
+//!
+//! - the key and counters exactly as the eBPF datapath writes them
+//!   (`#[repr(C)]` mirrors of `bpf/flowctl.h`, checked by `tests/layout.rs`),
+//!   and how per-CPU counters merge;
+//! - the records aging hands to exporters, and why they are made;
+//! - the datapath's clock and its conversion to wall-clock time;
+//! - [`FlowSource`], the contract between a flow cache and the scanner that
+//!   ages it, with an in-memory implementation for tests (feature
+//!   `test-util`).
+//!
+//! Nothing here talks to the kernel beyond reading the clocks, so everything
+//! that depends only on the model builds without clang, aya or root.
+
+mod clock;
+mod key;
+mod layout;
+#[cfg(any(test, feature = "test-util"))]
+pub mod memory;
+pub mod proto;
+mod reason;
+mod record;
+mod source;
+mod stats;
+
+pub use clock::{boot_time_ns, BootClock};
+pub use key::{key_addr, FlowKey};
+pub use layout::*;
+pub use reason::{EndReason, ReasonCounts};
+pub use record::FlowRecord;
+pub use source::{FlowEntry, FlowSource, FlowWalk, PutBack};
+pub use stats::{DatapathCounters, FlowStats};
+
+#[cfg(feature = "aya")]
+mod pod {
+    // SAFETY: all three are #[repr(C)] structs of integers with explicit
+    // padding fields, so every bit pattern is valid and there are no holes.
+    unsafe impl aya::Pod for super::FlowKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FlowStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DatapathCounters {}
+}
