@@ -132,21 +132,37 @@ stop_guest() {
     for _ in $(seq 20); do pgrep -g "$pgid" >/dev/null || return 0; sleep 0.5; done
     kill -KILL -- "-$pgid" 2>/dev/null || true
 }
+io=""
 cleanup() {
+    set +e   # (a failing kill must not end the cleanup early, nor change the exit status)
     stop_guest
+    [ -n "${out_cat:-}" ] && kill "$out_cat" "$err_cat" 2>/dev/null
+    [ -n "$io" ] && rm -rf "$io"
     [ "$keep_scratch" -eq 1 ] || rm -rf "$scratch"
 }
 trap cleanup EXIT
 trap 'echo "run.sh: interrupted: guest stopped" >&2; exit 130' INT
 trap 'echo "run.sh: terminated: guest stopped" >&2; exit 143' TERM HUP
 
+# qemu reopens its stdout and stderr through /proc/self/fd/1 and /proc/self/fd/2: were they one regular file
+# (run.sh >log 2>&1), the two new descriptions would both write from offset 0 over each other. Pipes keep
+# them apart, and the output intact.
+io="$(mktemp -d /tmp/flowctl-guest-io.XXXXXX)"
+mkfifo "$io/out" "$io/err"
+cat "$io/out" &
+out_cat=$!
+cat "$io/err" >&2 &
+err_cat=$!
+
 # timeout(1) leads a process group of its own with vng and qemu in it, and on expiry signals that whole
 # group; an interrupt or the end of this script signals it too, so no qemu outlives this script.
-PATH="$CACHE/venv/bin:$PATH" timeout -k 10 "$timeout" "$VNG" "${vng_args[@]}" --exec "$scratch/.guest.sh" </dev/null &
+PATH="$CACHE/venv/bin:$PATH" timeout -k 10 "$timeout" "$VNG" "${vng_args[@]}" --exec "$scratch/.guest.sh" \
+    </dev/null >"$io/out" 2>"$io/err" &
 pgid=$!
 set +e
 wait "$pgid"
 vng_rc=$?
+wait "$out_cat" "$err_cat"
 set -e
 
 if [ -s "$scratch/.guest-status" ]; then

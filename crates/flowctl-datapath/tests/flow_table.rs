@@ -81,6 +81,7 @@ fn as_map(flows: Vec<(FlowKey, FlowStats)>) -> HashMap<FlowKey, FlowStats> {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn batch_and_per_key_walks_read_the_same_flows() {
     let cache = Cache::new("modes", 8192);
     let mut table = cache.table();
@@ -105,6 +106,7 @@ fn batch_and_per_key_walks_read_the_same_flows() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn draining_reads_every_flow_once_and_empties_the_cache() {
     for mode in [ReadMode::Batch, ReadMode::PerKey] {
         let cache = Cache::new(&format!("drain-{mode:?}"), 4096);
@@ -122,6 +124,7 @@ fn draining_reads_every_flow_once_and_empties_the_cache() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn take_reads_and_deletes_one_flow() {
     let cache = Cache::new("take", 64);
     let mut table = cache.table();
@@ -138,6 +141,7 @@ fn take_reads_and_deletes_one_flow() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_full_cache_refuses_more_flows_from_user_space() {
     let cache = Cache::new("full", 100);
     let table = cache.table();
@@ -148,6 +152,7 @@ fn a_full_cache_refuses_more_flows_from_user_space() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_walk_can_switch_between_reading_and_draining_chunk_by_chunk() {
     let cache = Cache::new("switch", 4096);
     let mut table = cache.table();
@@ -175,6 +180,7 @@ fn a_walk_can_switch_between_reading_and_draining_chunk_by_chunk() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn put_back_restores_a_drained_flow_unless_it_came_back_or_the_cache_is_full() {
     let cache = Cache::new("putback", 16);
     let table = cache.table();

@@ -103,6 +103,7 @@ fn udp4(payload: usize) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv4_udp_is_one_flow_with_l3_octets() {
     let h = Harness::new(None);
     h.egress(&udp4(100));
@@ -313,6 +314,7 @@ fn udp4_ports(src_port: u16, dst_port: u16, payload: usize) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv6_udp_is_one_flow_with_l3_octets() {
     let h = Harness::new(None);
     let mut p = Vec::new();
@@ -331,6 +333,7 @@ fn ipv6_udp_is_one_flow_with_l3_octets() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv6_tcp_ors_the_flags_of_every_segment() {
     let h = Harness::new(None);
     let base = || {
@@ -354,6 +357,7 @@ fn ipv6_tcp_ors_the_flags_of_every_segment() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv4_tcp_flags_include_the_ns_ae_bit() {
     let h = Harness::new(None);
     let base = || {
@@ -380,6 +384,7 @@ fn ipv4_tcp_flags_include_the_ns_ae_bit() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn tos_of_the_first_packet_and_ttl_range_are_kept() {
     let h = Harness::new(None);
     for (tos, ttl) in [(0xb8u8, 64u8), (0x00, 3), (0x28, 200)] {
@@ -408,6 +413,7 @@ fn tos_of_the_first_packet_and_ttl_range_are_kept() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv4_options_are_skipped_for_ports_and_counted_in_octets() {
     let h = Harness::new(None);
     // IHL 6: one word of options before UDP.
@@ -428,6 +434,7 @@ fn ipv4_options_are_skipped_for_ports_and_counted_in_octets() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn icmp_type_and_code_become_the_destination_port() {
     let h = Harness::new(None);
     let mut echo = Vec::new();
@@ -468,6 +475,7 @@ fn icmp_type_and_code_become_the_destination_port() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn other_ip_protocols_count_with_ports_zero() {
     let h = Harness::new(None);
     // GRE carrying IPv4: the first 4 bytes would look like ports if misparsed.
@@ -488,6 +496,7 @@ fn other_ip_protocols_count_with_ports_zero() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv4_non_first_fragments_count_with_ports_zero() {
     let h = Harness::new(None);
     // A 72-byte UDP datagram (8 header + 64 data) in three fragments.
@@ -511,6 +520,7 @@ fn ipv4_non_first_fragments_count_with_ports_zero() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv6_hop_by_hop_and_destination_options_before_udp() {
     let h = Harness::new(None);
     let mut payload = ext8(PROTO_DEST);
@@ -527,6 +537,7 @@ fn ipv6_hop_by_hop_and_destination_options_before_udp() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv6_fragment_header_first_has_ports_later_do_not() {
     let h = Harness::new(None);
     let datagram = udp(1234, 5678, 64);
@@ -544,6 +555,7 @@ fn ipv6_fragment_header_first_has_ports_later_do_not() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv6_authentication_header_before_tcp() {
     let h = Harness::new(None);
     let mut payload = ah(PROTO_TCP);
@@ -567,6 +579,7 @@ fn ipv6_ext_chain(types: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv6_chain_of_eight_extension_headers_is_walked_to_udp() {
     let h = Harness::new(None);
     let chain = [
@@ -585,6 +598,7 @@ fn ipv6_chain_of_eight_extension_headers_is_walked_to_udp() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv6_chain_longer_than_eight_headers_stops_at_the_ninth() {
     let h = Harness::new(None);
     // Nine headers: the parser walks eight, so the flow's protocol is the
@@ -607,6 +621,7 @@ fn ipv6_chain_longer_than_eight_headers_stops_at_the_ninth() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv6_truncated_extension_chain_counts_with_ports_zero() {
     let h = Harness::new(None);
     // Only 2 bytes of a hop-by-hop header: the IPv6 header itself is fine, so
@@ -624,6 +639,7 @@ fn ipv6_truncated_extension_chain_counts_with_ports_zero() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn single_vlan_tag_sets_vlan_id() {
     let h = Harness::new(None);
     let mut p = Vec::new();
@@ -661,6 +677,7 @@ fn single_vlan_tag_sets_vlan_id() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn qinq_8021ad_outer_and_8021q_inner_set_both_ids() {
     let h = Harness::new(None);
     let mut p = Vec::new();
@@ -683,6 +700,7 @@ fn qinq_8021ad_outer_and_8021q_inner_set_both_ids() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn three_stacked_vlan_tags_count_as_non_ip() {
     let h = Harness::new(None);
     // Only two in-band tags are walked; the ethertype after them is the
@@ -717,6 +735,7 @@ fn refused_by_test_run(frame: &[u8]) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn untagged_truncated_ip_headers_never_reach_the_classifier() {
     let h = Harness::new(None);
     let good = ipv4(5, 0, PROTO_UDP, &udp(1000, 2000, 10));
@@ -742,6 +761,7 @@ fn untagged_truncated_ip_headers_never_reach_the_classifier() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn truncated_or_bogus_ip_headers_are_malformed() {
     let h = Harness::new(None);
     let good = ipv4(5, 0, PROTO_UDP, &udp(1000, 2000, 10));
@@ -785,6 +805,7 @@ fn truncated_or_bogus_ip_headers_are_malformed() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ipv4_total_length_beyond_the_frame_counts_the_bytes_present() {
     let h = Harness::new(None);
     let mut p = ipv4_header(5, 1500, 0, PROTO_UDP);
@@ -802,6 +823,7 @@ fn ipv4_total_length_beyond_the_frame_counts_the_bytes_present() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn truncated_tcp_header_counts_with_ports_zero() {
     let h = Harness::new(None);
     // Only the 4 port bytes of TCP are present: the parser needs 14 bytes
@@ -823,6 +845,7 @@ fn truncated_tcp_header_counts_with_ports_zero() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn frame_shorter_than_ethernet_header_is_rejected_by_test_run() {
     let h = Harness::new(None);
     for len in [0usize, 1, 13] {
@@ -840,6 +863,7 @@ fn frame_shorter_than_ethernet_header_is_rejected_by_test_run() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ethernet_padding_is_not_counted() {
     let h = Harness::new(None);
     let mut p = udp4(0);
@@ -871,6 +895,7 @@ fn gso(segs: u32, size: u32) -> SkbContext {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn gso_ipv4_tcp_counts_every_segment_with_its_headers() {
     let h = Harness::new(None);
     let mut p = Vec::new();
@@ -892,6 +917,7 @@ fn gso_ipv4_tcp_counts_every_segment_with_its_headers() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn gso_ipv6_tcp_with_timestamps_counts_the_full_tcp_header() {
     let h = Harness::new(None);
     let mut p = Vec::new();
@@ -918,6 +944,7 @@ fn gso_ipv6_tcp_with_timestamps_counts_the_full_tcp_header() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn gso_udp_counts_every_datagram_with_its_headers() {
     let h = Harness::new(None);
     let mut p = udp4(GSO_PAYLOAD);
@@ -946,6 +973,7 @@ fn gso_udp_counts_every_datagram_with_its_headers() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn gso_segs_of_one_is_a_plain_packet() {
     let h = Harness::new(None);
     let p = udp4(100);
@@ -959,6 +987,7 @@ fn gso_segs_of_one_is_a_plain_packet() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn arp_counts_as_non_ip_without_a_flow() {
     let h = Harness::new(None);
     let mut p = Vec::new();
@@ -996,6 +1025,7 @@ fn arp_counts_as_non_ip_without_a_flow() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn ingress_records_direction_and_ingress_ifindex_only() {
     let h = Harness::new(None);
     let ctx = SkbContext {
@@ -1026,6 +1056,7 @@ fn ingress_records_direction_and_ingress_ifindex_only() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn full_flow_map_counts_new_flows_as_not_recorded() {
     let h = Harness::new(Some(2));
     h.egress(&udp4_ports(1, 2000, 10));
@@ -1080,6 +1111,7 @@ impl XorShift {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn random_frames_are_all_accounted_for() {
     const RUNS: u64 = 2000;
     let h = Harness::new(Some(4096));

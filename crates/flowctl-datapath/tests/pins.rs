@@ -18,6 +18,7 @@ impl Drop for PinDir {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_pinned_map_with_another_value_size_is_refused() {
     let dir = PinDir(PathBuf::from(format!(
         "/sys/fs/bpf/flowctl-test-pins-{}",
@@ -55,6 +56,7 @@ fn a_pinned_map_with_another_value_size_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn the_pin_directory_is_versioned_and_private() {
     let dir = PinDir(PathBuf::from(format!(
         "/sys/fs/bpf/flowctl-test-pins-mode-{}",

@@ -262,6 +262,7 @@ fn runtime_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
 }
 
 #[test]
+#[ignore = "needs root: the errors it expects come after the capability check (misc/test.sh runs it as root)"]
 fn nonsense_arguments_fail_with_one_line_and_touch_nothing() {
     let fc = Flowctl::new("args");
     let scratch = TempDir::new("args");

@@ -70,6 +70,7 @@ fn expected(ids: impl Iterator<Item = u32>, cpus: usize) -> HashMap<Key, Vec<Val
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn every_key_is_read_exactly_once_with_its_per_cpu_values() {
     let map = new_map(5000);
     let h = handle(&map);
@@ -82,6 +83,7 @@ fn every_key_is_read_exactly_once_with_its_per_cpu_values() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn an_empty_map_ends_the_walk_at_once() {
     let map = new_map(64);
     let h = handle(&map);
@@ -93,6 +95,7 @@ fn an_empty_map_ends_the_walk_at_once() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_bucket_larger_than_the_buffer_grows_it() {
     // A full map has buckets of several keys; a one-entry buffer gets ENOSPC.
     let map = new_map(1024);
@@ -108,6 +111,7 @@ fn a_bucket_larger_than_the_buffer_grows_it() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn draining_returns_every_entry_once_and_empties_the_map() {
     let map = new_map(3000);
     let h = handle(&map);
@@ -118,6 +122,7 @@ fn draining_returns_every_entry_once_and_empties_the_map() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_walk_sees_each_key_at_most_once_while_the_map_changes() {
     let map = new_map(4096);
     let h = handle(&map);
@@ -155,6 +160,7 @@ fn a_walk_sees_each_key_at_most_once_while_the_map_changes() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn per_key_operations_match_the_batch_ones() {
     let map = new_map(16);
     let h = handle(&map);
@@ -183,6 +189,7 @@ fn per_key_operations_match_the_batch_ones() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_full_map_refuses_the_rest_of_a_batch_update() {
     let map = new_map(8);
     let h = handle(&map);
@@ -201,6 +208,7 @@ fn a_full_map_refuses_the_rest_of_a_batch_update() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn invalid_requests_get_einval_or_a_layout_error() {
     let map = new_map(16);
     let h = handle(&map);
@@ -248,6 +256,7 @@ fn invalid_requests_get_einval_or_a_layout_error() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn map_types_without_a_batch_command_are_reported_unsupported() {
     // Arrays have no lookup-and-delete batch: the kernel answers ENOTSUPP.
     let array = PerCpuArray::<MapData, Value>::create(4, 0).unwrap();
