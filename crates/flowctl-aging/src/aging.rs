@@ -41,7 +41,8 @@ impl Expiry {
 }
 
 /// Totals of a flow's earlier records whose cache entries were taken out
-/// (active timeout): its next records' totals carry on from there.
+/// (active timeout): its next records' totals carry on from there, and a
+/// TCP end seen in them still ends the flow.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Carried {
     packets: u64,
@@ -122,7 +123,11 @@ impl Aging {
         if let Some(tracked) = tracked {
             tracked.seen_in = generation;
             if tcp_end {
-                let end_seen = *tracked.tcp_end_seen_ns.get_or_insert(now_ns);
+                tracked.tcp_end_seen_ns.get_or_insert(now_ns);
+            }
+            // A FIN or RST seen in an earlier entry (one an active timeout
+            // took out) still ends the flow's tail.
+            if let Some(end_seen) = tracked.tcp_end_seen_ns {
                 if idle || elapsed(end_seen) >= t.tcp_end_grace {
                     return Some(EndReason::EndOfFlow);
                 }
@@ -138,7 +143,8 @@ impl Aging {
     /// in one step). With [`EndReason::ActiveTimeout`] the flow goes on in a
     /// new entry, and its totals carry over to that entry's records.
     pub fn finish(&mut self, key: &FlowKey, last: &FlowStats, reason: EndReason, clock: &BootClock) -> FlowRecord {
-        let carried = self.untrack(key).and_then(|t| t.carried);
+        let tracked = self.untrack(key);
+        let carried = tracked.and_then(|t| t.carried);
         let (total_packets, total_octets) = match carried {
             Some(c) => (c.packets + last.packets, c.octets + last.octets),
             None => (last.packets, last.octets),
@@ -153,8 +159,8 @@ impl Aging {
                 *key,
                 Tracked {
                     carried: Some(carried),
+                    tcp_end_seen_ns: tracked.and_then(|t| t.tcp_end_seen_ns),
                     seen_in: self.generation,
-                    ..Default::default()
                 },
             );
         }

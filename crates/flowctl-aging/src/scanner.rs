@@ -117,10 +117,27 @@ impl<S: FlowSource> Scanner<S> {
     }
 
     /// One aging pass: every flow that is due is taken out of the cache and
-    /// its record handed to `sink`.
+    /// its record handed to `sink`. If the cache fails in the middle, the
+    /// records of the flows already taken out are handed over before the
+    /// error is returned: nothing taken out of the cache is dropped.
     pub fn scan(&mut self, sink: RecordSink<'_>) -> Result<ScanOutcome, S::Error> {
         let started = Instant::now();
         let mut pass = Pass::new(&self.source, sink, self.chunk_records);
+        let walked = self.walk_and_take(&mut pass);
+        pass.finish(&self.source, started, walked)
+    }
+
+    /// Ends every flow (reason 4): flush and shutdown. The cache is drained
+    /// a chunk at a time, each flow read and deleted in one step; what was
+    /// drained before an error is handed over before it is returned.
+    pub fn end_all(&mut self, sink: RecordSink<'_>) -> Result<ScanOutcome, S::Error> {
+        let started = Instant::now();
+        let mut pass = Pass::new(&self.source, sink, self.chunk_records);
+        let drained = self.drain_all(&mut pass);
+        pass.finish(&self.source, started, drained)
+    }
+
+    fn walk_and_take(&mut self, pass: &mut Pass<'_>) -> Result<(), S::Error> {
         let Self {
             source, aging, drained, ..
         } = self;
@@ -135,8 +152,9 @@ impl<S: FlowSource> Scanner<S> {
             let mass_expiry = expiries.len() * 10 >= chunk.len() * MASS_EXPIRY_TENTHS;
             if draining {
                 *drained += chunk.len() as u64;
-                pass.settle_drained(source, aging, chunk, &expiries)?;
+                let settled = pass.settle_drained(source, aging, chunk, &expiries);
                 expiries.clear();
+                settled?;
             } else {
                 // Flows of walked buckets leave the map: the walk goes on unaffected.
                 for e in expiries.drain(..) {
@@ -154,14 +172,10 @@ impl<S: FlowSource> Scanner<S> {
                 pass.hand_over_if_full();
             }
         }
-        pass.finish(source, started)
+        Ok(())
     }
 
-    /// Ends every flow (reason 4): flush and shutdown. The cache is drained
-    /// a chunk at a time, each flow read and deleted in one step.
-    pub fn end_all(&mut self, sink: RecordSink<'_>) -> Result<ScanOutcome, S::Error> {
-        let started = Instant::now();
-        let mut pass = Pass::new(&self.source, sink, self.chunk_records);
+    fn drain_all(&mut self, pass: &mut Pass<'_>) -> Result<(), S::Error> {
         let mut drain = self.source.drain();
         while let Some(chunk) = drain.next_chunk()? {
             pass.out.flows += chunk.len();
@@ -170,8 +184,7 @@ impl<S: FlowSource> Scanner<S> {
             }
             pass.hand_over_if_full();
         }
-        drop(drain);
-        pass.finish(&self.source, started)
+        Ok(())
     }
 }
 
@@ -228,9 +241,11 @@ impl<'a> Pass<'a> {
 
     /// A chunk read by a draining walk is out of the cache with its final
     /// counters: records the expired flows, puts the others back. A flow
-    /// that cannot go back (a packet re-created it meanwhile, or the cache
-    /// filled up) is reported now, as an active-timeout record (its totals
-    /// carry over to the new entry) or for lack of resources.
+    /// that cannot go back (a packet re-created it meanwhile, the cache
+    /// filled up, or putting it back failed) is reported now, as an
+    /// active-timeout record (its totals carry over to the new entry) or
+    /// for lack of resources. The whole chunk is settled even after an
+    /// error, which is returned at the end.
     fn settle_drained<S: FlowSource>(
         &mut self,
         source: &S,
@@ -240,18 +255,23 @@ impl<'a> Pass<'a> {
     ) -> Result<(), S::Error> {
         // Expiries come in chunk order: one merge pass tells the two apart.
         let mut expired = expiries.iter().peekable();
+        let mut failed = None;
         for (key, stats) in chunk {
             let reason = match expired.next_if(|e| e.key == *key) {
                 Some(e) => e.reason,
-                None => match source.put_back(key, stats)? {
-                    PutBack::Restored => continue,
-                    PutBack::Exists => EndReason::ActiveTimeout,
-                    PutBack::Full => EndReason::LackOfResources,
+                None => match source.put_back(key, stats) {
+                    Ok(PutBack::Restored) => continue,
+                    Ok(PutBack::Exists) => EndReason::ActiveTimeout,
+                    Ok(PutBack::Full) => EndReason::LackOfResources,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        EndReason::ActiveTimeout
+                    }
                 },
             };
             self.record(aging, key, stats, reason);
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Hands the records over once there are a chunk's worth.
@@ -262,11 +282,18 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// Hands the rest over and completes the outcome.
-    fn finish<S: FlowSource>(mut self, source: &S, started: Instant) -> Result<ScanOutcome, S::Error> {
+    /// Hands the rest over, then returns the pass's error if it had one,
+    /// else the outcome.
+    fn finish<S: FlowSource>(
+        mut self,
+        source: &S,
+        started: Instant,
+        pass: Result<(), S::Error>,
+    ) -> Result<ScanOutcome, S::Error> {
         if !self.records.is_empty() {
             (self.sink)(std::mem::take(&mut self.records));
         }
+        pass?;
         self.out.counters = source.counters()?;
         self.out.duration = started.elapsed();
         Ok(self.out)

@@ -486,3 +486,117 @@ fn an_injected_error_fails_the_pass() {
     let err = h.scanner.scan(&mut |_| {}).unwrap_err();
     assert_eq!(err.to_string(), "injected");
 }
+
+#[test]
+fn a_fin_before_an_active_timeout_still_ends_the_tail_with_reason_3() {
+    let mut h = Harness::new(timeouts(60, 2, 5), Watermarks::default(), 100);
+    let k = key(6, 1);
+    h.packet(k, 60, 0x02, 0); // SYN
+    h.packet(k, 60, 0x11, S); // FIN|ACK
+    let r1 = h.scan(2 * S);
+    assert_eq!(
+        r1[0].reason,
+        EndReason::ActiveTimeout,
+        "the active timeout fires inside the grace period"
+    );
+    h.packet(k, 52, 0x10, 3 * S); // the last ACK, in a new entry
+    assert!(h.scan(4 * S).is_empty(), "still within the grace period");
+    let r2 = h.scan(7 * S);
+    assert_eq!(r2.len(), 1);
+    assert_eq!(
+        (r2[0].reason, r2[0].packets(), r2[0].total_packets),
+        (EndReason::EndOfFlow, 1, 3),
+        "the tail ends when the grace period after the FIN is over, with reason 3"
+    );
+    assert_eq!(h.scanner.aging().tracked_flows(), 0);
+}
+
+/// `n` idle UDP flows in a cache of chunk `chunk`, and a pass at 100 s.
+fn idle_flows(n: u16, chunk: usize) -> Harness {
+    let h = Harness::with_chunk(timeouts(10, 600, 5), Watermarks::default(), 10_000, chunk);
+    for port in 0..n {
+        h.packet(key(17, port), 100, 0, 0);
+    }
+    h.cache().now_ns = 100 * S;
+    h
+}
+
+/// Records handed to the sink plus flows left in the cache must be exactly
+/// what was counted.
+fn assert_nothing_lost(h: &Harness, records: &[FlowRecord]) {
+    let mut all = sums(records);
+    for (k, s) in &h.cache().flows {
+        let e = all.entry(*k).or_default();
+        e.0 += s.packets;
+        e.1 += s.octets;
+    }
+    assert_eq!(all, h.cache().counted);
+}
+
+#[test]
+fn an_error_in_the_middle_of_a_pass_hands_over_every_record_made_before_it() {
+    let mut h = idle_flows(100, 10);
+    let mut takes = 0;
+    h.scanner.source().set_hook(move |op, _| {
+        if matches!(op, Op::Take(_)) {
+            takes += 1;
+            if takes == 5 {
+                return Err(MemoryError("injected".into()));
+            }
+        }
+        Ok(())
+    });
+    let mut records = Vec::new();
+    let err = h.scanner.scan(&mut |c| records.extend(c)).unwrap_err();
+    assert_eq!(err.to_string(), "injected");
+    assert!(!records.is_empty(), "records of flows already taken are handed over");
+    assert_nothing_lost(&h, &records);
+}
+
+#[test]
+fn a_failed_put_back_reports_the_flow_instead_of_dropping_it() {
+    // The first chunk expires entirely, so the second is drained; one of
+    // its staying flows cannot be put back.
+    let mut h = idle_flows(10, 10);
+    for port in 10..20 {
+        h.packet(key(17, port), 100, 0, 99 * S);
+    }
+    h.cache().now_ns = 100 * S;
+    h.scanner.source().set_hook(|op, _| match op {
+        Op::PutBack(k) if k.src_port == 12 => Err(MemoryError("injected".into())),
+        _ => Ok(()),
+    });
+    let mut records = Vec::new();
+    assert!(h.scanner.scan(&mut |c| records.extend(c)).is_err());
+    let reported: Vec<_> = records
+        .iter()
+        .filter(|r| r.key.src_port >= 10)
+        .map(|r| (r.key.src_port, r.reason))
+        .collect();
+    assert_eq!(
+        reported,
+        vec![(12, EndReason::ActiveTimeout)],
+        "reported, its totals carried over"
+    );
+    assert_eq!(h.cache().flows.len(), 9, "the other staying flows are back");
+    assert_nothing_lost(&h, &records);
+}
+
+#[test]
+fn an_error_while_ending_every_flow_hands_over_what_was_drained() {
+    let mut h = idle_flows(30, 10);
+    let mut drains = 0;
+    h.scanner.source().set_hook(move |op, _| {
+        if op == Op::Drain {
+            drains += 1;
+            if drains == 3 {
+                return Err(MemoryError("injected".into()));
+            }
+        }
+        Ok(())
+    });
+    let mut records = Vec::new();
+    assert!(h.scanner.end_all(&mut |c| records.extend(c)).is_err());
+    assert_eq!(records.len(), 20);
+    assert_nothing_lost(&h, &records);
+}
