@@ -147,8 +147,7 @@ fn flow(i: u32, netns_ino: u32, now_ns: u64) -> (FlowKey, FlowStats) {
         tcp_flags: if key.protocol == 6 { 0x02 } else { 0 },
         min_ttl: 64,
         max_ttl: 64,
-        tos: 0,
-        pad: [0; 3],
+        ..Default::default()
     };
     (key, value)
 }

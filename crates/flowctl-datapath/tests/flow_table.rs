@@ -54,23 +54,17 @@ fn flow(i: u32) -> (FlowKey, FlowStats) {
         octets: (u64::from(i) + 1) * 100,
         first_seen_ns: 1_000 + u64::from(i),
         last_seen_ns: 2_000 + u64::from(i),
-        tcp_flags: 0,
         min_ttl: 64,
         max_ttl: 64,
-        tos: 0,
-        pad: [0; 3],
+        ..Default::default()
     };
     (key, value)
-}
-
-fn stats_of(v: &FlowStats) -> FlowStats {
-    *v
 }
 
 fn fill(table: &FlowTable, n: u32) -> HashMap<FlowKey, FlowStats> {
     let flows: Vec<_> = (0..n).map(flow).collect();
     table.insert_batch(&flows).unwrap();
-    flows.iter().map(|(k, v)| (*k, stats_of(v))).collect()
+    flows.iter().copied().collect()
 }
 
 fn as_map(flows: Vec<(FlowKey, FlowStats)>) -> HashMap<FlowKey, FlowStats> {

@@ -100,7 +100,7 @@ mod tests {
             min_ttl: ttl.0,
             max_ttl: ttl.1,
             tos,
-            pad: [0; 3],
+            ..Default::default()
         }
     }
 
