@@ -394,7 +394,8 @@ mod tests {
     fn link_pin_names_round_trip() {
         let layout = PinLayout::under("/x");
         let pin = layout.link(4026531840, 7, Direction::Egress);
-        assert_eq!(pin, Path::new("/x/v1/links/4026531840/7-egress"));
+        let version = flowctl_model::LAYOUT_VERSION;
+        assert_eq!(pin, Path::new(&format!("/x/v{version}/links/4026531840/7-egress")));
         let name = pin.file_name().unwrap().to_str().unwrap();
         assert_eq!(parse_link_pin(name), Some((7, Direction::Egress)));
         assert_eq!(parse_link_pin("7-sideways"), None);
