@@ -41,6 +41,15 @@
 /* Inode of the network namespace this program instance is attached in. */
 volatile const __u32 NETNS_INO = 0;
 
+/*
+ * 1 when this program instance's interface carries bare IP packets: L3
+ * devices (tun, WireGuard, ipip, sit, ip6tnl, point-to-point gre, ppp) have
+ * no link-layer header, so the packet starts at the IP header and
+ * skb->protocol gives the IP version. Set at load time from the device's
+ * ARPHRD type.
+ */
+volatile const __u8 RAW_IP = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, DEFAULT_MAX_FLOWS);
@@ -108,6 +117,9 @@ static __always_inline __u64 now_ns(void)
 #define L3_OFF ETH_HDR_LEN
 #define L4_OFF_IPV4 (L3_OFF + 20)
 #define L4_OFF_IPV6 (L3_OFF + IPV6_HDR_LEN)
+/* The same on a bare-IP interface, where the IP header is at 0. */
+#define RAW_L4_OFF_IPV4 20
+#define RAW_L4_OFF_IPV6 IPV6_HDR_LEN
 
 /*
  * Copies len bytes at the constant offset k from the skb's linear area into
@@ -144,7 +156,9 @@ static __always_inline long load(struct __sk_buff *skb, __u32 off, void *buf, __
 	if ((off == ETH_OFF && copy_direct(skb, ETH_OFF, buf, len) == 0) ||
 	    (off == L3_OFF && copy_direct(skb, L3_OFF, buf, len) == 0) ||
 	    (off == L4_OFF_IPV4 && copy_direct(skb, L4_OFF_IPV4, buf, len) == 0) ||
-	    (off == L4_OFF_IPV6 && copy_direct(skb, L4_OFF_IPV6, buf, len) == 0))
+	    (off == L4_OFF_IPV6 && copy_direct(skb, L4_OFF_IPV6, buf, len) == 0) ||
+	    (off == RAW_L4_OFF_IPV4 && copy_direct(skb, RAW_L4_OFF_IPV4, buf, len) == 0) ||
+	    (off == RAW_L4_OFF_IPV6 && copy_direct(skb, RAW_L4_OFF_IPV6, buf, len) == 0))
 		return 0;
 	return bpf_skb_load_bytes(skb, off, buf, len);
 }
@@ -363,22 +377,23 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 	return 1;
 }
 
-static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
+/*
+ * The link layer of an Ethernet frame: up to two 802.1Q/802.1ad tags (plus
+ * the offloaded tag in skb metadata) into the key. Returns the ethertype
+ * after the tags and sets *l3_off; 0 when the frame is too short.
+ */
+static __always_inline __u16 parse_ethernet(struct __sk_buff *skb, struct flow_key *key, __u32 *l3_off)
 {
-	struct flow_key key = {};
-	struct packet_meta m = {};
 	__u8 eth[ETH_HDR_LEN] HDR_BUF;
 
-	if (load(skb, 0, eth, sizeof(eth)) < 0) {
-		count_non_ip(skb);
-		return TC_ACT_UNSPEC;
-	}
+	if (load(skb, 0, eth, sizeof(eth)) < 0)
+		return 0;
 	__u16 proto = ((__u16)eth[12] << 8) | eth[13];
 	__u32 off = ETH_HDR_LEN;
 	int tags = 0;
 
 	if (skb->vlan_present) {
-		key.vlan_id = skb->vlan_tci & 0x0fff;
+		key->vlan_id = skb->vlan_tci & 0x0fff;
 		tags = 1;
 	}
 #pragma unroll
@@ -390,13 +405,28 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 			break;
 		__u16 vid = (((__u16)tag[0] << 8) | tag[1]) & 0x0fff;
 		if (tags == 0)
-			key.vlan_id = vid;
+			key->vlan_id = vid;
 		else if (tags == 1)
-			key.inner_vlan_id = vid;
+			key->inner_vlan_id = vid;
 		tags++;
 		proto = ((__u16)tag[2] << 8) | tag[3];
 		off += 4;
 	}
+	*l3_off = off;
+	return proto;
+}
+
+static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
+{
+	struct flow_key key = {};
+	struct packet_meta m = {};
+	__u16 proto;
+	__u32 off = 0;
+
+	if (RAW_IP)
+		proto = bpf_ntohs(skb->protocol);
+	else
+		proto = parse_ethernet(skb, &key, &off);
 
 	key.netns_ino = NETNS_INO;
 	key.direction = direction;

@@ -7,15 +7,16 @@
 #     --memory M        guest memory, qemu syntax (default 2G)
 #     --timeout SECS    kill the guest after SECS seconds, exit 124 (default 1800)
 #     --cwd DIR         working directory inside (default: this repository's root)
-#     --rwdir DIR       also make DIR writable inside (repeatable; the repository's target/ always is)
+#     --rwdir DIR       also make DIR writable inside (repeatable; the repository's target/, or
+#                       $CARGO_TARGET_DIR when set, always is)
 #     --scratch DIR     host directory shared read-write as $FLOWCTL_GUEST_SCRATCH, kept afterwards
 #                       (default: a fresh /tmp/flowctl-guest.XXXXXX, removed afterwards)
 #     --env NAME[=VAL]  pass a variable (repeatable); RUST_LOG, RUST_BACKTRACE, RUST_TEST_THREADS,
 #                       RUST_MIN_STACK, PROPTEST_*, CARGO_TARGET_DIR, CI, NO_COLOR and FLOWCTL_* pass anyway
 #     --verbose         show the guest kernel's console (for boot problems)
 #
-# Inside: PATH=/root/.cargo/bin:/usr/local/sbin:...:/bin, HOME=/root, bpffs mounted at /sys/fs/bpf (empty),
-# lo up. / and /root and the repository are read-only there except the --rwdir directories and target/;
+# Inside: PATH=/root/.cargo/bin:/usr/local/sbin:...:/bin, HOME=/root, bpffs mounted at /sys/fs/bpf (empty,
+# with the host's mode; FLOWCTL_GUEST_BPFFS_MODE overrides), lo up. / and /root and the repository are read-only there except the --rwdir directories and target/;
 # /tmp, /etc, /usr, /var and /home are throw-away overlays over the host's (writes never reach the host).
 # Needs misc/guest/setup.sh first. Exit status: CMD's; 124 on timeout; 125 when the guest cannot run it.
 set -euo pipefail
@@ -26,7 +27,7 @@ cpus=2 memory=2G timeout=1800 cwd="$REPO" scratch="" verbose=0
 rwdirs=() envs=()
 
 die() { echo "run.sh: $*" >&2; exit 125; }
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2; exit 125; }
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2; exit "${1:-125}"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
         --env) envs+=("${2:?}"); shift 2 ;;
         --verbose) verbose=1; shift ;;
         --) shift; break ;;
-        -h|--help) usage ;;
+        -h|--help) usage 0 ;;
         *) echo "run.sh: unknown option $1 (the command goes after --)" >&2; usage ;;
     esac
 done
@@ -51,7 +52,9 @@ done
 # --- what setup.sh left ----------------------------------------------------------------------------------
 VNG="$CACHE/venv/bin/vng"
 KDIR="$CACHE/kernel"
-[ -x "$VNG" ] && [ -s "$KDIR/VERSION" ] || die "no guest kernel or vng in $CACHE: run misc/guest/setup.sh first"
+if [ ! -x "$VNG" ] || [ ! -s "$KDIR/VERSION" ]; then
+    die "no guest kernel or vng in $CACHE: run misc/guest/setup.sh first"
+fi
 kver="$(cat "$KDIR/VERSION")"
 [ -r "$KDIR/boot/vmlinuz-$kver" ] || die "$KDIR/boot/vmlinuz-$kver missing: rerun misc/guest/setup.sh"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: rerun misc/guest/setup.sh"
@@ -67,6 +70,15 @@ fi
 mkdir -p "$scratch"
 scratch="$(cd "$scratch" && pwd)"
 rm -f "$scratch/.guest-started" "$scratch/.guest-status"
+
+# bpffs in the guest gets the host's mode (1777 on this machine kind, 0700 where systemd mounts it), so that
+# tests which let another user reach its pins behave as on the host; FLOWCTL_GUEST_BPFFS_MODE overrides.
+bpffs_mode="${FLOWCTL_GUEST_BPFFS_MODE:-}"
+if [ -z "$bpffs_mode" ]; then
+    bpffs_mode=0700
+    if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" = bpf_fs ]; then bpffs_mode="$(stat -c %a /sys/fs/bpf)"; fi
+fi
+[[ "$bpffs_mode" =~ ^[0-7]{3,4}$ ]] || die "FLOWCTL_GUEST_BPFFS_MODE=$bpffs_mode is not an octal mode"
 
 target="${CARGO_TARGET_DIR:-$REPO/target}"
 shares=("$scratch")
@@ -87,7 +99,7 @@ done
         case "$name" in
             RUST_LOG|RUST_BACKTRACE|RUST_LIB_BACKTRACE|RUST_TEST_THREADS|RUST_TEST_NOCAPTURE|RUST_MIN_STACK|\
             PROPTEST_*|CARGO_TARGET_DIR|CI|NO_COLOR|TERM|FLOWCTL_*)
-                case "$name" in FLOWCTL_GUEST*) continue ;; esac
+                case "$name" in FLOWCTL_GUEST|FLOWCTL_GUEST_SCRATCH|FLOWCTL_GUEST_BPFFS_MODE) continue ;; esac
                 printf 'export %s=%q\n' "$name" "${!name}" ;;
         esac
     done < <(env -0 | tr '\0' '\n' | grep -E '^[A-Za-z_][A-Za-z0-9_]*=' || true)
@@ -97,11 +109,13 @@ done
         if [[ "$e" == *=* ]]; then val="${e#*=}"; else val="${!name-}"; fi
         printf 'export %s=%q\n' "$name" "$val"
     done
+    printf 'bpffs_mode=%q\n' "$bpffs_mode"
     cat <<'EOF'
 ulimit -l unlimited 2>/dev/null
 ip link set lo up 2>/dev/null
 if ! mountpoint -q /sys/fs/bpf; then
-    mount -t bpf -o mode=0700 bpf /sys/fs/bpf || { echo "run.sh (guest): cannot mount bpffs on /sys/fs/bpf" >&2; exit 125; }
+    mount -t bpf -o "mode=$bpffs_mode" bpf /sys/fs/bpf ||
+        { echo "run.sh (guest): cannot mount bpffs on /sys/fs/bpf" >&2; exit 125; }
 fi
 EOF
     printf ': >%q/.guest-started\n' "$scratch"
@@ -120,8 +134,10 @@ blacklist+=i6300esb,iTCO_wdt,lpc_ich,i2c_i801,i2c_smbus,pcspkr,joydev,button,flo
 blacklist+=kvm,kvm_intel,kvm_amd,irqbypass,intel_rapl_msr,intel_rapl_common,intel_pmc_core,
 blacklist+=aesni_intel,ghash_clmulni_intel,crc32_pclmul,crct10dif_pclmul,polyval_clmulni,sha256_ssse3,
 blacklist+=sha512_ssse3,sha1_ssse3,rapl,qemu_fw_cfg,virtio_rng,rng_core
+# --force-9p: vng otherwise first tries virtiofsd for / and for every --rwdir, finds only qemu 7.2's C one
+# (which it refuses), and waits 3.1 s for each before falling back to 9p anyway.
 vng_args=(--run "$KDIR/boot/vmlinuz-$kver" --disable-kvm --cpus "$cpus" --memory "$memory"
-    --cwd / --append "modprobe.blacklist=$blacklist")
+    --force-9p --cwd / --append "modprobe.blacklist=$blacklist")
 for d in "${shares[@]}"; do vng_args+=(--rwdir "$d"); done
 [ "$verbose" -eq 1 ] && vng_args+=(--verbose)
 

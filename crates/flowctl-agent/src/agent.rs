@@ -138,6 +138,8 @@ async fn attach_all(layout: &PinLayout, config: &AgentConfig) -> Result<(), Agen
             directions: i.directions.clone(),
             netns: i.netns.clone(),
             max_flows: config.max_flows,
+            mode: config.attach_mode,
+            order: config.attach_order,
         };
         let layout = layout.clone();
         let done = tokio::task::spawn_blocking(move || flowctl_datapath::attach(&layout, &request))

@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use flowctl_datapath::{AttachRequest, Attachment, AttachmentState, Error, PinLayout};
+use flowctl_datapath::{AttachMode, AttachRequest, Attachment, AttachmentState, Error, Order, PinLayout};
 use tokio::{
     task::JoinHandle,
     time::{interval, MissedTickBehavior},
@@ -166,10 +166,11 @@ impl LinkTracker {
         for change in self.observe(&now) {
             log::warn!("{change}");
             if let Change::Removed { ifindex, .. } = &change {
-                // The tcx link died with its interface: drop its pins, so a
-                // new interface that gets the same index is attached afresh.
+                // The attachment died with its interface: drop its pins.
                 for a in now.iter().filter(|a| a.ifindex == *ifindex && a.interface.is_none()) {
-                    let _ = std::fs::remove_file(layout.link(a.netns_ino, a.ifindex, a.direction));
+                    if let Err(e) = flowctl_datapath::remove_attachment(layout, a) {
+                        log::warn!("removing the attachment of ifindex {ifindex}: {e}");
+                    }
                 }
             }
         }
@@ -183,6 +184,8 @@ impl LinkTracker {
                 directions: spec.directions.clone(),
                 netns: spec.netns.clone(),
                 max_flows: wanted.max_flows,
+                mode: wanted.mode,
+                order: wanted.order,
             };
             match flowctl_datapath::attach(layout, &request) {
                 Ok(done) => {
@@ -209,6 +212,10 @@ pub struct Wanted {
     pub interfaces: Vec<InterfaceSpec>,
     /// Flow cache size to create if none is pinned.
     pub max_flows: Option<u32>,
+    /// Which tc hook.
+    pub mode: AttachMode,
+    /// Where in the chain.
+    pub order: Order,
 }
 
 impl Wanted {
@@ -216,6 +223,8 @@ impl Wanted {
         Self {
             interfaces: config.interfaces.clone(),
             max_flows: config.max_flows,
+            mode: config.attach_mode,
+            order: config.attach_order,
         }
     }
 }
@@ -265,7 +274,7 @@ impl Drop for LinkWatch {
 
 #[cfg(test)]
 mod tests {
-    use flowctl_datapath::Direction;
+    use flowctl_datapath::{Direction, Hook};
 
     use super::*;
 
@@ -276,6 +285,7 @@ mod tests {
             ifindex,
             interface: name.map(String::from),
             direction: Direction::Egress,
+            hook: Hook::Tcx,
             state,
         }
     }
@@ -285,7 +295,7 @@ mod tests {
             ifindex,
             Some(name),
             AttachmentState::Attached {
-                link_id: 1,
+                link_id: Some(1),
                 program_id: 2,
             },
         )

@@ -26,6 +26,10 @@ pub struct Overrides {
     pub max_flows: Option<u32>,
     /// Detach the agent's interfaces on exit.
     pub detach_on_exit: bool,
+    /// `auto`, `tcx` or `tc`.
+    pub attach_mode: Option<String>,
+    /// `first` or `last`.
+    pub attach_order: Option<String>,
     /// Listen address of the Prometheus endpoint (turns it on).
     pub metrics_address: Option<String>,
     /// Turn the Prometheus endpoint off.
@@ -92,6 +96,12 @@ impl Overrides {
             file.max_flows = self.max_flows;
         }
         file.detach_on_exit |= self.detach_on_exit;
+        if self.attach_mode.is_some() {
+            file.attach_mode = self.attach_mode.clone();
+        }
+        if self.attach_order.is_some() {
+            file.attach_order = self.attach_order.clone();
+        }
         if let Some(address) = &self.metrics_address {
             file.metrics.address = Some(address.clone());
             file.metrics.enabled = Some(true);

@@ -25,6 +25,30 @@ pub enum Error {
     /// The flow cache is not pinned: nothing was ever attached.
     #[error("flowctl is not attached anywhere: no flow cache pinned at {}", .0.display())]
     NotAttached(PathBuf),
+    /// The interface carries packets flowctl cannot parse.
+    #[error("interface {interface} has link type {link_type}: flowctl parses Ethernet and bare IP (tun, WireGuard, ip tunnels, ppp) interfaces only")]
+    UnsupportedLinkType {
+        /// Interface name.
+        interface: String,
+        /// Its ARPHRD link type, as rtnetlink names it.
+        link_type: String,
+    },
+    /// The kernel lacks something flowctl needs.
+    #[error("this kernel ({kernel}) lacks {feature}, which flowctl needs (Linux {since} or newer)")]
+    KernelTooOld {
+        /// Running kernel release.
+        kernel: String,
+        /// What is missing.
+        feature: &'static str,
+        /// First Linux release that has it.
+        since: &'static str,
+    },
+    /// tcx was asked for on a kernel without it.
+    #[error("tcx needs Linux 6.6 or newer (this kernel: {kernel}); use --attach-mode tc or auto")]
+    TcxUnavailable {
+        /// Running kernel version.
+        kernel: String,
+    },
     /// The interface has no flowctl program in that direction.
     #[error("flowctl is not attached to {interface} ({direction})")]
     NotAttachedTo {

@@ -7,6 +7,7 @@ mod attach;
 pub mod caps;
 mod error;
 pub mod flow_table;
+pub mod kernel;
 mod map_ops;
 pub mod netlink;
 pub mod netns;
@@ -15,7 +16,10 @@ pub mod test_run;
 
 use std::fmt;
 
-pub use attach::{attach, attachments, detach, detach_all, status, AttachRequest, Attachment, AttachmentState, Status};
+pub use attach::{
+    attach, attachments, detach, detach_all, remove_attachment, status, AttachMode, AttachRequest, Attachment,
+    AttachmentState, Hook, Order, Status,
+};
 pub use error::{Error, Result};
 pub use flow_table::FlowTable;
 pub use pins::PinLayout;

@@ -64,7 +64,7 @@ impl DetachedDatapath {
     /// with `netns_ino`.
     pub fn load(layout: &PinLayout, netns_ino: u32, max_flows: Option<u32>) -> Result<Self> {
         layout.prepare()?;
-        let mut ebpf = load_object(layout, netns_ino, max_flows)?;
+        let mut ebpf = load_object(layout, netns_ino, max_flows, crate::netlink::LinkKind::Ethernet)?;
         for direction in Direction::BOTH {
             let program = classifier_mut(&mut ebpf, direction)?;
             program

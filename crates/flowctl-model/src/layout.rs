@@ -15,6 +15,10 @@ pub const EGRESS_PROGRAM: &str = "flowctl_egress";
 pub const INGRESS_PROGRAM: &str = "flowctl_ingress";
 /// Name of the read-only global holding the attachment's netns inode.
 pub const NETNS_INO_GLOBAL: &str = "NETNS_INO";
+/// Name of the read-only global that is 1 when the attachment's interface
+/// carries bare IP packets (no link-layer header: tun, WireGuard, ip
+/// tunnels, ppp).
+pub const RAW_IP_GLOBAL: &str = "RAW_IP";
 
 /// `flowDirection` (IPFIX IE 61) value for ingress.
 pub const DIRECTION_INGRESS: u8 = 0;

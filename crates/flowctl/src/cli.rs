@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use flowctl_datapath::{AttachMode, Order};
 
 use crate::{commands, filter::FlowFilter};
 
@@ -126,6 +127,9 @@ pub struct AgentArgs {
     /// Detach from the interfaces the agent attached to when it exits.
     #[arg(long)]
     pub detach_on_exit: bool,
+    /// How to hook into tc (replaces the file's attachMode/attachOrder).
+    #[command(flatten)]
+    pub attach: HookArgs,
     /// Serve Prometheus /metrics on ADDR:PORT (default 127.0.0.1:9999; port 0: any free port).
     #[arg(long, value_name = "ADDR:PORT", value_parser = metrics_address_arg, conflicts_with = "no_metrics")]
     pub metrics_address: Option<String>,
@@ -220,6 +224,25 @@ pub struct AttachArgs {
     /// Flow cache capacity (only when the cache is created; default 65536).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_flows: Option<u32>,
+    /// How to hook into tc.
+    #[command(flatten)]
+    pub hook: HookArgs,
+}
+
+/// How the classifier hooks into tc (`attach` and `agent`).
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// tcx where the kernel has it (Linux >= 6.6), else a tc filter under clsact [default: auto].
+    #[arg(long, value_name = "auto|tcx|tc", value_parser = parse_from_str::<AttachMode>)]
+    pub attach_mode: Option<AttachMode>,
+    /// Before or after the other programs on the hook [default: first].
+    #[arg(long, value_name = "first|last", value_parser = parse_from_str::<Order>)]
+    pub attach_order: Option<Order>,
+}
+
+/// A value parsed by its `FromStr`.
+fn parse_from_str<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
+    s.parse()
 }
 
 /// Arguments of `flowctl detach`.

@@ -16,6 +16,10 @@ pub struct ConfigFile {
     /// Detach the interfaces the agent attached when it exits.
     #[serde(default)]
     pub detach_on_exit: bool,
+    /// `auto` (default: tcx where the kernel has it), `tcx` or `tc`.
+    pub attach_mode: Option<String>,
+    /// `first` (default: before other tc programs) or `last`.
+    pub attach_order: Option<String>,
     /// IPFIX collectors.
     #[serde(default)]
     pub collectors: Vec<CollectorEntry>,

@@ -11,7 +11,7 @@ use std::{
 };
 
 use flowctl_aging::Timeouts;
-use flowctl_datapath::Direction;
+use flowctl_datapath::{AttachMode, Direction, Order};
 use flowctl_export::{Endpoint, Protocol, SAMPLING_TEMPLATE_ID, STATS_TEMPLATE_ID};
 use flowctl_ipfix::{
     template::{Strictness, Template, TemplateError},
@@ -67,6 +67,10 @@ pub struct AgentConfig {
     pub max_flows: Option<u32>,
     /// Detach on exit.
     pub detach_on_exit: bool,
+    /// Which tc hook the agent attaches with.
+    pub attach_mode: AttachMode,
+    /// Where in the interface's chain of programs.
+    pub attach_order: Order,
     /// Collectors.
     pub collectors: Vec<CollectorSpec>,
     /// Aging timers.
@@ -186,6 +190,8 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
     if file.max_flows == Some(0) {
         return Err(err("maxFlows".into(), "must be at least 1".into()));
     }
+    let attach_mode = parse_or_default(file.attach_mode.as_deref()).map_err(|p| err("attachMode".into(), p))?;
+    let attach_order = parse_or_default(file.attach_order.as_deref()).map_err(|p| err("attachOrder".into(), p))?;
     if file.collectors.is_empty() {
         return Err(err(
             "collectors".into(),
@@ -216,6 +222,8 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
         interfaces,
         max_flows: file.max_flows,
         detach_on_exit: file.detach_on_exit,
+        attach_mode,
+        attach_order,
         collectors,
         timeouts,
         template_refresh,
@@ -223,6 +231,11 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
         templates,
         metrics,
     })
+}
+
+/// `value` parsed, or the type's default when absent.
+fn parse_or_default<T: std::str::FromStr<Err = String> + Default>(value: Option<&str>) -> Result<T, String> {
+    value.map_or(Ok(T::default()), str::parse)
 }
 
 /// The endpoint's address, checked even when it is turned off.

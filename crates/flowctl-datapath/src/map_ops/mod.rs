@@ -17,7 +17,7 @@
 
 mod batch;
 mod hash;
-mod sys;
+pub(crate) mod sys;
 
 pub use batch::{BatchOp, PerCpuHashBatch};
 pub use hash::PerCpuHash;

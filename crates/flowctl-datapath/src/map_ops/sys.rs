@@ -8,11 +8,14 @@ use std::{
 };
 
 /// `enum bpf_cmd` values used here (include/uapi/linux/bpf.h).
-pub(super) mod cmd {
+pub(crate) mod cmd {
+    pub const MAP_CREATE: libc::c_long = 0;
     pub const MAP_LOOKUP_ELEM: libc::c_long = 1;
     pub const MAP_UPDATE_ELEM: libc::c_long = 2;
     pub const MAP_DELETE_ELEM: libc::c_long = 3;
     pub const MAP_GET_NEXT_KEY: libc::c_long = 4;
+    pub const PROG_LOAD: libc::c_long = 5;
+    pub const OBJ_GET: libc::c_long = 7;
     pub const OBJ_GET_INFO_BY_FD: libc::c_long = 15;
     pub const MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
     pub const MAP_LOOKUP_BATCH: libc::c_long = 24;
@@ -30,7 +33,7 @@ pub const MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
 const ENOTSUPP: i32 = 524;
 
 /// Issues `bpf(cmd, attr, sizeof attr)`.
-pub(super) fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<()> {
+pub(crate) fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<()> {
     // SAFETY: attr is a live, writable #[repr(C)] bpf_attr prefix of the
     // given size; the pointers inside it are the caller's responsibility.
     let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut A, size_of::<A>()) };
@@ -39,6 +42,37 @@ pub(super) fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// Issues a `bpf(cmd, attr, sizeof attr)` that returns a new descriptor
+/// (`BPF_MAP_CREATE`, `BPF_PROG_LOAD`, `BPF_OBJ_GET`).
+pub(crate) fn bpf_fd<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: as in `bpf`.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut A, size_of::<A>()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: these commands return a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(rc as i32) })
+}
+
+/// Opens the object pinned at `path` (`BPF_OBJ_GET`).
+pub(crate) fn obj_get(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
+    #[repr(C)]
+    struct ObjAttr {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut attr = ObjAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+    };
+    bpf_fd(cmd::OBJ_GET, &mut attr)
 }
 
 /// Whether the kernel refused a command because this map type or kernel does

@@ -28,6 +28,8 @@ pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
             scan_interval: args.scan_interval.clone(),
             max_flows: args.max_flows,
             detach_on_exit: args.detach_on_exit,
+            attach_mode: args.attach.attach_mode.map(|m| m.to_string()),
+            attach_order: args.attach.attach_order.map(|o| o.to_string()),
             metrics_address: args.metrics_address.clone(),
             no_metrics: args.no_metrics,
         },

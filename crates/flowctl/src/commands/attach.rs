@@ -11,6 +11,8 @@ pub fn attach(layout: &PinLayout, args: &AttachArgs) -> anyhow::Result<()> {
         directions: args.direction.directions(),
         netns: args.netns.clone(),
         max_flows: args.max_flows,
+        mode: args.hook.attach_mode.unwrap_or_default(),
+        order: args.hook.attach_order.unwrap_or_default(),
     };
     for a in flowctl_datapath::attach(layout, &request)? {
         let what = if a.state == AttachmentState::AlreadyAttached {
@@ -44,8 +46,11 @@ pub fn detach(layout: &PinLayout, args: &DetachArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `veth0 egress (ifindex 4, netns ns1)`.
+/// `veth0 egress (ifindex 4, netns ns1, tcx)`.
 pub fn describe(a: &Attachment) -> String {
     let name = a.interface.clone().unwrap_or_else(|| format!("#{}", a.ifindex));
-    format!("{name} {} (ifindex {}, netns {})", a.direction, a.ifindex, a.netns)
+    format!(
+        "{name} {} (ifindex {}, netns {}, {})",
+        a.direction, a.ifindex, a.netns, a.hook
+    )
 }

@@ -20,12 +20,12 @@ pub fn status(layout: &PinLayout, args: &StatusArgs) -> anyhow::Result<()> {
             .iter()
             .map(|a| {
                 let (state, link_id, program_id) = match a.state {
-                    AttachmentState::Attached { link_id, program_id } => ("attached", Some(link_id), Some(program_id)),
+                    AttachmentState::Attached { link_id, program_id } => ("attached", link_id, Some(program_id)),
                     _ if blind.hides(a) => ("unknown", None, None),
                     _ => ("defunct", None, None),
                 };
                 json!({"netns": a.netns, "interface": a.interface, "ifindex": a.ifindex,
-                       "direction": a.direction.to_string(), "state": state,
+                       "direction": a.direction.to_string(), "mode": a.hook.to_string(), "state": state,
                        "link_id": link_id, "program_id": program_id})
             })
             .collect();
@@ -43,12 +43,14 @@ pub fn status(layout: &PinLayout, args: &StatusArgs) -> anyhow::Result<()> {
 
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
-    t.set_header(["NETNS", "INTERFACE", "IFINDEX", "DIRECTION", "STATE"]);
+    t.set_header(["NETNS", "INTERFACE", "IFINDEX", "DIRECTION", "MODE", "STATE"]);
     for a in &s.attachments {
         let state = match a.state {
-            AttachmentState::Attached { link_id, program_id } => {
-                format!("attached (link {link_id}, prog {program_id})")
-            }
+            AttachmentState::Attached {
+                link_id: Some(link_id),
+                program_id,
+            } => format!("attached (link {link_id}, prog {program_id})"),
+            AttachmentState::Attached { program_id, .. } => format!("attached (prog {program_id})"),
             _ if blind.hides(a) => "unknown (looking into its namespace needs CAP_SYS_ADMIN)".to_string(),
             _ => "defunct (interface or namespace gone)".to_string(),
         };
@@ -58,6 +60,7 @@ pub fn status(layout: &PinLayout, args: &StatusArgs) -> anyhow::Result<()> {
             name,
             a.ifindex.to_string(),
             a.direction.to_string(),
+            a.hook.to_string(),
             state,
         ]);
     }

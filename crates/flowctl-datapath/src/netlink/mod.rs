@@ -1,27 +1,87 @@
-//! Interface lookups over rtnetlink, in the calling thread's network namespace.
+//! rtnetlink in the calling thread's network namespace: interfaces (index,
+//! name, link type) here, tc filters in [`tc`].
 //!
 //! The functions are synchronous: each runs a small current-thread tokio
 //! runtime on the calling thread, so the netlink socket is opened in the
 //! namespace that thread is in (see [`crate::netns::NetnsGuard`]). Do not call
 //! them from inside an async runtime; use `spawn_blocking`.
 
-use std::collections::HashMap;
+pub mod tc;
+
+use std::{collections::HashMap, future::Future};
 
 use futures::TryStreamExt;
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkLayerType, LinkMessage};
+use rtnetlink::Handle;
 
 use crate::{
     netns::{self, NetnsGuard},
     Error, Result,
 };
 
+/// How packets start on an interface, which decides where the classifier
+/// finds the IP header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkKind {
+    /// An Ethernet header first (Ethernet, veth, bridges, VLAN devices,
+    /// VXLAN, loopback, gretap...).
+    Ethernet,
+    /// The IP header first: the device has no link-layer header (tun,
+    /// WireGuard, ipip, sit, ip6tnl, point-to-point gre, ppp, raw-IP modems).
+    RawIp,
+}
+
+impl LinkKind {
+    /// The kind of a device of ARPHRD link type `link_type`; `None` for
+    /// link types whose packets flowctl cannot parse.
+    pub fn of(link_type: LinkLayerType) -> Option<Self> {
+        use LinkLayerType as L;
+        match link_type {
+            L::Ether | L::Loopback => Some(LinkKind::Ethernet),
+            L::None | L::Tunnel | L::Tunnel6 | L::Sit | L::Ipgre | L::Ip6gre | L::Ppp | L::Rawip => {
+                Some(LinkKind::RawIp)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An interface: its index and how its packets start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Where packets start.
+    pub kind: LinkKind,
+}
+
+/// The interface called `name`: refuses one whose link type flowctl cannot
+/// parse, naming it.
+pub fn interface(name: &str) -> Result<Interface> {
+    let link = query(Some(name))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::UnknownInterface {
+            name: name.to_string(),
+            netns: "this network namespace".to_string(),
+        })?;
+    let link_type = link.header.link_layer_type;
+    let kind = LinkKind::of(link_type).ok_or_else(|| Error::UnsupportedLinkType {
+        interface: name.to_string(),
+        link_type: format!("{link_type:?}").to_lowercase(),
+    })?;
+    Ok(Interface {
+        ifindex: link.header.index,
+        kind,
+    })
+}
+
 /// Index of the interface called `name`.
 pub fn interface_index(name: &str) -> Result<u32> {
     let links = query(Some(name))?;
     links
-        .into_iter()
-        .next()
-        .map(|(index, _)| index)
+        .first()
+        .map(|m| m.header.index)
         .ok_or_else(|| Error::UnknownInterface {
             name: name.to_string(),
             netns: "this network namespace".to_string(),
@@ -30,7 +90,7 @@ pub fn interface_index(name: &str) -> Result<u32> {
 
 /// Every interface of the namespace: index to name.
 pub fn interface_names() -> Result<HashMap<u32, String>> {
-    Ok(query(None)?.into_iter().collect())
+    Ok(query(None)?.iter().map(|m| (m.header.index, link_name(m))).collect())
 }
 
 /// Every interface of the namespace with that inode (see
@@ -70,7 +130,12 @@ impl InterfaceNames {
     }
 }
 
-fn query(name: Option<&str>) -> Result<Vec<(u32, String)>> {
+/// Runs `request` with an rtnetlink handle opened in this thread's
+/// namespace, on a runtime of its own.
+pub(crate) fn with_handle<T, F>(request: impl FnOnce(Handle) -> F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -78,14 +143,21 @@ fn query(name: Option<&str>) -> Result<Vec<(u32, String)>> {
     rt.block_on(async {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| Error::io("opening rtnetlink", e))?;
         let task = tokio::spawn(conn);
+        let result = request(handle).await;
+        task.abort();
+        result
+    })
+}
+
+/// The link messages of interface `name`, or of every interface.
+fn query(name: Option<&str>) -> Result<Vec<LinkMessage>> {
+    with_handle(|handle| async move {
         let mut request = handle.link().get();
         if let Some(name) = name {
             request = request.match_name(name.to_string());
         }
-        let result: std::result::Result<Vec<LinkMessage>, rtnetlink::Error> = request.execute().try_collect().await;
-        task.abort();
-        match result {
-            Ok(msgs) => Ok(msgs.iter().map(|m| (m.header.index, link_name(m))).collect()),
+        match request.execute().try_collect().await {
+            Ok(msgs) => Ok(msgs),
             // The kernel answers ENODEV for a name that does not exist.
             Err(rtnetlink::Error::NetlinkError(e)) if name.is_some() && e.raw_code() == -libc::ENODEV => Ok(Vec::new()),
             Err(e) => Err(Error::bpf("listing interfaces over rtnetlink", e)),
