@@ -5,10 +5,13 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod blocker;
 pub mod capture;
 pub mod collect;
 pub mod collectors;
 pub mod flowctl_cli;
+pub mod kernel;
 pub mod load;
 pub mod netns;
 pub mod traffic;
+pub mod tun;
