@@ -184,6 +184,8 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Result
         pending: Pending::default(),
         templates_due: true,
         last_templates: None,
+        last_options: None,
+        withdrawals: Vec::new(),
         ignored: (0, 0),
         counters: counters.clone(),
         recent: Default::default(),
@@ -208,6 +210,12 @@ struct CollectorTask {
     /// Templates must go out before the next data.
     templates_due: bool,
     last_templates: Option<Instant>,
+    /// When the options records were last sent (they are refreshed on the
+    /// template refresh interval over every transport).
+    last_options: Option<Instant>,
+    /// Templates to withdraw from the live session before the next ones
+    /// (a reload redefined or dropped them; TCP only).
+    withdrawals: Vec<(u16, bool)>,
     ignored: (u64, u64),
     counters: Arc<CollectorCounters>,
     /// UDP: recent data messages, to queue again what a collector refused.
@@ -240,6 +248,9 @@ impl CollectorTask {
                     }
                     Some(Command::Ignored { packets, octets }) => self.ignored = (packets, octets),
                     Some(Command::Reload(templates, refresh)) => {
+                        if self.transport.endpoint().protocol != Protocol::Udp && self.transport.is_connected() {
+                            self.withdrawals = self.templates.redefined_in(&templates);
+                        }
                         self.templates = templates;
                         self.refresh = refresh;
                         self.templates_due = true;
@@ -247,6 +258,10 @@ impl CollectorTask {
                     }
                     Some(Command::Flush(within, reply)) => {
                         self.drain(within).await;
+                        // The collector sees the final counters.
+                        if self.transport.is_connected() {
+                            self.send_options().await;
+                        }
                         let _ = reply.send(self.status());
                     }
                 },
@@ -315,6 +330,8 @@ impl CollectorTask {
                 log::info!("{}: connected", self.transport.endpoint());
                 self.counters.connections.fetch_add(1, Relaxed);
                 self.templates_due = true;
+                // A new session has no templates to withdraw.
+                self.withdrawals.clear();
             }
             Ok(false) => {}
             Err(e) => {
@@ -328,7 +345,13 @@ impl CollectorTask {
         self.requeue_refused();
         let refresh_due = self.transport.endpoint().protocol == Protocol::Udp
             && self.last_templates.is_none_or(|t| t.elapsed() >= self.refresh);
+        if !self.withdrawals.is_empty() && !self.send_withdrawals().await {
+            return;
+        }
         if (self.templates_due || refresh_due) && !self.send_templates().await {
+            return;
+        }
+        if self.last_options.is_none_or(|t| t.elapsed() >= self.refresh) && !self.send_options().await {
             return;
         }
         while let Some((msg, data_records, used)) =
@@ -374,13 +397,42 @@ impl CollectorTask {
             self.session.sent(0, 0);
             self.counters.template_messages.fetch_add(1, Relaxed);
         }
-        let (msg, n) = self.session.options_message(&self.templates, self.ignored, now);
+        if !self.send_options().await {
+            return false;
+        }
+        self.templates_due = false;
+        self.last_templates = Some(Instant::now());
+        true
+    }
+
+    /// The exporting-process statistics and sampling options records.
+    async fn send_options(&mut self) -> bool {
+        let (msg, n) = self
+            .session
+            .options_message(&self.templates, self.ignored, unix_seconds());
         if !self.send(&msg).await {
             return false;
         }
         self.session.sent(n, 0);
-        self.templates_due = false;
-        self.last_templates = Some(Instant::now());
+        self.last_options = Some(Instant::now());
+        true
+    }
+
+    /// Withdraws the templates a reload redefined, before the new ones go out.
+    async fn send_withdrawals(&mut self) -> bool {
+        let withdrawals = std::mem::take(&mut self.withdrawals);
+        for (msg, _) in self.session.withdrawal_messages(&withdrawals, unix_seconds()) {
+            if !self.send(&msg).await {
+                // The session is gone with its templates.
+                return false;
+            }
+            self.session.sent(0, 0);
+        }
+        log::info!(
+            "{}: withdrew templates {:?} before redefining them",
+            self.transport.endpoint(),
+            withdrawals.iter().map(|(id, _)| id).collect::<Vec<_>>()
+        );
         true
     }
 

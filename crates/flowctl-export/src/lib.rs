@@ -42,6 +42,22 @@ impl TemplateSet {
         }
     }
 
+    /// Templates of `self` that `next` drops or defines differently, with
+    /// whether each is an options template: what must be withdrawn before
+    /// `next` is sent on a live session (RFC 7011 §8.1).
+    pub fn redefined_in(&self, next: &TemplateSet) -> Vec<(u16, bool)> {
+        let data = self
+            .data
+            .iter()
+            .filter(|t| !next.data.contains(t))
+            .map(|t| (t.id, false));
+        let options = [(&self.stats, &next.stats), (&self.sampling, &next.sampling)]
+            .into_iter()
+            .filter(|(old, new)| old != new)
+            .map(|(old, _)| (old.id, true));
+        data.chain(options).collect()
+    }
+
     /// The template a flow is exported with: the first whose address fields
     /// match the flow's IP version (or that has none).
     pub fn for_flow(&self, key: &FlowKey) -> Option<&Template> {

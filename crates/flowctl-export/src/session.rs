@@ -75,6 +75,15 @@ impl ExportSession {
         messages.finish()
     }
 
+    /// Withdrawals of `templates` (id, options), in as many messages as needed.
+    pub fn withdrawal_messages(&self, templates: &[(u16, bool)], export_time: u32) -> Messages {
+        let mut messages = MessageSplitter::starting_with(self.builder(), export_time, self.sequence);
+        for &(id, options) in templates {
+            let _ = messages.push(|m| m.push_withdrawal(id, options));
+        }
+        messages.finish()
+    }
+
     /// One message with the exporting-process statistics and sampling
     /// options records. `ignored` are the datapath's not-recorded packets and
     /// octets.

@@ -122,3 +122,31 @@ fn each_flow_takes_the_first_template_of_its_ip_version() {
         "a template without addresses carries both"
     );
 }
+
+#[test]
+fn a_reload_withdraws_the_templates_it_drops_or_redefines() {
+    let t = |id, fields: &[&str]| Template::new(id, fields, Strictness::Agent).unwrap();
+    let old = TemplateSet::new(vec![
+        t(256, &["sourceIPv4Address", "octetDeltaCount"]),
+        t(257, &["sourceIPv6Address", "octetDeltaCount"]),
+        t(258, &["protocolIdentifier"]),
+    ]);
+    let new = TemplateSet::new(vec![
+        t(256, &["sourceIPv4Address", "octetDeltaCount"]),
+        t(257, &["sourceIPv6Address", "packetDeltaCount"]),
+        t(259, &["protocolIdentifier"]),
+    ]);
+    assert_eq!(old.redefined_in(&new), vec![(257, false), (258, false)]);
+    assert!(old.redefined_in(&old).is_empty());
+
+    let session = ExportSession::new(1, 512).unwrap();
+    let msgs = session.withdrawal_messages(&old.redefined_in(&new), 7);
+    let mut decoder = Decoder::new();
+    let decoded = decoder.decode(&msgs[0].0).unwrap();
+    assert_eq!(decoded.withdrawn, vec![257, 258]);
+    assert_eq!(
+        msgs.iter().map(|(_, n)| n).sum::<u32>(),
+        0,
+        "withdrawals are not data records"
+    );
+}

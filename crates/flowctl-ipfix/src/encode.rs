@@ -183,6 +183,24 @@ impl MessageBuilder {
         Ok(())
     }
 
+    /// Adds the withdrawal of template `id` (a template record with no
+    /// fields, RFC 7011 §8.1), in a template set, or an options template set
+    /// for an options template.
+    pub fn push_withdrawal(&mut self, id: u16, options: bool) -> Result<(), Full> {
+        if id < 256 {
+            return Err(Full);
+        }
+        let set = if options {
+            OPTIONS_TEMPLATE_SET_ID
+        } else {
+            TEMPLATE_SET_ID
+        };
+        self.reserve(set, 4)?;
+        self.put_u16(id);
+        self.put_u16(0);
+        Ok(())
+    }
+
     /// Adds an options template record (in an options template set).
     pub fn push_options_template(&mut self, t: &OptionsTemplate) -> Result<(), Full> {
         refuse_invalid(t.id, t.scope.len())?;
@@ -337,6 +355,21 @@ mod tests {
         }
         assert_eq!(at, msg.len());
         sets
+    }
+
+    #[test]
+    fn a_withdrawal_decodes_as_one() {
+        let t = template(300, &["octetDeltaCount"]);
+        let mut m = MessageBuilder::new(512, 9).unwrap();
+        m.push_template(&t).unwrap();
+        let mut decoder = crate::Decoder::new();
+        decoder.decode(&m.finish(1, 0)).unwrap();
+        let mut w = MessageBuilder::new(512, 9).unwrap();
+        w.push_withdrawal(300, false).unwrap();
+        assert!(w.push_withdrawal(2, false).is_err(), "ids below 256 are set ids");
+        let msg = w.finish(2, 0);
+        assert_eq!(set_headers(&msg), vec![(TEMPLATE_SET_ID, 8)]);
+        assert_eq!(decoder.decode(&msg).unwrap().withdrawn, vec![300]);
     }
 
     #[test]

@@ -167,7 +167,7 @@ pub struct CollectArgs {
     /// Exit after this long (e.g. 30s).
     #[arg(long, value_parser = duration_arg)]
     pub duration: Option<String>,
-    /// Also print options records (exporter statistics, sampling).
+    /// Also print options records (exporter statistics, sampling) and, in JSON, template withdrawals.
     #[arg(long)]
     pub options: bool,
 }

@@ -315,6 +315,17 @@ fn collector(c: &CollectorEntry) -> Result<CollectorSpec, (&'static str, String)
     if !(256..=65535).contains(&max_message_size) {
         return Err(("maxMessageSize", format!("{max_message_size} is outside 256..=65535")));
     }
+    // The largest UDP payload: 65535 minus the IP and UDP headers.
+    let (udp_max, version) = match address {
+        SocketAddr::V4(_) => (65535 - 20 - 8, "IPv4"),
+        SocketAddr::V6(_) => (65535 - 8, "IPv6"),
+    };
+    if protocol == Protocol::Udp && max_message_size > udp_max {
+        return Err((
+            "maxMessageSize",
+            format!("{max_message_size} is more than a UDP datagram over {version} carries ({udp_max})"),
+        ));
+    }
     Ok(CollectorSpec {
         endpoint: Endpoint {
             address,

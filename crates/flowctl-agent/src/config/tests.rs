@@ -169,3 +169,22 @@ fn the_built_in_templates_build() {
         [(256, Some(4)), (257, Some(6))]
     );
 }
+
+#[test]
+fn udp_messages_are_capped_at_the_largest_datagram_of_their_ip_version() {
+    let udp =
+        |address: &str, size: u32| format!("collectors:\n  - address: \"{address}\"\n    maxMessageSize: {size}\n");
+    assert_eq!(
+        check(&udp("127.0.0.1:4739", 65507)).unwrap().collectors[0].max_message_size,
+        65507
+    );
+    assert_eq!(
+        check(&udp("[::1]:4739", 65527)).unwrap().collectors[0].max_message_size,
+        65527
+    );
+    assert!(error(&udp("127.0.0.1:4739", 65508))
+        .contains("collectors[0].maxMessageSize: 65508 is more than a UDP datagram over IPv4 carries (65507)"));
+    assert!(error(&udp("[::1]:4739", 65535)).contains("more than a UDP datagram over IPv6 carries (65527)"));
+    let tcp = "collectors:\n  - address: 127.0.0.1:4739\n    transport: tcp\n    maxMessageSize: 65535\n";
+    assert_eq!(check(tcp).unwrap().collectors[0].max_message_size, 65535);
+}

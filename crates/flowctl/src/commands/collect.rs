@@ -52,6 +52,9 @@ pub fn collect(args: &CollectArgs) -> anyhow::Result<()> {
         };
         match rx.recv_timeout(wait) {
             Ok(Event::Message(from, msg)) => {
+                if args.options && args.output == OutputFormat::Json && !msg.withdrawn.is_empty() {
+                    writeln!(out, "{}", withdrawal_line(from, &msg))?;
+                }
                 for r in msg.records.iter().filter(|r| args.options || !r.options) {
                     let line = match args.output {
                         OutputFormat::Json => json_line(from, &msg, r).to_string(),
@@ -150,6 +153,16 @@ fn json_line(from: SocketAddr, msg: &DecodedMessage, r: &DecodedRecord) -> Value
         "template_id": r.template_id,
         "options": r.options,
         "fields": fields,
+    })
+}
+
+/// The templates a message withdraws (JSON, with `--options`).
+fn withdrawal_line(from: SocketAddr, msg: &DecodedMessage) -> Value {
+    json!({
+        "exporter": from.to_string(),
+        "observation_domain_id": msg.observation_domain_id,
+        "sequence_number": msg.sequence_number,
+        "withdrawn": msg.withdrawn,
     })
 }
 

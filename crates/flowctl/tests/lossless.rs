@@ -1,0 +1,143 @@
+//! What routine operations must not lose or leave stale (root needed): the
+//! agent against real collectors in namespaces the test creates, through
+//! restarts, reloads and collector outages.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde_json::Value;
+use support::{
+    agent::Agent,
+    collect::{ignored, records_of, Collect},
+    collectors::{free_port, TempDir},
+    flowctl_cli::Flowctl,
+    load::ManyFlows,
+    netns::{sysctl, Topology, A4, A_IF, B4},
+    traffic,
+};
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+fn status(fc: &Flowctl) -> Value {
+    serde_json::from_str(&fc.ok(&["status", "-o", "json"])).unwrap()
+}
+
+#[test]
+#[ignore = "needs root: eBPF in network namespaces (misc/test.sh runs it as root)"]
+fn over_tcp_the_statistics_record_is_refreshed_and_sent_at_shutdown() {
+    let topo = Topology::new("tcpstats");
+    for ns in [&topo.a, &topo.b] {
+        sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1");
+    }
+    let fc = Flowctl::new("tcpstats");
+    let dir = TempDir::new("tcpstats");
+    let port = free_port();
+    let collect = Collect::start(port, &dir, "collect.json");
+    let url = format!("tcp://127.0.0.1:{port}");
+    let args = [
+        "--netns",
+        &topo.a,
+        "-i",
+        A_IF,
+        "--collector",
+        &url,
+        "--max-flows",
+        "16",
+        "--template-refresh",
+        "1s",
+        "--scan-interval",
+        "200ms",
+    ];
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("agent.log"));
+    collect.wait_until(Duration::from_secs(10), "the first statistics record", |l| {
+        l.iter().any(|r| r["options"] == true)
+    });
+    // Once connected, more flows than the cache holds: packets not recorded.
+    ManyFlows {
+        src_ns: &topo.a,
+        src_ip: A4,
+        ports: 21000..21100,
+        dst_ns: &topo.b,
+        dst: sa(B4, 55000),
+        per_flow: 2,
+        payload: 32,
+        pause: Duration::from_millis(1),
+    }
+    .run();
+    let s = status(&fc);
+    let not_recorded = (
+        s["not_recorded_packets"].as_u64().unwrap(),
+        s["not_recorded_octets"].as_u64().unwrap(),
+    );
+    assert!(not_recorded.0 > 0, "{s}");
+    collect.wait_until(Duration::from_secs(10), "the refreshed statistics record", |l| {
+        ignored(l) == not_recorded
+    });
+    // More after the last refresh: the record sent at shutdown carries them.
+    ManyFlows {
+        src_ns: &topo.a,
+        src_ip: A4,
+        ports: 21100..21150,
+        dst_ns: &topo.b,
+        dst: sa(B4, 55000),
+        per_flow: 1,
+        payload: 32,
+        pause: Duration::ZERO,
+    }
+    .run();
+    let final_packets = status(&fc)["not_recorded_packets"].as_u64().unwrap();
+    assert!(final_packets > not_recorded.0);
+    assert!(agent.stop().success());
+    let lines = collect.stop();
+    assert_eq!(ignored(&lines).0, final_packets, "the statistics sent at shutdown");
+}
+
+#[test]
+#[ignore = "needs root: eBPF in network namespaces (misc/test.sh runs it as root)"]
+fn a_reload_withdraws_a_redefined_template_before_sending_it_again() {
+    let topo = Topology::new("withdraw");
+    let fc = Flowctl::new("withdraw");
+    let dir = TempDir::new("withdraw");
+    let port = free_port();
+    let collect = Collect::start(port, &dir, "collect.json");
+    let config = dir.0.join("agent.yaml");
+    let yaml = |fields: &str| {
+        format!(
+            "timers:\n  idleTimeout: 1s\n  scanInterval: 200ms\ncollectors:\n  - address: 127.0.0.1:{port}\n    transport: tcp\n\
+             templates:\n  - id: 300\n    fields: [sourceIPv4Address, destinationIPv4Address, sourceTransportPort, {fields}]\n\
+             \x20 - id: 301\n    fields: [sourceIPv6Address, sourceTransportPort]\n"
+        )
+    };
+    std::fs::write(&config, yaml("octetDeltaCount")).unwrap();
+    let args = ["--config", config.to_str().unwrap(), "--netns", &topo.a, "-i", A_IF];
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("agent.log"));
+    traffic::udp(&topo.a, sa(A4, 47001), &topo.b, sa(B4, 47002), 2, 10);
+    collect.wait_for_flow(47001);
+
+    std::fs::write(&config, yaml("packetDeltaCount")).unwrap();
+    agent.signal(libc::SIGHUP);
+    agent.wait_for_log("configuration reloaded", Duration::from_secs(5));
+    traffic::udp(&topo.a, sa(A4, 47003), &topo.b, sa(B4, 47004), 3, 10);
+    collect.wait_for_flow(47003);
+    assert!(agent.stop().success());
+    let lines = collect.stop();
+
+    let withdrawal = lines.iter().position(|l| l["withdrawn"] == serde_json::json!([300]));
+    let Some(withdrawal) = withdrawal else {
+        panic!("no withdrawal of template 300: {lines:#?}")
+    };
+    let before = records_of(&lines, 47001);
+    let after = records_of(&lines, 47003);
+    assert_eq!(before[0]["fields"]["octetDeltaCount"], 2 * (20 + 8 + 10));
+    assert_eq!(
+        after[0]["fields"]["packetDeltaCount"], 3,
+        "decoded with the new definition"
+    );
+    let at = |r: &Value| lines.iter().position(|l| l == r).unwrap();
+    assert!(at(before[0]) < withdrawal && withdrawal < at(after[0]));
+}
