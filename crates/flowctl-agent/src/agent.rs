@@ -1,36 +1,35 @@
 //! The agent's event loop: attach, scan on a timer, hand records to every
 //! collector task, reload on SIGHUP, and on SIGTERM/SIGINT end every flow
-//! (reason 4), send it, and exit.
+//! (reason 4), send it (a few seconds at most, cut short by a second
+//! signal), spool what could not be delivered, and exit.
 
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use flowctl_aging::{ScanOutcome, Scanner, Watermarks};
 use flowctl_datapath::{AttachRequest, FlowTable, PinLayout};
-use flowctl_export::{CollectorHandle, CollectorSettings, Command, TemplateSet};
+use flowctl_export::{CollectorHandle, Command, TemplateSet};
 use flowctl_ipfix::template::Strictness;
 use flowctl_model::FlowRecord;
 use tokio::{
     signal::unix::{signal, SignalKind},
+    sync::watch,
     time::{interval, MissedTickBehavior},
 };
 
 use crate::{
-    config::{self, AgentConfig, CollectorSpec, ConfigError},
+    collectors::{self, Collector},
+    config::{self, AgentConfig, ConfigError},
     lock,
-    metrics::{CollectorSource, ListenError, MetricsService},
+    metrics::{ListenError, MetricsService},
     Overrides,
 };
 
 /// The aging scanner over the pinned flow cache, shared with the blocking
 /// thread a pass runs on.
 type SharedScanner = Arc<Mutex<Scanner<FlowTable>>>;
-
-/// How long shutdown waits for collectors to take the last records.
-const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
 /// Errors that stop the agent.
 #[derive(Debug, thiserror::Error)]
@@ -72,63 +71,6 @@ impl ConfigSource {
         })?;
         config::validate(&file, &name, Strictness::Agent)
     }
-}
-
-/// A running collector task and the settings it was started with.
-struct Collector {
-    spec: CollectorSpec,
-    handle: CollectorHandle,
-}
-
-fn start_collectors(config: &AgentConfig, templates: &Arc<TemplateSet>, keep: Vec<Collector>) -> Vec<Collector> {
-    let mut keep = keep;
-    config
-        .collectors
-        .iter()
-        .filter_map(|spec| {
-            // Same endpoint and domain: keep the task (and its sequence numbers).
-            if let Some(i) = keep.iter().position(|c| &c.spec == spec) {
-                return Some(keep.swap_remove(i));
-            }
-            let settings = CollectorSettings {
-                endpoint: spec.endpoint.clone(),
-                observation_domain_id: spec.observation_domain_id,
-                max_message_size: spec.max_message_size,
-                template_refresh: config.template_refresh,
-                queue_limit: flowctl_export::collector::DEFAULT_QUEUE_LIMIT,
-            };
-            // The configuration checked the message size already.
-            match flowctl_export::spawn(settings, templates.clone()) {
-                Ok(handle) => {
-                    log::info!(
-                        "exporting to {} (observation domain {})",
-                        spec.endpoint,
-                        spec.observation_domain_id
-                    );
-                    Some(Collector {
-                        spec: spec.clone(),
-                        handle,
-                    })
-                }
-                Err(e) => {
-                    log::error!("not exporting to {}: {e}", spec.endpoint);
-                    None
-                }
-            }
-        })
-        .collect()
-}
-
-/// The collector tasks as the metrics label them.
-fn metrics_sources(collectors: &[Collector]) -> Vec<CollectorSource> {
-    collectors
-        .iter()
-        .map(|c| CollectorSource {
-            address: c.spec.endpoint.address.to_string(),
-            transport: c.spec.endpoint.protocol.to_string(),
-            counters: c.handle.counters().clone(),
-        })
-        .collect()
 }
 
 async fn attach_all(layout: &PinLayout, config: &AgentConfig) -> Result<(), AgentError> {
@@ -233,8 +175,8 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
         Arc::new(Mutex::new(s))
     };
     let mut templates = Arc::new(TemplateSet::new(config.templates.clone()));
-    let mut collectors = start_collectors(&config, &templates, Vec::new());
-    metrics.set_collectors(metrics_sources(&collectors));
+    let (mut collectors, _) = collectors::start(&config, &templates, Vec::new()).await;
+    metrics.set_collectors(collectors::metrics_sources(&collectors));
 
     let sig = |kind: SignalKind| signal(kind).map_err(|e| AgentError::Other(format!("installing signal handler: {e}")));
     let (mut term, mut int, mut hup) = (
@@ -264,8 +206,14 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
                     attach_all(&layout, &new).await.unwrap_or_else(|e| log::error!("reload: {e}"));
                     lock(&scanner).set_timeouts(new.timeouts);
                     templates = Arc::new(TemplateSet::new(new.templates.clone()));
-                    collectors = start_collectors(&new, &templates, collectors);
-                    metrics.set_collectors(metrics_sources(&collectors));
+                    let (running, removed) = collectors::start(&new, &templates, collectors).await;
+                    collectors = running;
+                    if !removed.is_empty() {
+                        // Removed collectors stop as at shutdown: what they hold is spooled.
+                        let (spool, (_, hurry)) = (config.spool.clone(), watch::channel(false));
+                        tokio::spawn(async move { collectors::stop(removed, &spool, hurry).await });
+                    }
+                    metrics.set_collectors(collectors::metrics_sources(&collectors));
                     metrics.reconfigure(new.metrics).await;
                     for c in &collectors {
                         c.handle.send(Command::Reload(templates.clone(), new.template_refresh)).await;
@@ -292,18 +240,18 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     let outcome = run_scan(&scanner, &collectors, true).await?;
     metrics.observe_pass(&outcome);
     dispatch(&collectors, outcome).await;
-    for c in &collectors {
-        match c.handle.flush(SHUTDOWN_FLUSH).await {
-            Some(s) => log::info!(
-                "{}: {} records in {} messages, {} not sent, {} still queued",
-                s.endpoint,
-                s.records,
-                s.messages,
-                s.not_sent,
-                s.queued
-            ),
-            None => log::warn!("{}: export task gone", c.spec.endpoint),
-        }
+    // The collectors get a few seconds; a second stop signal cuts them short.
+    // Either way what they could not deliver is spooled.
+    let (hurry_tx, hurry) = watch::channel(false);
+    let stopping = collectors::stop(collectors, &config.spool, hurry);
+    tokio::pin!(stopping);
+    tokio::select! {
+        () = &mut stopping => return Ok(()),
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
+    log::warn!("second stop signal: spooling what is not delivered yet");
+    let _ = hurry_tx.send(true);
+    stopping.await;
     Ok(())
 }

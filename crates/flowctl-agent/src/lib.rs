@@ -2,10 +2,12 @@
 //! them as IPFIX to one or more collectors, configured from YAML.
 
 pub mod agent;
+pub mod collectors;
 pub mod config;
 pub mod links;
 pub mod metrics;
 mod overrides;
+pub mod spool;
 pub mod synthetic;
 
 pub use agent::{run, AgentError, ConfigSource};

@@ -34,6 +34,8 @@ pub struct Overrides {
     pub metrics_address: Option<String>,
     /// Turn the Prometheus endpoint off.
     pub no_metrics: bool,
+    /// Spool directory.
+    pub spool_dir: Option<String>,
 }
 
 /// Splits `udp://host:port`, `tcp://host:port` or `host:port` (UDP).
@@ -105,6 +107,9 @@ impl Overrides {
         if let Some(address) = &self.metrics_address {
             file.metrics.address = Some(address.clone());
             file.metrics.enabled = Some(true);
+        }
+        if self.spool_dir.is_some() {
+            file.spool.directory = self.spool_dir.clone();
         }
         if self.no_metrics {
             file.metrics.enabled = Some(false);

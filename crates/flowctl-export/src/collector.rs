@@ -4,6 +4,7 @@
 //! what it could not send yet.
 
 use std::{
+    path::PathBuf,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
         Arc,
@@ -14,7 +15,7 @@ use std::{
 use flowctl_ipfix::encode::EncodeError;
 use flowctl_model::FlowRecord;
 use tokio::{
-    sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore},
+    sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore},
     time::{interval, Instant, MissedTickBehavior},
 };
 
@@ -50,8 +51,37 @@ pub enum Command {
     },
     /// New templates or refresh interval (configuration reload).
     Reload(Arc<TemplateSet>, Duration),
-    /// Send what is queued (waiting at most the duration), then reply.
-    Flush(Duration, oneshot::Sender<CollectorStatus>),
+    /// Records an earlier run could not deliver: queued before anything
+    /// else; `file`, their spool file, is removed once they are sent.
+    Spooled {
+        /// The records, oldest first.
+        records: Vec<FlowRecord>,
+        /// Records the earlier runs gave up on: (records, packets, octets).
+        given_up: (u64, u64, u64),
+        /// Their spool file.
+        file: PathBuf,
+    },
+    /// Reports the task's counters and queue.
+    Status(oneshot::Sender<CollectorStatus>),
+    /// Sends what is queued, for at most `within` or until `hurry` turns
+    /// true, sends the final statistics, hands back what is left, and stops.
+    Stop {
+        /// Longest wait for a collector that is behind or away.
+        within: Duration,
+        /// Cuts the wait short (a second stop signal).
+        hurry: watch::Receiver<bool>,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Stopped>,
+    },
+}
+
+/// How a collector task ended.
+#[derive(Debug)]
+pub struct Stopped {
+    /// Its final counters.
+    pub status: CollectorStatus,
+    /// Records it could not send, oldest first.
+    pub unsent: Vec<FlowRecord>,
 }
 
 /// What a collector task reports.
@@ -145,10 +175,19 @@ impl CollectorHandle {
         self.tx.send(Envelope { cmd, _window: window }).await.is_ok()
     }
 
-    /// Sends everything queued (waiting at most `within`) and returns the status.
-    pub async fn flush(&self, within: Duration) -> Option<CollectorStatus> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Flush(within, tx)).await.then_some(())?;
+    /// The task's counters and queue now; `None` if the task is gone.
+    pub async fn status(&self) -> Option<CollectorStatus> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Status(reply)).await.then_some(())?;
+        rx.await.ok()
+    }
+
+    /// Stops the task: sends what it can within `within` (or until `hurry`
+    /// turns true) and returns what it could not send. `None` if the task
+    /// was gone.
+    pub async fn stop(&self, within: Duration, hurry: watch::Receiver<bool>) -> Option<Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Stop { within, hurry, reply }).await.then_some(())?;
         rx.await.ok()
     }
 }
@@ -186,6 +225,7 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Result
         last_templates: None,
         last_options: None,
         withdrawals: Vec::new(),
+        spooled: None,
         ignored: (0, 0),
         counters: counters.clone(),
         recent: Default::default(),
@@ -216,6 +256,9 @@ struct CollectorTask {
     /// Templates to withdraw from the live session before the next ones
     /// (a reload redefined or dropped them; TCP only).
     withdrawals: Vec<(u16, bool)>,
+    /// The spool file whose records head the queue, and how many of them
+    /// are still queued.
+    spooled: Option<(PathBuf, usize)>,
     ignored: (u64, u64),
     counters: Arc<CollectorCounters>,
     /// UDP: recent data messages, to queue again what a collector refused.
@@ -239,7 +282,8 @@ impl CollectorTask {
                 // once the command is taken.
                 cmd = rx.recv() => match cmd.map(|e| e.cmd) {
                     None => {
-                        self.drain(Duration::from_secs(2)).await;
+                        let (_, never) = watch::channel(false);
+                        self.drain(Duration::from_secs(2), never).await;
                         return;
                     }
                     Some(Command::Records(records)) => {
@@ -256,13 +300,28 @@ impl CollectorTask {
                         self.templates_due = true;
                         self.pump().await;
                     }
-                    Some(Command::Flush(within, reply)) => {
-                        self.drain(within).await;
+                    Some(Command::Spooled { records, given_up, file }) => {
+                        let n = records.len();
+                        self.session.given_up_before(given_up.0, given_up.1, given_up.2);
+                        self.pending.push_front(records);
+                        self.spooled = Some((file, n));
+                        self.sent_front(0);
+                        self.pump().await;
+                    }
+                    Some(Command::Status(reply)) => {
+                        let _ = reply.send(self.status());
+                    }
+                    Some(Command::Stop { within, hurry, reply }) => {
+                        self.drain(within, hurry).await;
                         // The collector sees the final counters.
                         if self.transport.is_connected() {
                             self.send_options().await;
                         }
-                        let _ = reply.send(self.status());
+                        let status = self.status();
+                        let unsent = self.pending.take_all();
+                        self.publish();
+                        let _ = reply.send(Stopped { status, unsent });
+                        return;
                     }
                 },
                 _ = tick.tick() => self.pump().await,
@@ -290,6 +349,7 @@ impl CollectorTask {
             log::warn!("{}: queue full, {excess} records given up", self.transport.endpoint());
             let session = &mut self.session;
             self.pending.pop_front(excess, |lost| session.lost(lost));
+            self.sent_front(excess);
         }
         self.publish();
     }
@@ -305,15 +365,42 @@ impl CollectorTask {
         c.connected.store(self.transport.is_connected(), Relaxed);
     }
 
-    /// Keeps pumping until the queue is empty or `within` has passed.
-    async fn drain(&mut self, within: Duration) {
+    /// `n` records left the head of the queue (sent or given up): once
+    /// every spooled record has, the spool file goes.
+    fn sent_front(&mut self, n: usize) {
+        if let Some((file, left)) = &mut self.spooled {
+            *left = left.saturating_sub(n);
+            if *left == 0 {
+                match std::fs::remove_file(&*file) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        log::warn!("removing the sent spool {}: {e}", file.display());
+                    }
+                    _ => log::info!("{}: the spooled records are sent", self.transport.endpoint()),
+                }
+                self.spooled = None;
+            }
+        }
+    }
+
+    /// Keeps pumping until the queue is empty, `within` has passed or
+    /// `hurry` turns true.
+    async fn drain(&mut self, within: Duration, mut hurry: watch::Receiver<bool>) {
         let deadline = Instant::now() + within;
         loop {
             self.pump().await;
-            if self.pending.is_empty() || Instant::now() >= deadline {
+            if self.pending.is_empty() || Instant::now() >= deadline || *hurry.borrow() {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // A hurry signal whose sender is gone never fires.
+            let hurried = async {
+                if hurry.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                () = hurried => {}
+            }
         }
     }
 
@@ -368,6 +455,7 @@ impl CollectorTask {
                 }
             }
             self.pending.pop_front(used, |_| {});
+            self.sent_front(used);
         }
     }
 
@@ -512,7 +600,9 @@ mod counter_tests {
         sink.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let handle = start(sink.local_addr().unwrap(), Protocol::Udp);
         assert!(handle.send(Command::Records(records(100))).await);
-        let status = handle.flush(Duration::from_secs(5)).await.unwrap();
+        let stopped = handle.stop(Duration::from_secs(5), never()).await.unwrap();
+        assert!(stopped.unsent.is_empty());
+        let status = stopped.status;
         let (mut datagrams, mut bytes, mut buf) = (0u64, 0u64, [0u8; 2048]);
         while let Ok(n) = sink.recv(&mut buf) {
             datagrams += 1;
@@ -533,13 +623,23 @@ mod counter_tests {
     async fn a_refused_tcp_collector_counts_errors_and_keeps_the_records_queued() {
         let handle = start(refused_tcp_address(), Protocol::Tcp);
         assert!(handle.send(Command::Records(records(7))).await);
-        let status = handle.flush(Duration::from_millis(300)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let status = handle.status().await.unwrap();
         let c = handle.counters();
         assert!(c.errors.load(Relaxed) >= 1);
         assert_eq!(c.errors.load(Relaxed), status.errors);
-        assert_eq!(c.queued.load(Relaxed), 7);
+        assert_eq!((c.queued.load(Relaxed), status.queued), (7, 7));
         assert_eq!((c.records.load(Relaxed), c.messages.load(Relaxed)), (0, 0));
         assert!(!c.connected.load(Relaxed));
+        // Stopping hands the records back, in order.
+        let stopped = handle.stop(Duration::from_millis(100), never()).await.unwrap();
+        assert_eq!(stopped.unsent, *records(7));
+        assert!(handle.status().await.is_none(), "the task is gone");
+    }
+
+    /// A hurry signal that never fires.
+    fn never() -> watch::Receiver<bool> {
+        watch::channel(false).1
     }
 
     fn refused_tcp_address() -> SocketAddr {
@@ -557,7 +657,8 @@ mod counter_tests {
         for _ in 0..3 {
             assert!(handle.send(Command::Records(batch.clone())).await);
         }
-        let status = handle.flush(Duration::from_millis(300)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let status = handle.status().await.unwrap();
         assert_eq!((status.queued, status.not_sent), (7, 8), "the 8 oldest given up");
         assert_eq!(status.sequence, 8, "the sequence number skips them");
         assert_eq!(
@@ -574,7 +675,7 @@ mod counter_tests {
         let n = SEND_WINDOW as u64 + 10;
         assert!(handle.send(Command::Records(records(n))).await);
         assert!(handle.send(Command::Records(records(3))).await);
-        let status = handle.flush(Duration::from_secs(30)).await.unwrap();
-        assert_eq!((status.records, status.queued), (n + 3, 0));
+        let stopped = handle.stop(Duration::from_secs(30), never()).await.unwrap();
+        assert_eq!((stopped.status.records, stopped.unsent.len()), (n + 3, 0));
     }
 }

@@ -13,7 +13,7 @@ use flowctl_ipfix::{
 };
 use flowctl_model::FlowKey;
 
-pub use collector::{spawn, CollectorHandle, CollectorSettings, CollectorStatus, Command};
+pub use collector::{spawn, CollectorHandle, CollectorSettings, CollectorStatus, Command, Stopped};
 pub use transport::{Endpoint, Protocol};
 
 /// Template ID of the exporting-process statistics options template.

@@ -55,6 +55,14 @@ impl Pending {
         self.batches.iter().flat_map(|b| &b.records[b.start..])
     }
 
+    /// Takes every queued record out, oldest first.
+    pub fn take_all(&mut self) -> Vec<FlowRecord> {
+        let out = self.iter().copied().collect();
+        self.batches.clear();
+        self.len = 0;
+        out
+    }
+
     /// Removes the `n` oldest records (or all), showing each removed run to `removed`.
     pub fn pop_front(&mut self, mut n: usize, mut removed: impl FnMut(&[FlowRecord])) {
         while n > 0 {

@@ -176,6 +176,14 @@ impl ExportSession {
         self.sequence = self.sequence.wrapping_add(records.len() as u32);
     }
 
+    /// Records an earlier run of this exporting process gave up on (its
+    /// spool was full): counted as not sent in the statistics.
+    pub fn given_up_before(&mut self, records: u64, packets: u64, octets: u64) {
+        self.stats.not_sent_records += records;
+        self.stats.not_sent_packets += packets;
+        self.stats.not_sent_octets += octets;
+    }
+
     fn not_sent(&mut self, records: &[FlowRecord]) {
         for r in records {
             self.stats.not_sent_records += 1;

@@ -10,6 +10,7 @@ use core::net::{IpAddr, Ipv6Addr};
 /// `dst_port = type * 256 + code`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FlowKey {
     /// Inode of the network namespace the program is attached in.
     pub netns_ino: u32,

@@ -5,6 +5,7 @@ use std::fmt;
 /// IPFIX `flowEndReason` (IE 136) values, RFC 5102 §5.11.3 and the IANA
 /// registry: the complete list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(u8)]
 pub enum EndReason {
     /// No packet for the idle timeout (the default of a record built field

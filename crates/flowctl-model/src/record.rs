@@ -11,6 +11,7 @@ use crate::{EndReason, FlowKey, FlowStats};
 /// per-flow field the datapath keeps; a new field of [`FlowStats`] reaches
 /// the exporters with no change here.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FlowRecord {
     /// The flow.
     pub key: FlowKey,

@@ -7,6 +7,7 @@
 /// the header, and its merge rule in [`FlowStats::absorb`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FlowStats {
     /// Wire packets (a GSO packet counts its segments).
     pub packets: u64,

@@ -127,6 +127,10 @@ pub struct AgentArgs {
     /// Detach from the interfaces the agent attached to when it exits.
     #[arg(long)]
     pub detach_on_exit: bool,
+    /// Where a graceful stop keeps the records it could not deliver, for the
+    /// next start [default: /var/lib/flowctl/spool].
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
     /// How to hook into tc (replaces the file's attachMode/attachOrder).
     #[command(flatten)]
     pub attach: HookArgs,

@@ -6,16 +6,20 @@
 
 mod support;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
 use support::{
     agent::Agent,
-    collect::{ignored, records_of, Collect},
+    collect::{ignored, records_of, totals_by_sport, Collect},
     collectors::{free_port, TempDir},
     flowctl_cli::Flowctl,
     load::ManyFlows,
-    netns::{sysctl, Topology, A4, A_IF, B4},
+    netns::{sysctl, Topology, A4, A6, A_IF, B4, B6},
     traffic,
 };
 
@@ -140,4 +144,146 @@ fn a_reload_withdraws_a_redefined_template_before_sending_it_again() {
     );
     let at = |r: &Value| lines.iter().position(|l| l == r).unwrap();
     assert!(at(before[0]) < withdrawal && withdrawal < at(after[0]));
+}
+
+/// 13 UDP flows with distinct counts, IPv4 and IPv6: (source port -> packets, octets).
+fn thirteen_flows(topo: &Topology, base: u16) -> BTreeMap<u16, (u64, u64)> {
+    let mut expected = BTreeMap::new();
+    for i in 0..13u16 {
+        let (src, dst, l3) = if i % 3 == 2 { (A6, B6, 40) } else { (A4, B4, 20) };
+        let (packets, payload) = (1 + i as usize % 5, 40 + 7 * i as usize);
+        traffic::udp(&topo.a, sa(src, base + i), &topo.b, sa(dst, 5300), packets, payload);
+        expected.insert(base + i, (packets as u64, (packets * (l3 + 8 + payload)) as u64));
+    }
+    expected
+}
+
+#[test]
+#[ignore = "needs root: eBPF in network namespaces (misc/test.sh runs it as root)"]
+fn a_restart_while_the_collector_is_away_loses_nothing() {
+    let topo = Topology::new("away");
+    let fc = Flowctl::new("away");
+    let dir = TempDir::new("away");
+    let port = free_port(); // nothing listens there yet
+    let url = format!("udp://127.0.0.1:{port}");
+    let args = [
+        "--netns",
+        &topo.a,
+        "-i",
+        A_IF,
+        "--collector",
+        &url,
+        "--idle-timeout",
+        "1s",
+        "--scan-interval",
+        "200ms",
+    ];
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("first.log"));
+    let expected = thirteen_flows(&topo, 48000);
+    std::thread::sleep(Duration::from_millis(1500)); // the flows end and cannot be sent
+                                                     // systemctl restart: SIGTERM, and an impatient second one.
+    agent.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    let stopping = Instant::now();
+    agent.signal(libc::SIGTERM);
+    let log = dir.0.join("first.log");
+    assert!(agent.wait().success());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(4),
+        "the second signal cut the wait short"
+    );
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains("second stop signal"), "{log}");
+    assert!(
+        log.contains("for the next start"),
+        "the warning says what was kept: {log}"
+    );
+    let spooled: Vec<_> = std::fs::read_dir(dir.0.join("spool")).unwrap().flatten().collect();
+    assert_eq!(spooled.len(), 1, "one spool file for the one collector");
+
+    let collect = Collect::start(port, &dir, "collect.json");
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("second.log"));
+    collect.wait_until(Duration::from_secs(15), "the 13 spooled flows", |l| {
+        let got = totals_by_sport(l);
+        expected.iter().all(|(p, t)| got.get(p) == Some(t))
+    });
+    assert!(agent.stop().success());
+    let got = totals_by_sport(&collect.stop());
+    for (p, t) in &expected {
+        assert_eq!(got.get(p), Some(t), "flow {p} exactly once");
+    }
+    assert!(
+        std::fs::read_dir(dir.0.join("spool")).unwrap().next().is_none(),
+        "the spool file goes once its records are sent"
+    );
+}
+
+#[test]
+#[ignore = "needs root: eBPF in network namespaces (misc/test.sh runs it as root)"]
+fn past_the_spool_bound_records_are_dropped_counted_and_reported() {
+    let topo = Topology::new("bound");
+    for ns in [&topo.a, &topo.b] {
+        sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1");
+    }
+    let fc = Flowctl::new("bound");
+    let dir = TempDir::new("bound");
+    let port = free_port();
+    let config = dir.file(
+        "agent.yaml",
+        &format!(
+            "timers:\n  idleTimeout: 1s\n  scanInterval: 200ms\ncollectors:\n  - address: 127.0.0.1:{port}\n\
+             spool:\n  maxBytes: 4096\n"
+        ),
+    );
+    let args = ["--config", config.to_str().unwrap(), "--netns", &topo.a, "-i", A_IF];
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("first.log"));
+    let flows = 300u16;
+    ManyFlows {
+        src_ns: &topo.a,
+        src_ip: A4,
+        ports: 22000..22000 + flows,
+        dst_ns: &topo.b,
+        dst: sa(B4, 55100),
+        per_flow: 1,
+        payload: 20,
+        pause: Duration::ZERO,
+    }
+    .run();
+    std::thread::sleep(Duration::from_millis(1500));
+    agent.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+    agent.signal(libc::SIGTERM);
+    let first = dir.0.join("first.log");
+    assert!(agent.wait().success());
+    let log = std::fs::read_to_string(first).unwrap();
+    let dropped: u64 = log
+        .split(", dropped ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the log says how many were dropped: {log}"));
+    assert!(dropped > 0 && dropped < u64::from(flows), "{log}");
+
+    let collect = Collect::start(port, &dir, "collect.json");
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("second.log"));
+    let not_sent = |l: &[Value]| {
+        l.iter()
+            .filter(|r| r["options"] == true)
+            .filter_map(|r| r["fields"]["notSentFlowTotalCount"].as_u64())
+            .max()
+    };
+    collect.wait_until(Duration::from_secs(15), "the drop count in the statistics", |l| {
+        not_sent(l) == Some(dropped)
+    });
+    assert!(agent.stop().success());
+    let lines = collect.stop();
+    let delivered = totals_by_sport(&lines)
+        .keys()
+        .filter(|p| (22000..22000 + flows).contains(*p))
+        .count() as u64;
+    assert_eq!(
+        delivered + dropped,
+        u64::from(flows),
+        "every flow delivered or counted as dropped"
+    );
 }

@@ -32,6 +32,19 @@ pub struct ConfigFile {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsEntry,
+    /// Where a graceful stop keeps what it could not deliver.
+    #[serde(default)]
+    pub spool: SpoolEntry,
+}
+
+/// `spool`: records a graceful stop could not deliver, for the next start.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SpoolEntry {
+    /// Directory of the spool files (default `/var/lib/flowctl/spool`).
+    pub directory: Option<String>,
+    /// Largest spool file per collector, in bytes (default 64 MiB).
+    pub max_bytes: Option<u64>,
 }
 
 /// `metrics`: where the agent serves Prometheus `/metrics`.

@@ -18,7 +18,9 @@ use flowctl_ipfix::{
     MessageBuilder,
 };
 
-use file::{CollectorEntry, ConfigFile, InterfaceEntry, MetricsEntry, TemplateEntry, TimersEntry};
+use file::{CollectorEntry, ConfigFile, InterfaceEntry, MetricsEntry, SpoolEntry, TemplateEntry, TimersEntry};
+
+use crate::spool::Spool;
 
 /// Where the agent serves Prometheus `/metrics` unless configured otherwise
 /// (linux-flow-exporter's port 9999, on loopback only).
@@ -83,6 +85,8 @@ pub struct AgentConfig {
     pub templates: Vec<Template>,
     /// Listen address of the Prometheus endpoint; `None` when disabled.
     pub metrics: Option<SocketAddr>,
+    /// Where undelivered records wait for the next start.
+    pub spool: Spool,
 }
 
 /// Fields of the built-in templates (used when the file has none); `{v}`
@@ -208,6 +212,7 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
         timers(&file.timers).map_err(|(k, p)| err(format!("timers.{k}"), p))?;
     let templates = templates(&file.templates, strictness).map_err(|(k, p)| err(k, p))?;
     let metrics = metrics(&file.metrics).map_err(|p| err("metrics.address".into(), p))?;
+    let spool = spool(&file.spool).map_err(|(k, p)| err(format!("spool.{k}"), p))?;
     // Every template and one of its records must fit in one message, or the
     // exporter could never send them.
     for (i, c) in collectors.iter().enumerate() {
@@ -230,6 +235,27 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
         scan_interval,
         templates,
         metrics,
+        spool,
+    })
+}
+
+/// Default spool directory (systemd's StateDirectory=flowctl).
+pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/flowctl/spool";
+/// Default largest spool file per collector.
+pub const DEFAULT_SPOOL_BYTES: u64 = 64 << 20;
+
+fn spool(s: &SpoolEntry) -> Result<Spool, (&'static str, String)> {
+    let dir = s.directory.as_deref().unwrap_or(DEFAULT_SPOOL_DIR);
+    if !dir.starts_with('/') {
+        return Err(("directory", format!("{dir:?} is not an absolute path")));
+    }
+    let max_bytes = s.max_bytes.unwrap_or(DEFAULT_SPOOL_BYTES);
+    if max_bytes < 4096 {
+        return Err(("maxBytes", format!("{max_bytes} is less than 4096")));
+    }
+    Ok(Spool {
+        dir: dir.into(),
+        max_bytes,
     })
 }
 

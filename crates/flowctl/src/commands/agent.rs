@@ -30,6 +30,7 @@ pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
             detach_on_exit: args.detach_on_exit,
             attach_mode: args.attach.attach_mode.map(|m| m.to_string()),
             attach_order: args.attach.attach_order.map(|o| o.to_string()),
+            spool_dir: args.spool_dir.as_ref().map(|p| p.display().to_string()),
             metrics_address: args.metrics_address.clone(),
             no_metrics: args.no_metrics,
         },

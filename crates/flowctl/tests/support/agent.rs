@@ -16,15 +16,20 @@ pub struct Agent {
 impl Agent {
     /// Starts `flowctl agent ARGS` with the given pin directory; its log goes to `log`.
     /// Unless ARGS choose otherwise, metrics listen on a free loopback port
-    /// (parallel agents would clash on the default 127.0.0.1:9999).
+    /// (parallel agents would clash on the default 127.0.0.1:9999), and the
+    /// spool is `spool/` next to the log (not the system's).
     pub fn start(pin_dir: &Path, args: &[&str], log: &Path) -> Self {
         let file = std::fs::File::create(log).unwrap();
-        let mut args = args.to_vec();
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         if !args
             .iter()
-            .any(|a| a.starts_with("--metrics-address") || *a == "--no-metrics")
+            .any(|a| a.starts_with("--metrics-address") || a == "--no-metrics")
         {
-            args.extend(["--metrics-address", "127.0.0.1:0"]);
+            args.extend(["--metrics-address".into(), "127.0.0.1:0".into()]);
+        }
+        if !args.iter().any(|a| a == "--spool-dir") {
+            let spool = log.parent().unwrap().join("spool");
+            args.extend(["--spool-dir".into(), spool.display().to_string()]);
         }
         let child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
             .arg("agent")
@@ -84,8 +89,13 @@ impl Agent {
     }
 
     /// SIGTERM, then waits for the exit status.
-    pub fn stop(mut self) -> ExitStatus {
+    pub fn stop(self) -> ExitStatus {
         self.signal(libc::SIGTERM);
+        self.wait()
+    }
+
+    /// Waits (30 s at most) for the agent to exit on its own.
+    pub fn wait(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
         let start = Instant::now();
         loop {
