@@ -12,7 +12,7 @@ use flowctl_aging::{ScanOutcome, Scanner, Watermarks};
 use flowctl_datapath::{AttachRequest, FlowTable, PinLayout};
 use flowctl_export::{CollectorHandle, Command, TemplateSet};
 use flowctl_ipfix::template::Strictness;
-use flowctl_model::FlowRecord;
+use flowctl_model::{FlowRecord, FlowSource};
 use tokio::{
     signal::unix::{signal, SignalKind},
     sync::watch,
@@ -111,13 +111,19 @@ async fn detach_all(layout: &PinLayout, config: &AgentConfig) {
 /// Runs one pass (every flow ended if `force`) on a blocking thread, which
 /// hands the records to every collector a chunk at a time as the cache is
 /// walked, waiting while a collector is behind (`CollectorHandle::send`).
-async fn run_scan(scanner: &SharedScanner, collectors: &[Collector], force: bool) -> Result<ScanOutcome, AgentError> {
-    let scanner = scanner.clone();
+async fn run_scan(
+    scanner: &SharedScanner,
+    layout: &PinLayout,
+    collectors: &[Collector],
+    force: bool,
+) -> Result<ScanOutcome, AgentError> {
+    let (scanner, layout) = (scanner.clone(), layout.clone());
     let runtime = tokio::runtime::Handle::current();
     let targets: Vec<CollectorHandle> = collectors.iter().map(|c| c.handle.clone()).collect();
     tokio::task::spawn_blocking(move || {
         let mut sink = |records: Vec<FlowRecord>| runtime.block_on(send_records(&targets, records));
         let mut s = lock(&scanner);
+        follow_the_cache(&mut s, &layout, &mut sink)?;
         if force {
             s.end_all(&mut sink)
         } else {
@@ -127,6 +133,27 @@ async fn run_scan(scanner: &SharedScanner, collectors: &[Collector], force: bool
     .await
     .map_err(|e| AgentError::Other(e.to_string()))?
     .map_err(AgentError::from)
+}
+
+/// Switches to the pinned cache if it was replaced (purged, or resized and
+/// attached again), after exporting what the old map still holds (reason
+/// 4): the datapath writes into the new one, so nothing is lost.
+fn follow_the_cache(
+    scanner: &mut Scanner<FlowTable>,
+    layout: &PinLayout,
+    sink: flowctl_aging::RecordSink<'_>,
+) -> flowctl_datapath::Result<()> {
+    let Some(new) = scanner.source().reopen_if_replaced(layout)? else {
+        return Ok(());
+    };
+    let old = scanner.end_all(sink)?;
+    log::warn!(
+        "the pinned flow cache was replaced: exported the {} flows left in the old one, reading the new one (capacity {})",
+        old.flows,
+        new.capacity()
+    );
+    scanner.replace_source(new);
+    Ok(())
 }
 
 /// One chunk of records to every collector, shared (not copied).
@@ -190,7 +217,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
 
     loop {
         tokio::select! {
-            _ = tick.tick() => match run_scan(&scanner, &collectors, false).await {
+            _ = tick.tick() => match run_scan(&scanner, &layout, &collectors, false).await {
                 Ok(outcome) => {
                     metrics.observe_pass(&outcome);
                     dispatch(&collectors, outcome).await;
@@ -237,7 +264,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     if config.detach_on_exit {
         detach_all(&layout, &config).await;
     }
-    let outcome = run_scan(&scanner, &collectors, true).await?;
+    let outcome = run_scan(&scanner, &layout, &collectors, true).await?;
     metrics.observe_pass(&outcome);
     dispatch(&collectors, outcome).await;
     // The collectors get a few seconds; a second stop signal cuts them short.

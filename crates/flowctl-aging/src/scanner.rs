@@ -91,6 +91,12 @@ impl<S: FlowSource> Scanner<S> {
         &mut self.source
     }
 
+    /// Ages `source` from now on (the cache was replaced); returns the old
+    /// one. The aging state is kept.
+    pub fn replace_source(&mut self, source: S) -> S {
+        std::mem::replace(&mut self.source, source)
+    }
+
     /// The aging state.
     pub fn aging(&self) -> &Aging {
         &self.aging

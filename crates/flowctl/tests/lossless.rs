@@ -287,3 +287,51 @@ fn past_the_spool_bound_records_are_dropped_counted_and_reported() {
         "every flow delivered or counted as dropped"
     );
 }
+
+#[test]
+#[ignore = "needs root: eBPF in network namespaces (misc/test.sh runs it as root)"]
+fn the_agent_follows_its_cache_when_it_is_purged_and_created_again() {
+    let topo = Topology::new("purge");
+    let fc = Flowctl::new("purge");
+    let dir = TempDir::new("purge");
+    let port = free_port();
+    let collect = Collect::start(port, &dir, "collect.json");
+    let url = format!("udp://127.0.0.1:{port}");
+    let args = [
+        "--netns",
+        &topo.a,
+        "-i",
+        A_IF,
+        "--collector",
+        &url,
+        "--idle-timeout",
+        "3s",
+        "--scan-interval",
+        "200ms",
+    ];
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("agent.log"));
+    // Counted in the first cache, not yet ended when it is purged.
+    let before = thirteen_flows(&topo, 49000);
+    // The documented way to resize: purge under the running agent; its
+    // interface watch attaches again and creates a new cache.
+    fc.ok(&["detach", "--all", "--purge"]);
+    agent.wait_for_log("is back: metering it again", Duration::from_secs(10));
+    let after = thirteen_flows(&topo, 49100);
+    assert!(status(&fc)["flows"].as_u64().unwrap() >= 13, "the new cache fills");
+    let mut expected = before;
+    expected.extend(after);
+    collect.wait_until(Duration::from_secs(15), "the flows of both caches", |l| {
+        let got = totals_by_sport(l);
+        expected.iter().all(|(p, t)| got.get(p) == Some(t))
+    });
+    assert!(
+        agent.log().contains("the pinned flow cache was replaced"),
+        "{}",
+        agent.log()
+    );
+    assert!(agent.stop().success());
+    let got = totals_by_sport(&collect.stop());
+    for (p, t) in &expected {
+        assert_eq!(got.get(p), Some(t), "flow {p} exactly once");
+    }
+}

@@ -24,6 +24,8 @@ pub struct FlowTable {
     flows: PerCpuHash<FlowKey, FlowStats>,
     counters: PerCpuArray<MapData, DatapathCounters>,
     max_flows: u32,
+    /// Kernel id of the flow map, to tell when the pinned one is another.
+    map_id: u32,
     batch_size: usize,
     mode: ReadMode,
 }
@@ -45,9 +47,21 @@ impl FlowTable {
             flows,
             counters,
             max_flows: info.max_entries(),
+            map_id: info.id(),
             batch_size: (BATCH_BYTES / entry_bytes).clamp(64, 16384),
             mode: ReadMode::Batch,
         })
+    }
+
+    /// A new table if the cache pinned under `layout` is no longer the map
+    /// this one reads (`flowctl detach --all --purge`, then an attach that
+    /// created another cache); `None` while it is the same, or while
+    /// nothing is pinned.
+    pub fn reopen_if_replaced(&self, layout: &PinLayout) -> Result<Option<FlowTable>> {
+        match pinned_flows_map(layout)? {
+            Some(info) if info.id() != self.map_id => FlowTable::open(layout).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Number of per-CPU slots of every flow.
