@@ -78,6 +78,9 @@ struct {
 	__type(value, struct clock_cache);
 } flowctl_clock SEC(".maps");
 
+/* Header buffers, aligned so copies into them use word stores. */
+#define HDR_BUF __attribute__((aligned(8)))
+
 /* What the parser learnt about one packet besides its key. */
 struct packet_meta {
 	__u64 segments;    /* wire packets this skb stands for */
@@ -86,6 +89,36 @@ struct packet_meta {
 	__u8 ttl;
 	__u8 tos;
 };
+
+/*
+ * Working memory of one packet: the key, what the parser learnt, and the
+ * value of a new flow. It lives in a per-CPU array rather than on the
+ * stack: the verifier of kernels before 6.x, for a loader without
+ * CAP_PERFMON (flowctl needs only CAP_BPF and CAP_NET_ADMIN), takes a narrow
+ * store of a known scalar at an 8-byte aligned stack offset for a spill and
+ * refuses any later narrow store into the same 8 bytes ("attempt to
+ * corrupt spilled pointer on stack"); struct fields are written that way.
+ * Map memory has no such rule. tc programs do not nest on a CPU, so one
+ * slot per CPU is enough.
+ */
+struct scratch {
+	struct flow_key key;
+	struct packet_meta m;
+	struct flow_value fresh;
+	/* Header copies, one area per parsing step. */
+	__u8 eth[16] HDR_BUF;
+	__u8 tag[8] HDR_BUF;
+	__u8 ip[IPV6_HDR_LEN] HDR_BUF;
+	__u8 ext[8] HDR_BUF;
+	__u8 l4[16] HDR_BUF;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} flowctl_scratch SEC(".maps");
 
 /*
  * CLOCK_BOOTTIME, read at most once per jiffy per CPU: the stamp of a packet
@@ -108,8 +141,6 @@ static __always_inline __u64 now_ns(void)
 	return c->boot_ns;
 }
 
-/* Header buffers on the stack, aligned so copies into them use word stores. */
-#define HDR_BUF __attribute__((aligned(8)))
 
 /* Offsets of the headers of an untagged frame (IPv4 without options, IPv6
  * without extension headers): the ones read straight from the packet. */
@@ -215,7 +246,8 @@ static __always_inline void add_packet(struct flow_value *v, const struct packet
 		v->max_ttl = m->ttl;
 }
 
-static __always_inline void record(const struct flow_key *key, const struct packet_meta *m)
+static __always_inline void record(const struct flow_key *key, const struct packet_meta *m,
+				   struct flow_value *fresh)
 {
 	__u64 now = now_ns();
 	struct flow_value *v = bpf_map_lookup_elem(&flowctl_flows, key);
@@ -224,9 +256,9 @@ static __always_inline void record(const struct flow_key *key, const struct pack
 		return;
 	}
 
-	struct flow_value fresh = {};
-	add_packet(&fresh, m, now);
-	long err = bpf_map_update_elem(&flowctl_flows, key, &fresh, BPF_NOEXIST);
+	__builtin_memset(fresh, 0, sizeof(*fresh));
+	add_packet(fresh, m, now);
+	long err = bpf_map_update_elem(&flowctl_flows, key, fresh, BPF_NOEXIST);
 	if (err == 0)
 		return;
 	/* Another CPU inserted the same key meanwhile: our slot is zeroed. */
@@ -257,10 +289,11 @@ static __always_inline void wire_size(struct __sk_buff *skb, struct packet_meta 
 }
 
 /* Parses the transport header; returns its length for GSO accounting. */
-static __always_inline __u32 parse_l4(struct __sk_buff *skb, __u32 off, struct flow_key *key,
-				      struct packet_meta *m)
+static __always_inline __u32 parse_l4(struct __sk_buff *skb, __u32 off, struct scratch *s)
 {
-	__u8 hdr[14] HDR_BUF;
+	struct flow_key *key = &s->key;
+	struct packet_meta *m = &s->m;
+	__u8 *hdr = s->l4;
 
 	switch (key->protocol) {
 	case IPPROTO_TCP:
@@ -288,12 +321,13 @@ static __always_inline __u32 parse_l4(struct __sk_buff *skb, __u32 off, struct f
 }
 
 /* IPv4 at l3_off; returns 0 when the header is unusable. */
-static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3_off, struct flow_key *key,
-				      struct packet_meta *m)
+static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3_off, struct scratch *s)
 {
-	__u8 ip[20] HDR_BUF;
+	struct flow_key *key = &s->key;
+	struct packet_meta *m = &s->m;
+	__u8 *ip = s->ip;
 
-	if (load(skb, l3_off, ip, sizeof(ip)) < 0)
+	if (load(skb, l3_off, ip, 20) < 0)
 		return 0;
 	__u32 ihl = (ip[0] & 0x0f) * 4;
 	if ((ip[0] >> 4) != 4 || ihl < 20)
@@ -314,18 +348,19 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3_off, struc
 	__u16 frag_offset = (((__u16)ip[6] << 8) | ip[7]) & 0x1fff;
 	__u32 l4_len = 0;
 	if (frag_offset == 0)
-		l4_len = parse_l4(skb, l3_off + ihl, key, m);
+		l4_len = parse_l4(skb, l3_off + ihl, s);
 	wire_size(skb, m, l3_off, ip_len, ihl + l4_len);
 	return 1;
 }
 
 /* IPv6 at l3_off, walking extension headers; returns 0 when unusable. */
-static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struct flow_key *key,
-				      struct packet_meta *m)
+static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struct scratch *s)
 {
-	__u8 ip[IPV6_HDR_LEN] HDR_BUF;
+	struct flow_key *key = &s->key;
+	struct packet_meta *m = &s->m;
+	__u8 *ip = s->ip;
 
-	if (load(skb, l3_off, ip, sizeof(ip)) < 0)
+	if (load(skb, l3_off, ip, IPV6_HDR_LEN) < 0)
 		return 0;
 	if ((ip[0] >> 4) != 6)
 		return 0;
@@ -344,11 +379,11 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 
 #pragma unroll
 	for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
-		__u8 ext[4] HDR_BUF;
+		__u8 *ext = s->ext;
 		if (next != NEXTHDR_HOP && next != NEXTHDR_ROUTING && next != NEXTHDR_DEST &&
 		    next != NEXTHDR_FRAGMENT && next != NEXTHDR_AUTH && next != NEXTHDR_MOBILITY)
 			break;
-		if (load(skb, off, ext, sizeof(ext)) < 0) {
+		if (load(skb, off, ext, 4) < 0) {
 			first_fragment = 0; /* truncated chain: no transport header */
 			break;
 		}
@@ -372,72 +407,74 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 	key->protocol = next;
 	__u32 l4_len = 0;
 	if (first_fragment)
-		l4_len = parse_l4(skb, off, key, m);
+		l4_len = parse_l4(skb, off, s);
 	wire_size(skb, m, l3_off, ip_len, off - l3_off + l4_len);
 	return 1;
 }
 
-/*
- * The link layer of an Ethernet frame: up to two 802.1Q/802.1ad tags (plus
- * the offloaded tag in skb metadata) into the key. Returns the ethertype
- * after the tags and sets *l3_off; 0 when the frame is too short.
- */
-static __always_inline __u16 parse_ethernet(struct __sk_buff *skb, struct flow_key *key, __u32 *l3_off)
-{
-	__u8 eth[ETH_HDR_LEN] HDR_BUF;
-
-	if (load(skb, 0, eth, sizeof(eth)) < 0)
-		return 0;
-	__u16 proto = ((__u16)eth[12] << 8) | eth[13];
-	__u32 off = ETH_HDR_LEN;
-	int tags = 0;
-
-	if (skb->vlan_present) {
-		key->vlan_id = skb->vlan_tci & 0x0fff;
-		tags = 1;
-	}
-#pragma unroll
-	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
-		__u8 tag[4] HDR_BUF;
-		if (proto != ETH_P_8021Q_ && proto != ETH_P_8021AD_)
-			break;
-		if (load(skb, off, tag, sizeof(tag)) < 0)
-			break;
-		__u16 vid = (((__u16)tag[0] << 8) | tag[1]) & 0x0fff;
-		if (tags == 0)
-			key->vlan_id = vid;
-		else if (tags == 1)
-			key->inner_vlan_id = vid;
-		tags++;
-		proto = ((__u16)tag[2] << 8) | tag[3];
-		off += 4;
-	}
-	*l3_off = off;
-	return proto;
-}
-
 static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 {
-	struct flow_key key = {};
-	struct packet_meta m = {};
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&flowctl_scratch, &zero);
+	if (!s)
+		return TC_ACT_UNSPEC;
+	struct flow_key *key = &s->key;
+	struct packet_meta *m = &s->m;
+	__builtin_memset(key, 0, sizeof(*key));
+	/* Every other field of m is set on every path that records. */
+	m->tcp_flags = 0;
 	__u16 proto;
 	__u32 off = 0;
+	__u16 vlan = 0, inner_vlan = 0;
 
-	if (RAW_IP)
+	if (RAW_IP) {
 		proto = bpf_ntohs(skb->protocol);
-	else
-		proto = parse_ethernet(skb, &key, &off);
+	} else {
+		/* Ethernet, with up to two 802.1Q/802.1ad tags (plus the
+		 * offloaded tag in skb metadata). */
+		__u8 *eth = s->eth;
+		if (load(skb, 0, eth, ETH_HDR_LEN) < 0) {
+			count_non_ip(skb);
+			return TC_ACT_UNSPEC;
+		}
+		proto = ((__u16)eth[12] << 8) | eth[13];
+		off = ETH_HDR_LEN;
+		int tags = 0;
 
-	key.netns_ino = NETNS_INO;
-	key.direction = direction;
-	key.ingress_ifindex = skb->ingress_ifindex;
-	key.egress_ifindex = direction == FLOWCTL_DIR_EGRESS ? skb->ifindex : 0;
+		if (skb->vlan_present) {
+			vlan = skb->vlan_tci & 0x0fff;
+			tags = 1;
+		}
+#pragma unroll
+		for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+			__u8 *tag = s->tag;
+			if (proto != ETH_P_8021Q_ && proto != ETH_P_8021AD_)
+				break;
+			if (load(skb, off, tag, 4) < 0)
+				break;
+			__u16 vid = (((__u16)tag[0] << 8) | tag[1]) & 0x0fff;
+			if (tags == 0)
+				vlan = vid;
+			else if (tags == 1)
+				inner_vlan = vid;
+			tags++;
+			proto = ((__u16)tag[2] << 8) | tag[3];
+			off += 4;
+		}
+	}
+
+	key->vlan_id = vlan;
+	key->inner_vlan_id = inner_vlan;
+	key->netns_ino = NETNS_INO;
+	key->direction = direction;
+	key->ingress_ifindex = skb->ingress_ifindex;
+	key->egress_ifindex = direction == FLOWCTL_DIR_EGRESS ? skb->ifindex : 0;
 
 	int ok;
 	if (proto == ETH_P_IP)
-		ok = parse_ipv4(skb, off, &key, &m);
+		ok = parse_ipv4(skb, off, s);
 	else if (proto == ETH_P_IPV6)
-		ok = parse_ipv6(skb, off, &key, &m);
+		ok = parse_ipv6(skb, off, s);
 	else {
 		count_non_ip(skb);
 		return TC_ACT_UNSPEC;
@@ -446,7 +483,7 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 		count_malformed(skb);
 		return TC_ACT_UNSPEC;
 	}
-	record(&key, &m);
+	record(key, m, &s->fresh);
 	return TC_ACT_UNSPEC;
 }
 

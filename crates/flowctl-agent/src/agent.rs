@@ -5,14 +5,14 @@
 
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{atomic::Ordering::Relaxed, Arc, Mutex},
+    time::Instant,
 };
 
 use flowctl_aging::{ScanOutcome, Scanner, Watermarks};
 use flowctl_datapath::{AttachRequest, FlowTable, PinLayout};
-use flowctl_export::{CollectorHandle, Command, TemplateSet};
+use flowctl_export::{Command, TemplateSet};
 use flowctl_ipfix::template::Strictness;
-use flowctl_model::{FlowRecord, FlowSource};
 use tokio::{
     signal::unix::{signal, SignalKind},
     sync::watch,
@@ -22,14 +22,12 @@ use tokio::{
 use crate::{
     collectors::{self, Collector},
     config::{self, AgentConfig, ConfigError},
+    control::{AgentStatus, CollectorStatusLine, ControlServer, PassStatus, Request, Response},
     lock,
     metrics::{ListenError, MetricsService},
+    passes::{self, PassKind},
     Overrides,
 };
-
-/// The aging scanner over the pinned flow cache, shared with the blocking
-/// thread a pass runs on.
-type SharedScanner = Arc<Mutex<Scanner<FlowTable>>>;
 
 /// Errors that stop the agent.
 #[derive(Debug, thiserror::Error)]
@@ -108,82 +106,39 @@ async fn detach_all(layout: &PinLayout, config: &AgentConfig) {
     }
 }
 
-/// Runs one pass (every flow ended if `force`) on a blocking thread, which
-/// hands the records to every collector a chunk at a time as the cache is
-/// walked, waiting while a collector is behind (`CollectorHandle::send`).
-async fn run_scan(
-    scanner: &SharedScanner,
-    layout: &PinLayout,
-    collectors: &[Collector],
-    force: bool,
-) -> Result<ScanOutcome, AgentError> {
-    let (scanner, layout) = (scanner.clone(), layout.clone());
-    let runtime = tokio::runtime::Handle::current();
-    let targets: Vec<CollectorHandle> = collectors.iter().map(|c| c.handle.clone()).collect();
-    tokio::task::spawn_blocking(move || {
-        let mut sink = |records: Vec<FlowRecord>| runtime.block_on(send_records(&targets, records));
-        let mut s = lock(&scanner);
-        follow_the_cache(&mut s, &layout, &mut sink)?;
-        if force {
-            s.end_all(&mut sink)
-        } else {
-            s.scan(&mut sink)
-        }
-    })
-    .await
-    .map_err(|e| AgentError::Other(e.to_string()))?
-    .map_err(AgentError::from)
-}
-
-/// Switches to the pinned cache if it was replaced (purged, or resized and
-/// attached again), after exporting what the old map still holds (reason
-/// 4): the datapath writes into the new one, so nothing is lost.
-fn follow_the_cache(
-    scanner: &mut Scanner<FlowTable>,
-    layout: &PinLayout,
-    sink: flowctl_aging::RecordSink<'_>,
-) -> flowctl_datapath::Result<()> {
-    let Some(new) = scanner.source().reopen_if_replaced(layout)? else {
-        return Ok(());
-    };
-    let old = scanner.end_all(sink)?;
-    log::warn!(
-        "the pinned flow cache was replaced: exported the {} flows left in the old one, reading the new one (capacity {})",
-        old.flows,
-        new.capacity()
-    );
-    scanner.replace_source(new);
-    Ok(())
-}
-
-/// One chunk of records to every collector, shared (not copied).
-async fn send_records(targets: &[CollectorHandle], records: Vec<FlowRecord>) {
-    let records = Arc::new(records);
-    for handle in targets {
-        if !handle.send(Command::Records(records.clone())).await {
-            log::error!("{}: export task stopped", handle.endpoint());
-        }
+/// The agent's state for `flowctl agent status`.
+async fn status(collectors: &[Collector], last_pass: Option<&(Instant, ScanOutcome)>) -> AgentStatus {
+    let mut lines = Vec::new();
+    for c in collectors {
+        let Some(s) = c.handle.status().await else {
+            continue;
+        };
+        let counters = c.handle.counters();
+        lines.push(CollectorStatusLine {
+            endpoint: s.endpoint,
+            observation_domain_id: c.spec.observation_domain_id,
+            connected: counters.connected.load(Relaxed),
+            queued: s.queued as u64,
+            records: s.records,
+            messages: s.messages,
+            template_messages: counters.template_messages.load(Relaxed),
+            not_sent: s.not_sent,
+            errors: s.errors,
+            sequence: s.sequence,
+        });
     }
-}
-
-/// After a pass (its records already handed over): the datapath's
-/// not-recorded counters to every collector, then the pass's summary.
-async fn dispatch(collectors: &[Collector], outcome: ScanOutcome) {
-    let c = &outcome.counters;
-    for col in collectors {
-        col.handle
-            .send(Command::Ignored {
-                packets: c.not_recorded_packets,
-                octets: c.not_recorded_octets,
-            })
-            .await;
+    AgentStatus {
+        pid: std::process::id(),
+        flows: last_pass.map_or(0, |(_, o)| o.flows as u64),
+        capacity: last_pass.map_or(0, |(_, o)| u64::from(o.capacity)),
+        last_pass: last_pass.map(|(at, o)| PassStatus {
+            seconds_ago: at.elapsed().as_secs_f64(),
+            duration_ms: o.duration.as_secs_f64() * 1000.0,
+            flows: o.flows as u64,
+            records: o.records_made.total(),
+        }),
+        collectors: lines,
     }
-    let n = outcome.records_made.total();
-    let (flows, capacity, took) = (outcome.flows, outcome.capacity, outcome.duration);
-    log::debug!(
-        "scan: {flows} flows of {capacity}, {n} records, {took:?}; not recorded {} packets",
-        c.not_recorded_packets
-    );
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
@@ -201,6 +156,9 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
         let s = Scanner::new(table, timeouts, Watermarks::default());
         Arc::new(Mutex::new(s))
     };
+    let (control, mut requests) = ControlServer::start(&config.control_socket)
+        .await
+        .map_err(|e| AgentError::Other(format!("control socket {}: {e}", config.control_socket.display())))?;
     let mut templates = Arc::new(TemplateSet::new(config.templates.clone()));
     let (mut collectors, _) = collectors::start(&config, &templates, Vec::new()).await;
     metrics.set_collectors(collectors::metrics_sources(&collectors));
@@ -213,14 +171,20 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     );
     let mut tick = interval(config.scan_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    log::info!("agent running: scan every {:?}", config.scan_interval);
+    log::info!(
+        "agent running: scan every {:?}, control socket {}",
+        config.scan_interval,
+        config.control_socket.display()
+    );
+    let mut last_pass: Option<(Instant, ScanOutcome)> = None;
 
     loop {
         tokio::select! {
-            _ = tick.tick() => match run_scan(&scanner, &layout, &collectors, false).await {
+            _ = tick.tick() => match passes::run(&scanner, &layout, &collectors, PassKind::Age).await {
                 Ok(outcome) => {
                     metrics.observe_pass(&outcome);
-                    dispatch(&collectors, outcome).await;
+                    passes::dispatch(&collectors, &outcome).await;
+                    last_pass = Some((Instant::now(), outcome));
                 }
                 Err(e) => {
                     metrics.pass_failed();
@@ -254,6 +218,30 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
                 }
                 Err(e) => log::error!("reload refused, keeping the running configuration: {e}"),
             },
+            Some((request, reply)) = requests.recv() => {
+                let answer = match request {
+                    Request::Flush { selector } => {
+                        match passes::run(&scanner, &layout, &collectors, PassKind::Flush(selector)).await {
+                            Ok(outcome) => {
+                                metrics.observe_pass(&outcome);
+                                passes::dispatch(&collectors, &outcome).await;
+                                let flows = outcome.ended.total();
+                                log::info!("flush: {flows} flows ended and exported (reason 4)");
+                                Response::Flushed { flows }
+                            }
+                            Err(e) => Response::Error { message: e.to_string() },
+                        }
+                    }
+                    Request::Status => Response::Status(status(&collectors, last_pass.as_ref()).await),
+                    Request::ResendTemplates => {
+                        for c in &collectors {
+                            c.handle.send(Command::ResendTemplates).await;
+                        }
+                        Response::Ok
+                    }
+                };
+                let _ = reply.send(answer);
+            },
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -264,9 +252,10 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     if config.detach_on_exit {
         detach_all(&layout, &config).await;
     }
-    let outcome = run_scan(&scanner, &layout, &collectors, true).await?;
+    let outcome = passes::run(&scanner, &layout, &collectors, PassKind::EndAll).await?;
     metrics.observe_pass(&outcome);
-    dispatch(&collectors, outcome).await;
+    passes::dispatch(&collectors, &outcome).await;
+    drop(control);
     // The collectors get a few seconds; a second stop signal cuts them short.
     // Either way what they could not deliver is spooled.
     let (hurry_tx, hurry) = watch::channel(false);

@@ -4,9 +4,11 @@
 pub mod agent;
 pub mod collectors;
 pub mod config;
+pub mod control;
 pub mod links;
 pub mod metrics;
 mod overrides;
+pub mod passes;
 pub mod spool;
 pub mod synthetic;
 

@@ -36,6 +36,8 @@ pub struct Overrides {
     pub no_metrics: bool,
     /// Spool directory.
     pub spool_dir: Option<String>,
+    /// Control socket path.
+    pub control_socket: Option<String>,
 }
 
 /// Splits `udp://host:port`, `tcp://host:port` or `host:port` (UDP).
@@ -110,6 +112,9 @@ impl Overrides {
         }
         if self.spool_dir.is_some() {
             file.spool.directory = self.spool_dir.clone();
+        }
+        if self.control_socket.is_some() {
+            file.control.socket = self.control_socket.clone();
         }
         if self.no_metrics {
             file.metrics.enabled = Some(false);

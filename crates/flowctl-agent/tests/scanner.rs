@@ -61,7 +61,7 @@ fn flow(i: u32, last_seen_ns: u64) -> (FlowKey, FlowStats) {
 fn scanner(layout: &PinLayout, batch: usize) -> Scanner<FlowTable> {
     let mut table = FlowTable::open(layout).unwrap();
     table.set_read_mode(ReadMode::Batch, batch);
-    Scanner::new(table, timeouts(Duration::from_secs(30)), Watermarks::default())
+    Scanner::new(table, timeouts(Duration::from_secs(5)), Watermarks::default())
 }
 
 /// Every record of one pass (`end_all` or `scan`).
@@ -74,6 +74,17 @@ fn pass(scanner: &mut Scanner<FlowTable>, end_all: bool) -> Vec<FlowRecord> {
         scanner.scan(&mut sink).unwrap();
     }
     records
+}
+
+/// Last-seen times of an active flow (1 s ago) and of an idle one (11 s
+/// ago, past the 5 s idle timeout), on the boot-time clock. A freshly booted
+/// kernel guest may not be 12 s up yet: wait for it.
+fn moments() -> (u64, u64) {
+    while boot_time_ns() < 12 * S {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let now = boot_time_ns();
+    (now - S, now - 11 * S)
 }
 
 fn timeouts(idle: Duration) -> Timeouts {
@@ -93,14 +104,14 @@ fn a_mass_expiry_drains_the_cache_and_puts_the_staying_flows_back() {
     let (_pins, layout, table) = cache("");
 
     // 2900 flows idle for 100 s, 100 active a second ago, mixed over the buckets.
-    let now = boot_time_ns();
+    let (active, idle) = moments();
     let flows: Vec<_> = (0..3000)
-        .map(|i| flow(i, if i % 30 == 0 { now - S } else { now - 100 * S }))
+        .map(|i| flow(i, if i % 30 == 0 { active } else { idle }))
         .collect();
     table.insert_batch(&flows).unwrap();
     let staying: HashMap<FlowKey, FlowStats> = flows
         .iter()
-        .filter(|(_, v)| v.last_seen_ns > now - 10 * S)
+        .filter(|(_, v)| v.last_seen_ns == active)
         .map(|(k, v)| (*k, *v))
         .collect();
     assert_eq!(staying.len(), 100);
@@ -133,9 +144,9 @@ fn a_mass_expiry_drains_the_cache_and_puts_the_staying_flows_back() {
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_pass_where_few_flows_expire_only_reads() {
     let (_pins, layout, table) = cache("-few");
-    let now = boot_time_ns();
+    let (active, idle) = moments();
     let flows: Vec<_> = (0..1000)
-        .map(|i| flow(i, if i % 2 == 0 { now - S } else { now - 100 * S }))
+        .map(|i| flow(i, if i % 2 == 0 { active } else { idle }))
         .collect();
     table.insert_batch(&flows).unwrap();
 
@@ -149,10 +160,10 @@ fn a_pass_where_few_flows_expire_only_reads() {
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn passes_hand_their_records_over_in_chunks_as_they_walk() {
     let (_pins, layout, table) = cache("-sink");
-    let now = boot_time_ns();
+    let (active, idle) = moments();
     // 2000 idle flows, 1000 active ones.
     let flows: Vec<_> = (0..3000)
-        .map(|i| flow(i, if i % 3 == 0 { now - S } else { now - 100 * S }))
+        .map(|i| flow(i, if i % 3 == 0 { active } else { idle }))
         .collect();
     table.insert_batch(&flows).unwrap();
 

@@ -143,6 +143,37 @@ impl<S: FlowSource> Scanner<S> {
         pass.finish(&self.source, started, drained)
     }
 
+    /// Ends the flows `select` picks (reason 4): a flush. Each is read and
+    /// deleted in one step as the cache is walked.
+    pub fn end_where(
+        &mut self,
+        select: impl Fn(&FlowKey) -> bool,
+        sink: RecordSink<'_>,
+    ) -> Result<ScanOutcome, S::Error> {
+        let started = Instant::now();
+        let mut pass = Pass::new(&self.source, sink, self.chunk_records);
+        let taken = self.take_where(&select, &mut pass);
+        pass.finish(&self.source, started, taken)
+    }
+
+    fn take_where(&mut self, select: &dyn Fn(&FlowKey) -> bool, pass: &mut Pass<'_>) -> Result<(), S::Error> {
+        let mut chosen = Vec::new();
+        let mut walk = self.source.walk();
+        while let Some(chunk) = walk.next_chunk()? {
+            pass.out.flows += chunk.len();
+            chosen.extend(chunk.iter().filter(|(k, _)| select(k)).map(|(k, s)| Expiry {
+                key: *k,
+                stats: *s,
+                reason: EndReason::ForcedEnd,
+            }));
+            for e in chosen.drain(..) {
+                pass.take(&self.source, &mut self.aging, &e)?;
+            }
+            pass.hand_over_if_full();
+        }
+        Ok(())
+    }
+
     fn walk_and_take(&mut self, pass: &mut Pass<'_>) -> Result<(), S::Error> {
         let Self {
             source, aging, drained, ..

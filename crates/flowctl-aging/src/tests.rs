@@ -600,3 +600,24 @@ fn an_error_while_ending_every_flow_hands_over_what_was_drained() {
     assert_eq!(records.len(), 20);
     assert_nothing_lost(&h, &records);
 }
+
+#[test]
+fn end_where_ends_exactly_the_selected_flows_with_reason_4() {
+    let mut h = Harness::with_chunk(timeouts(60, 600, 5), Watermarks::default(), 100, 4);
+    for port in 0..20 {
+        h.packet(key(17, port), 100, 0, 0);
+    }
+    let mut records = Vec::new();
+    let out = h
+        .scanner
+        .end_where(|k| k.src_port % 5 == 0, &mut |c| records.extend(c))
+        .unwrap();
+    let mut ports: Vec<u16> = records.iter().map(|r| r.key.src_port).collect();
+    ports.sort();
+    assert_eq!(ports, vec![0, 5, 10, 15]);
+    assert!(records
+        .iter()
+        .all(|r| r.reason == EndReason::ForcedEnd && r.packets() == 1));
+    assert_eq!((out.flows, out.ended.get(EndReason::ForcedEnd)), (20, 4));
+    assert_eq!(h.flows_left(), 16);
+}

@@ -63,6 +63,8 @@ pub enum Command {
     },
     /// Reports the task's counters and queue.
     Status(oneshot::Sender<CollectorStatus>),
+    /// Sends every template again now (`flowctl agent resend-templates`).
+    ResendTemplates,
     /// Sends what is queued, for at most `within` or until `hurry` turns
     /// true, sends the final statistics, hands back what is left, and stops.
     Stop {
@@ -302,7 +304,11 @@ impl CollectorTask {
                     }
                     Some(Command::Spooled { records, given_up, file }) => {
                         let n = records.len();
-                        self.session.given_up_before(given_up.0, given_up.1, given_up.2);
+                        if given_up.0 > 0 {
+                            self.session.given_up_before(given_up.0, given_up.1, given_up.2);
+                            // The collector learns of them now, not at the next refresh.
+                            self.last_options = None;
+                        }
                         self.pending.push_front(records);
                         self.spooled = Some((file, n));
                         self.sent_front(0);
@@ -310,6 +316,10 @@ impl CollectorTask {
                     }
                     Some(Command::Status(reply)) => {
                         let _ = reply.send(self.status());
+                    }
+                    Some(Command::ResendTemplates) => {
+                        self.templates_due = true;
+                        self.pump().await;
                     }
                     Some(Command::Stop { within, hurry, reply }) => {
                         self.drain(within, hurry).await;

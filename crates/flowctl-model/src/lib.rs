@@ -21,6 +21,7 @@ pub mod memory;
 pub mod proto;
 mod reason;
 mod record;
+mod selector;
 mod source;
 mod stats;
 
@@ -29,6 +30,7 @@ pub use key::{key_addr, FlowKey};
 pub use layout::*;
 pub use reason::{EndReason, ReasonCounts};
 pub use record::FlowRecord;
+pub use selector::FlowSelector;
 pub use source::{FlowEntry, FlowSource, FlowWalk, PutBack};
 pub use stats::{DatapathCounters, FlowStats};
 

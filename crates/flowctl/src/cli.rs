@@ -39,10 +39,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the flows in the pinned cache.
     Dump(DumpArgs),
-    /// Remove flows from the pinned cache: all of them or those matching a filter.
+    /// End flows now, all of them or those matching a filter: the running agent exports them (reason 4).
     Flush(FlushArgs),
-    /// Run the exporter: age flows out of the cache and send them as IPFIX.
-    Agent(AgentArgs),
+    /// Run the exporter (age flows out of the cache and send them as IPFIX), or ask the running one.
+    Agent(Box<AgentArgs>),
     /// Agent configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -91,9 +91,53 @@ fn collector_arg(s: &str) -> Result<String, String> {
     flowctl_agent::parse_collector_url(s).map(|_| s.to_string())
 }
 
+/// Where the agent's control socket is.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The running agent's control socket [default: /run/flowctl/control.sock].
+    #[arg(long, value_name = "PATH", env = "FLOWCTL_CONTROL_SOCKET")]
+    pub control_socket: Option<PathBuf>,
+}
+
+impl ControlArgs {
+    /// The socket path.
+    pub fn path(&self) -> PathBuf {
+        self.control_socket
+            .clone()
+            .unwrap_or_else(|| flowctl_agent::control::DEFAULT_CONTROL_SOCKET.into())
+    }
+}
+
+/// Requests to a running agent.
+#[derive(Debug, Subcommand)]
+pub enum AgentAction {
+    /// Show the running agent: collectors, queues, the last aging pass.
+    Status {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+        /// The agent's control socket.
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Make the running agent send every template again to every collector.
+    ResendTemplates {
+        /// The agent's control socket.
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+}
+
 /// Arguments of `flowctl agent`. Flags override the configuration file.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AgentArgs {
+    /// A request to the running agent instead of running one.
+    #[command(subcommand)]
+    pub action: Option<AgentAction>,
+    /// Where this agent listens for flush, status and template requests.
+    #[command(flatten)]
+    pub control: ControlArgs,
     /// YAML configuration file (see configs/).
     #[arg(short, long)]
     pub config: Option<PathBuf>,
@@ -313,12 +357,19 @@ pub struct DumpArgs {
 /// Arguments of `flowctl flush`.
 #[derive(Debug, Args)]
 pub struct FlushArgs {
-    /// Remove every flow.
+    /// End every flow.
     #[arg(short = 'A', long, conflicts_with_all = ["ifindex", "proto", "src", "sport", "dst", "dport"])]
     pub all: bool,
-    /// Remove the flows matching all of these.
+    /// End the flows matching all of these.
     #[command(flatten)]
     pub filter: FlowFilter,
+    /// Delete the flows from the cache without exporting them (needed when
+    /// no agent is running; with one, the agent exports them, reason 4).
+    #[arg(long)]
+    pub discard: bool,
+    /// The agent's control socket.
+    #[command(flatten)]
+    pub control: ControlArgs,
 }
 
 /// Parses arguments, runs the command and returns the process exit code.

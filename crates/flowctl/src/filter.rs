@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use clap::Args;
-use flowctl_model::{key_addr, FlowKey};
+use flowctl_model::{FlowKey, FlowSelector};
 
 /// A conjunction of optional flow fields; an empty filter matches everything.
 #[derive(Clone, Debug, Default, Args)]
@@ -29,25 +29,26 @@ pub struct FlowFilter {
 }
 
 impl FlowFilter {
+    /// The selector these flags describe.
+    pub fn selector(&self) -> FlowSelector {
+        FlowSelector {
+            ifindex: self.ifindex,
+            protocol: self.proto,
+            src: self.src,
+            sport: self.sport,
+            dst: self.dst,
+            dport: self.dport,
+        }
+    }
+
     /// Whether no field is set.
     pub fn is_empty(&self) -> bool {
-        self.ifindex.is_none()
-            && self.proto.is_none()
-            && self.src.is_none()
-            && self.sport.is_none()
-            && self.dst.is_none()
-            && self.dport.is_none()
+        self.selector().is_empty()
     }
 
     /// Whether `key` has every field that is set.
     pub fn matches(&self, key: &FlowKey) -> bool {
-        self.ifindex
-            .is_none_or(|i| key.ingress_ifindex == i || key.egress_ifindex == i)
-            && self.proto.is_none_or(|p| key.protocol == p)
-            && self.src.is_none_or(|a| key.src_addr == key_addr(a))
-            && self.dst.is_none_or(|a| key.dst_addr == key_addr(a))
-            && self.sport.is_none_or(|p| key.src_port == p)
-            && self.dport.is_none_or(|p| key.dst_port == p)
+        self.selector().matches(key)
     }
 }
 
@@ -88,6 +89,8 @@ pub fn protocol_name(p: u8) -> String {
 
 #[cfg(test)]
 mod tests {
+    use flowctl_model::key_addr;
+
     use super::*;
 
     fn key() -> FlowKey {

@@ -25,6 +25,7 @@ fn run(pin_dir: &Path, args: &[OsString]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_flowctl"))
         .args(args)
         .env("FLOWCTL_PIN_DIR", pin_dir)
+        .env("FLOWCTL_CONTROL_SOCKET", support::flowctl_cli::control_socket(pin_dir))
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE")
         .env_remove("RUST_LOG")
@@ -219,8 +220,14 @@ fn runtime_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
         ("not attached anywhere", os(&["dump"])),
         ("not attached anywhere", os(&["dump", "-p", "udp", "-s", "::1"])),
         ("needs --all or a selector", os(&["flush"])),
-        ("not attached anywhere", os(&["flush", "--all"])),
-        ("not attached anywhere", os(&["flush", "-p", "tcp", "-D", "80"])),
+        ("no agent answers", os(&["flush", "--all"])),
+        ("not attached anywhere", os(&["flush", "--all", "--discard"])),
+        (
+            "not attached anywhere",
+            os(&["flush", "-p", "tcp", "-D", "80", "--discard"]),
+        ),
+        ("no agent answers", os(&["agent", "status"])),
+        ("no agent answers", os(&["agent", "resend-templates"])),
         ("no collector", os(&["agent"])),
         ("cannot read", os(&["agent", "--config", &missing])),
         ("cannot read", os(&["agent", "--config", &dir])),

@@ -300,8 +300,21 @@ fn flush_of_one_flow_removes_exactly_that_flow() {
     assert_eq!(flows_matching(&before, 17, 41001), 2, "{before:#?}");
     assert_eq!(flows_matching(&before, 17, 41003), 1);
 
-    let out = fc.ok(&["flush", "-p", "udp", "-s", A4, "-S", "41001", "-d", B4, "-D", "41002"]);
-    assert_eq!(out.trim(), "flushed 1 flow(s)");
+    let out = fc.ok(&[
+        "flush",
+        "--discard",
+        "-p",
+        "udp",
+        "-s",
+        A4,
+        "-S",
+        "41001",
+        "-d",
+        B4,
+        "-D",
+        "41002",
+    ]);
+    assert_eq!(out.trim(), "flushed 1 flow(s): discarded, not exported");
     let after = fc.dump();
     // Only UDP is compared: neighbour discovery may add ICMPv6 flows at any time.
     assert_eq!(udp_flows(&after), udp_flows(&before) - 1);
@@ -335,8 +348,8 @@ fn flush_of_one_flow_removes_exactly_that_flow() {
         .iter()
         .filter(|f| f["out_ifindex"] == va.parse::<u64>().unwrap() && f["proto"] == 17)
         .count();
-    let out = fc.ok(&["flush", "-i", &va, "-p", "udp", "-S", "41005"]);
-    assert_eq!(out.trim(), "flushed 1 flow(s)");
+    let out = fc.ok(&["flush", "--discard", "-i", &va, "-p", "udp", "-S", "41005"]);
+    assert_eq!(out.trim(), "flushed 1 flow(s): discarded, not exported");
     assert_eq!(
         on_va - 1,
         fc.dump()
@@ -346,13 +359,17 @@ fn flush_of_one_flow_removes_exactly_that_flow() {
     );
     let after = fc.dump();
 
-    let out = fc.ok(&["flush", "-p", "udp", "-S", "9"]);
-    assert_eq!(out.trim(), "flushed 0 flow(s)");
-    let out = fc.ok(&["flush", "--all"]);
+    let out = fc.ok(&["flush", "--discard", "-p", "udp", "-S", "9"]);
+    assert_eq!(out.trim(), "flushed 0 flow(s): discarded, not exported");
+    // Without an agent and without --discard, nothing is deleted.
+    let refused = fc.run(&["flush", "--all"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("use --discard"));
+    let out = fc.ok(&["flush", "--all", "--discard"]);
     let flushed: usize = out
         .trim()
         .strip_prefix("flushed ")
-        .and_then(|s| s.strip_suffix(" flow(s)"))
+        .and_then(|s| s.strip_suffix(" flow(s): discarded, not exported"))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected flush output {out:?}"));
     assert!(flushed >= after.len(), "flushed {flushed} of at least {}", after.len());
@@ -460,7 +477,12 @@ fn errors_are_one_clear_line_with_a_failing_exit_code() {
     }
     // Without privileges: says so, whatever the command.
     fc.ok(&["attach", "--netns", &topo.a, "-i", A_IF, "--max-flows", "512"]);
-    for args in [&["status"][..], &["dump"], &["flush", "--all"], &["attach", "-i", "lo"]] {
+    for args in [
+        &["status"][..],
+        &["dump"],
+        &["flush", "--all", "--discard"],
+        &["attach", "-i", "lo"],
+    ] {
         let out = std::process::Command::new("setpriv")
             .args([
                 "--reuid=65534",
@@ -470,6 +492,10 @@ fn errors_are_one_clear_line_with_a_failing_exit_code() {
             ])
             .args(args)
             .env("FLOWCTL_PIN_DIR", &fc.pin_dir)
+            .env(
+                "FLOWCTL_CONTROL_SOCKET",
+                support::flowctl_cli::control_socket(&fc.pin_dir),
+            )
             .output()
             .expect("setpriv (util-linux)");
         let stderr = String::from_utf8_lossy(&out.stderr);

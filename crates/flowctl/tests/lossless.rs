@@ -335,3 +335,72 @@ fn the_agent_follows_its_cache_when_it_is_purged_and_created_again() {
         assert_eq!(got.get(p), Some(t), "flow {p} exactly once");
     }
 }
+
+#[test]
+#[ignore = "needs root: eBPF in network namespaces (misc/test.sh runs it as root)"]
+fn flush_through_the_agent_exports_what_it_ends_and_status_and_templates_answer() {
+    let topo = Topology::new("ctlflush");
+    let fc = Flowctl::new("ctlflush");
+    let dir = TempDir::new("ctlflush");
+    let port = free_port();
+    let collect = Collect::start(port, &dir, "collect.json");
+    let url = format!("udp://127.0.0.1:{port}");
+    let args = [
+        "--netns",
+        &topo.a,
+        "-i",
+        A_IF,
+        "--collector",
+        &url,
+        "--idle-timeout",
+        "1h",
+        "--active-timeout",
+        "1h",
+        "--scan-interval",
+        "200ms",
+    ];
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("agent.log"));
+    let counted = thirteen_flows(&topo, 49300);
+
+    // One flow by selector, then the rest: each exported once, reason 4.
+    let out = fc.ok(&["flush", "-p", "udp", "-S", "49300"]);
+    assert_eq!(
+        out.trim(),
+        "flushed 1 flow(s): the agent exported them (flowEndReason 4)"
+    );
+    collect.wait_for_flow(49300);
+    let out = fc.ok(&["flush", "--all"]);
+    assert!(out.contains("the agent exported them"), "{out}");
+    collect.wait_until(Duration::from_secs(10), "every flushed flow", |l| {
+        let got = totals_by_sport(l);
+        counted.iter().all(|(p, t)| got.get(p) == Some(t))
+    });
+    let lines = collect.lines();
+    for p in counted.keys() {
+        let records = records_of(&lines, *p);
+        assert_eq!(records.len(), 1, "flow {p}");
+        assert_eq!(records[0]["fields"]["flowEndReason"], 4, "flow {p}");
+    }
+    assert_eq!(status(&fc)["flows"], 0, "the cache is empty");
+
+    // agent status: the collector, its queue and the last pass.
+    let s: Value = serde_json::from_str(&fc.ok(&["agent", "status", "-o", "json"])).unwrap();
+    let collector = &s["collectors"][0];
+    assert_eq!(collector["endpoint"], url.as_str(), "{s}");
+    assert_eq!(collector["queued"], 0, "{s}");
+    assert!(collector["records"].as_u64().unwrap() >= 13, "{s}");
+    assert!(s["last_pass"]["seconds_ago"].as_f64().unwrap() < 10.0, "{s}");
+    let table = fc.ok(&["agent", "status"]);
+    assert!(table.contains(&url) && table.contains("last aging pass"), "{table}");
+
+    // resend-templates: one more template message to the collector.
+    let before = collector["template_messages"].as_u64().unwrap();
+    fc.ok(&["agent", "resend-templates"]);
+    let after: Value = serde_json::from_str(&fc.ok(&["agent", "status", "-o", "json"])).unwrap();
+    assert!(
+        after["collectors"][0]["template_messages"].as_u64().unwrap() > before,
+        "{after}"
+    );
+    assert!(agent.stop().success());
+    drop(collect);
+}

@@ -227,6 +227,10 @@ fn a_busy_metrics_port_stops_the_agent_before_it_attaches() {
         ])
         .args(["--metrics-address", &addr])
         .env("FLOWCTL_PIN_DIR", &fc.pin_dir)
+        .env(
+            "FLOWCTL_CONTROL_SOCKET",
+            support::flowctl_cli::control_socket(&fc.pin_dir),
+        )
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

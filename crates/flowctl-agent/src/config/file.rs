@@ -35,6 +35,17 @@ pub struct ConfigFile {
     /// Where a graceful stop keeps what it could not deliver.
     #[serde(default)]
     pub spool: SpoolEntry,
+    /// The control socket (`flowctl flush`, `flowctl agent status`).
+    #[serde(default)]
+    pub control: ControlEntry,
+}
+
+/// `control`: the agent's control socket.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ControlEntry {
+    /// Path of the socket (default `/run/flowctl/control.sock`).
+    pub socket: Option<String>,
 }
 
 /// `spool`: records a graceful stop could not deliver, for the next start.

@@ -6,7 +6,7 @@ pub mod file;
 use std::{
     net::{SocketAddr, ToSocketAddrs},
     os::unix::fs::PermissionsExt,
-    path::Path,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -87,6 +87,8 @@ pub struct AgentConfig {
     pub metrics: Option<SocketAddr>,
     /// Where undelivered records wait for the next start.
     pub spool: Spool,
+    /// Path of the control socket.
+    pub control_socket: PathBuf,
 }
 
 /// Fields of the built-in templates (used when the file has none); `{v}`
@@ -213,6 +215,18 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
     let templates = templates(&file.templates, strictness).map_err(|(k, p)| err(k, p))?;
     let metrics = metrics(&file.metrics).map_err(|p| err("metrics.address".into(), p))?;
     let spool = spool(&file.spool).map_err(|(k, p)| err(format!("spool.{k}"), p))?;
+    let control_socket = PathBuf::from(
+        file.control
+            .socket
+            .as_deref()
+            .unwrap_or(crate::control::DEFAULT_CONTROL_SOCKET),
+    );
+    if !control_socket.is_absolute() {
+        return Err(err(
+            "control.socket".into(),
+            format!("{} is not an absolute path", control_socket.display()),
+        ));
+    }
     // Every template and one of its records must fit in one message, or the
     // exporter could never send them.
     for (i, c) in collectors.iter().enumerate() {
@@ -236,6 +250,7 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
         templates,
         metrics,
         spool,
+        control_socket,
     })
 }
 

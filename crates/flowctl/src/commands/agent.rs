@@ -8,8 +8,11 @@ use flowctl_ipfix::template::Strictness;
 
 use crate::cli::{AgentArgs, DirectionArg};
 
-/// Runs the agent until SIGTERM/SIGINT.
+/// Runs the agent until SIGTERM/SIGINT, or sends a request to the running one.
 pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
+    if let Some(action) = &args.action {
+        return super::agent_control::request(action);
+    }
     let direction = args.direction.map(|d| match d {
         DirectionArg::Egress => "egress".to_string(),
         DirectionArg::Ingress => "ingress".to_string(),
@@ -31,6 +34,7 @@ pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
             attach_mode: args.attach.attach_mode.map(|m| m.to_string()),
             attach_order: args.attach.attach_order.map(|o| o.to_string()),
             spool_dir: args.spool_dir.as_ref().map(|p| p.display().to_string()),
+            control_socket: args.control.control_socket.as_ref().map(|p| p.display().to_string()),
             metrics_address: args.metrics_address.clone(),
             no_metrics: args.no_metrics,
         },

@@ -2,6 +2,7 @@
 //! and prints the result.
 
 mod agent;
+mod agent_control;
 mod attach;
 mod collect;
 mod completions;

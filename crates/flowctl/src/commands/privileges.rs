@@ -14,11 +14,15 @@ pub fn needs(command: &Command, layout: &PinLayout) -> Needs {
             ..Needs::ATTACH
         }
         .preparing(layout),
+        // A request to the running agent needs only its socket.
+        Command::Agent(a) if a.action.is_some() => Needs::default(),
         Command::Agent(_) => Needs::ATTACH.preparing(layout),
         Command::Detach(d) => Needs {
             enter_netns: d.netns.is_some() && !d.all,
             ..Needs::PINS
         },
+        // Without --discard, flush only talks to the agent.
+        Command::Flush(f) if !f.discard => Needs::default(),
         Command::Status(_) | Command::Dump(_) | Command::Flush(_) => Needs::PINS,
         Command::Config(_) | Command::Collect(_) | Command::Ipfix(_) | Command::Completions(_) => Needs::default(),
     }

@@ -35,6 +35,7 @@ impl Agent {
             .arg("agent")
             .args(&args)
             .env("FLOWCTL_PIN_DIR", pin_dir)
+            .env("FLOWCTL_CONTROL_SOCKET", super::flowctl_cli::control_socket(pin_dir))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file)

@@ -9,6 +9,16 @@ use std::{
 
 use serde_json::Value;
 
+/// The control socket of the agent that goes with the pin directory
+/// `pin_dir` in a test: never the system's.
+pub fn control_socket(pin_dir: &std::path::Path) -> PathBuf {
+    let name = pin_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    std::env::temp_dir().join(format!("{name}.sock"))
+}
+
 /// A flowctl with its own pin directory under /sys/fs/bpf.
 pub struct Flowctl {
     /// The pin base directory (FLOWCTL_PIN_DIR).
@@ -30,6 +40,7 @@ impl Flowctl {
         Command::new(env!("CARGO_BIN_EXE_flowctl"))
             .args(args)
             .env("FLOWCTL_PIN_DIR", &self.pin_dir)
+            .env("FLOWCTL_CONTROL_SOCKET", control_socket(&self.pin_dir))
             .output()
             .expect("run flowctl")
     }

@@ -32,6 +32,11 @@ impl Tun {
     /// Creates tun device `name` in namespace `ns`, opens it (no packet
     /// information header) and brings it up.
     pub fn create(ns: &str, name: &str) -> Self {
+        if !std::path::Path::new("/dev/net/tun").exists() {
+            // A kernel that has not loaded tun yet (the kernel guest).
+            let status = std::process::Command::new("modprobe").arg("tun").status();
+            assert!(status.is_ok_and(|s| s.success()), "modprobe tun");
+        }
         let dev = name.to_string();
         let file = in_netns(ns, move || {
             let file = OpenOptions::new().read(true).write(true).open("/dev/net/tun").unwrap();
