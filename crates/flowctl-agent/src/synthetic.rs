@@ -49,10 +49,28 @@ pub struct SyntheticFlow {
     pub values: SyntheticValues,
 }
 
+/// Largest flows file read: far more than any test needs, and a bound for
+/// a path to a device or a runaway file.
+const MAX_FLOWS_FILE_BYTES: u64 = 64 << 20;
+
+/// The text of a file of at most [`MAX_FLOWS_FILE_BYTES`].
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut text = String::new();
+    file.take(MAX_FLOWS_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() as u64 > MAX_FLOWS_FILE_BYTES {
+        return Err(format!("cannot read: longer than {MAX_FLOWS_FILE_BYTES} bytes"));
+    }
+    Ok(text)
+}
+
 /// Reads and checks a flows file against the configuration's templates.
 pub fn load(path: &Path, config: &AgentConfig) -> Result<Vec<SyntheticFlow>, String> {
     let name = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let text = read_bounded(path).map_err(|e| format!("{name}: {e}"))?;
     let file: FlowsFile = serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(&text))
         .map_err(|e| format!("{name}: {}: {}", e.path(), e.inner()))?;
     let mut out = Vec::new();

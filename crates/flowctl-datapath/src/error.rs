@@ -77,6 +77,28 @@ pub enum Error {
         /// Size requested.
         requested: u32,
     },
+    /// More flows than any cache may hold were asked for.
+    #[error("maxFlows {requested} is above the limit of {limit} flows")]
+    MaxFlowsTooLarge {
+        /// Size requested.
+        requested: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// The cache would take more memory than the machine can spare.
+    #[error("a flow cache of {max_flows} flows takes about {mib} MiB of kernel memory with {cpus} CPUs, more than half of the {available_mib} MiB available ({bound}); lower maxFlows")]
+    CacheTooLarge {
+        /// Size requested.
+        max_flows: u32,
+        /// Possible CPUs (one value per CPU per flow).
+        cpus: usize,
+        /// Estimated size of the cache.
+        mib: u64,
+        /// Memory available.
+        available_mib: u64,
+        /// Where the bound on available memory comes from.
+        bound: String,
+    },
     /// A kernel or bpffs operation failed.
     #[error("{action}: {source}")]
     Io {

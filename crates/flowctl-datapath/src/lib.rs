@@ -4,6 +4,7 @@
 //! any process.
 
 mod attach;
+pub mod cache_memory;
 pub mod caps;
 mod error;
 pub mod flow_table;

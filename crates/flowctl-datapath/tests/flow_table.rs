@@ -187,3 +187,37 @@ fn put_back_restores_a_drained_flow_unless_it_came_back_or_the_cache_is_full() {
     let (other, _) = flow(99);
     assert_eq!(table.put_back(&other, &taken).unwrap(), PutBack::Full, "16 of 16");
 }
+
+/// The kernel's own figure for a pinned map's memory (`memlock` in its
+/// fdinfo, what `bpftool map show` prints).
+fn kernel_memlock(pin: &std::path::Path) -> u64 {
+    use std::os::fd::{AsFd, AsRawFd};
+    let map = aya::maps::MapData::from_pin(pin).unwrap();
+    let fd = map.fd().as_fd().as_raw_fd();
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+    let line = info.lines().find(|l| l.starts_with("memlock:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+#[ignore = "needs root: loads eBPF and pins maps (misc/test.sh runs it as root)"]
+fn the_memory_estimate_is_what_the_kernel_charges() {
+    use aya::util::KernelVersion;
+    // Before 6.4 fdinfo's memlock is key plus value times max_entries, not
+    // what the map really takes; there is nothing to compare with.
+    if KernelVersion::current().unwrap() < KernelVersion::new(6, 4, 0) {
+        eprintln!("skipped: this kernel does not report a map's real memory");
+        return;
+    }
+    for max_flows in [4096, 100_000] {
+        let cache = Cache::new(&format!("memlock{max_flows}"), max_flows);
+        let cpus = cache.table().possible_cpus();
+        let kernel = kernel_memlock(&cache.layout.flows_map());
+        let estimate = flowctl_datapath::cache_memory::cache_bytes(max_flows, cpus);
+        let error = estimate.abs_diff(kernel) as f64 / kernel as f64;
+        assert!(
+            error < 0.02,
+            "{max_flows} flows, {cpus} CPUs: estimate {estimate} B, kernel {kernel} B"
+        );
+    }
+}

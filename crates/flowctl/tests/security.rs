@@ -166,7 +166,7 @@ fn pins_are_private_directories_and_files() {
 
 #[test]
 #[ignore = "needs root: sets up users, capabilities and eBPF pins (misc/test.sh runs it as root)"]
-fn world_writable_configuration_is_refused() {
+fn configuration_others_can_write_is_refused() {
     let fc = Flowctl::new("secconf");
     let dir = TempDir::new("secconf");
     let file = dir.file("agent.yaml", "collectors:\n  - address: 127.0.0.1:4739\n");
@@ -189,6 +189,14 @@ fn world_writable_configuration_is_refused() {
             "{args:?}: {line}"
         );
     }
+    // Group-writable, or owned by another user: refused the same way.
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o620)).unwrap();
+    let line = root.flowctl_err(&fc.pin_dir, &["agent", "--config", path]);
+    assert!(line.contains(path) && line.contains("writable by its group"), "{line}");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+    let line = root.flowctl_err(&fc.pin_dir, &["agent", "--config", path]);
+    assert!(line.contains(path) && line.contains("owned by uid 65534"), "{line}");
     // The agent refused before creating anything.
     assert!(!fc.pin_dir.exists(), "the agent touched {}", fc.pin_dir.display());
 }

@@ -4,14 +4,15 @@
 pub mod file;
 
 use std::{
+    io::Read,
     net::{SocketAddr, ToSocketAddrs},
-    os::unix::fs::PermissionsExt,
+    os::unix::fs::{MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use flowctl_aging::Timeouts;
-use flowctl_datapath::{AttachMode, Direction, Order};
+use flowctl_datapath::{cache_memory::MAX_FLOWS_LIMIT, AttachMode, Direction, Order};
 use flowctl_export::{Endpoint, Protocol, SAMPLING_TEMPLATE_ID, STATS_TEMPLATE_ID};
 use flowctl_ipfix::{
     template::{Strictness, Template, TemplateError},
@@ -127,6 +128,11 @@ pub fn load(path: &Path, strictness: Strictness) -> Result<AgentConfig, ConfigEr
 }
 
 /// Reads and parses a file without validating it (to apply overrides first).
+///
+/// The file is opened once and the open descriptor is checked, so the file
+/// that is read is the file that was checked: a regular file, owned by root
+/// or by the user the agent runs as, and writable by neither its group nor
+/// every user.
 pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
     let name = path.display().to_string();
     let err = |problem: String| ConfigError {
@@ -134,12 +140,58 @@ pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
         key: "(file)".into(),
         problem,
     };
-    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    if meta.permissions().mode() & 0o002 != 0 {
-        return Err(err("is writable by every user; refusing it (chmod o-w)".into()));
+    let file = std::fs::File::open(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let meta = file.metadata().map_err(|e| err(format!("cannot read: {e}")))?;
+    check_trusted(&meta, effective_uid()).map_err(err)?;
+    let mut text = String::new();
+    (&file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(err(format!(
+            "is longer than the {MAX_FILE_BYTES} bytes a configuration may have"
+        )));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
     parse(&text, &name)
+}
+
+/// Largest configuration file read, far above any real one: a path to a
+/// device or a huge file gets an error instead of unbounded memory.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Refuses a file others could have changed: not a regular file, owned by
+/// someone other than root or `uid`, or writable by its group or by everyone.
+pub fn check_trusted(meta: &std::fs::Metadata, uid: u32) -> Result<(), String> {
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "is {} bytes, more than the {MAX_FILE_BYTES} a configuration may have",
+            meta.len()
+        ));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o002 != 0 {
+        return Err("is writable by every user; refusing it (chmod o-w)".into());
+    }
+    if mode & 0o020 != 0 {
+        return Err("is writable by its group; refusing it (chmod g-w)".into());
+    }
+    if meta.uid() != 0 && meta.uid() != uid {
+        return Err(format!(
+            "is owned by uid {}, neither root nor the agent's user (uid {uid}); refusing it (chown)",
+            meta.uid()
+        ));
+    }
+    Ok(())
+}
+
+/// The effective user ID of this process.
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Parses YAML text; errors name the key the parser stopped at.
@@ -195,6 +247,12 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
     let interfaces = interfaces.collect::<Result<Vec<_>, _>>()?;
     if file.max_flows == Some(0) {
         return Err(err("maxFlows".into(), "must be at least 1".into()));
+    }
+    if let Some(max_flows) = file.max_flows.filter(|&m| m > MAX_FLOWS_LIMIT) {
+        return Err(err(
+            "maxFlows".into(),
+            format!("{max_flows} is above the limit of {MAX_FLOWS_LIMIT} flows"),
+        ));
     }
     let attach_mode = parse_or_default(file.attach_mode.as_deref()).map_err(|p| err("attachMode".into(), p))?;
     let attach_order = parse_or_default(file.attach_order.as_deref()).map_err(|p| err("attachOrder".into(), p))?;

@@ -124,6 +124,10 @@ fn bad_values_are_refused_naming_file_key_and_problem() {
             "no template can carry IPv6 flows",
         ),
         (&format!("{COLLECTOR}maxFlows: 0\n"), "test.yaml: maxFlows: must be at least 1"),
+        (
+            &format!("{COLLECTOR}maxFlows: 16777217\n"),
+            "test.yaml: maxFlows: 16777217 is above the limit of 16777216 flows",
+        ),
         (&format!("{COLLECTOR}interfaces:\n  - name: eth0\n    direction: up\n"), "interfaces[0]: direction: \"up\""),
         ("collectors: 7\n", "test.yaml: collectors:"),
         (&format!("{COLLECTOR}metrics:\n  enabled: false\n  address: localhost\n"), "test.yaml: metrics.address: \"localhost\" is not a host:port"),
@@ -187,4 +191,63 @@ fn udp_messages_are_capped_at_the_largest_datagram_of_their_ip_version() {
     assert!(error(&udp("[::1]:4739", 65535)).contains("more than a UDP datagram over IPv6 carries (65527)"));
     let tcp = "collectors:\n  - address: 127.0.0.1:4739\n    transport: tcp\n    maxMessageSize: 65535\n";
     assert_eq!(check(tcp).unwrap().collectors[0].max_message_size, 65535);
+}
+
+/// A file in a fresh private directory, with `mode`.
+fn file_with_mode(name: &str, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("flowctl-config-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("agent.yaml");
+    std::fs::write(&path, "collectors:\n  - address: 127.0.0.1:4739\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+#[test]
+fn files_others_can_write_are_refused_from_the_open_descriptor() {
+    for (mode, expected) in [
+        (0o600, None),
+        (0o644, None),
+        (0o664, Some("writable by its group")),
+        (0o646, Some("writable by every user")),
+    ] {
+        let path = file_with_mode(&format!("{mode:o}"), mode);
+        let result = super::read(&path);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        match expected {
+            None => assert!(result.is_ok(), "{mode:o}: {:?}", result.err()),
+            Some(text) => {
+                let message = result.unwrap_err().to_string();
+                assert!(message.contains(text) && !message.contains('\n'), "{mode:o}: {message}");
+            }
+        }
+    }
+}
+
+#[test]
+fn files_of_other_users_are_refused_but_roots_are_trusted() {
+    use std::os::unix::fs::MetadataExt;
+    let path = file_with_mode("owner", 0o600);
+    let meta = std::fs::metadata(&path).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    let owner = meta.uid();
+    assert_eq!(super::check_trusted(&meta, owner), Ok(()));
+    let other = owner.wrapping_add(1);
+    if owner == 0 {
+        // Root's files are trusted by every user.
+        assert_eq!(super::check_trusted(&meta, other), Ok(()));
+    } else {
+        let refused = super::check_trusted(&meta, other).unwrap_err();
+        assert!(refused.contains(&format!("owned by uid {owner}")), "{refused}");
+    }
+}
+
+#[test]
+fn directories_and_devices_are_not_read_as_configuration() {
+    let dir = std::env::temp_dir();
+    let message = super::read(&dir).unwrap_err().to_string();
+    assert!(message.contains("not a regular file"), "{message}");
+    let message = super::read(std::path::Path::new("/dev/zero")).unwrap_err().to_string();
+    assert!(message.contains("not a regular file"), "{message}");
 }

@@ -71,6 +71,10 @@ pub(crate) fn load_object(
     kind: LinkKind,
 ) -> Result<aya::Ebpf> {
     check_pinned_maps(layout, max_flows)?;
+    if pinned_flows_map(layout)?.is_none() {
+        let cpus = crate::map_ops::possible_cpus().map_err(|e| Error::io("counting the possible CPUs", e))?;
+        crate::cache_memory::check(max_flows.unwrap_or(DEFAULT_MAX_FLOWS), cpus)?;
+    }
     let flows_pin = layout.flows_map();
     let counters_pin = layout.counters_map();
     EbpfLoader::new()

@@ -21,7 +21,7 @@ pub(crate) mod sys;
 
 pub use batch::{BatchOp, PerCpuHashBatch};
 pub use hash::PerCpuHash;
-pub use sys::is_unsupported;
+pub use sys::{is_unsupported, possible_cpus};
 
 #[cfg(test)]
 mod tests;

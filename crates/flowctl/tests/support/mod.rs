@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod blocker;
 pub mod capture;
+pub mod cgroup;
 pub mod collect;
 pub mod collectors;
 pub mod flowctl_cli;
