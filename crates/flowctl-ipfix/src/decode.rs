@@ -22,52 +22,124 @@ use domain::{Domain, TemplateInfo};
 use framing::{RawSet, TemplateItem, HEADER_LEN};
 
 pub use error::DecodeError;
+
 pub use message::{DecodedField, DecodedMessage, DecodedRecord, SkipReason, SkippedSet};
 pub use stream::split_stream;
 pub use value::DecodedValue;
 
-/// Decodes messages, remembering templates per observation domain.
+/// Bounds on what one [`Decoder`] remembers, so that an exporter (or
+/// anyone spoofing one) cannot make it grow without limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecoderLimits {
+    /// Observation domains with templates.
+    pub max_domains: usize,
+    /// Fields of all templates of all domains together.
+    pub max_template_fields: usize,
+}
+
+impl Default for DecoderLimits {
+    /// 32 domains and 4096 template fields: far above what an exporter
+    /// uses (flowctl itself: one domain, under 100 fields), about 1 MiB.
+    fn default() -> Self {
+        Self {
+            max_domains: 32,
+            max_template_fields: 4096,
+        }
+    }
+}
+
+/// Decodes messages, remembering templates per observation domain, within
+/// [`DecoderLimits`].
 #[derive(Debug, Default)]
 pub struct Decoder {
     domains: HashMap<u32, Domain>,
+    limits: DecoderLimits,
+    /// Fields of every template remembered.
+    template_fields: usize,
 }
 
 impl Decoder {
-    /// A decoder that knows no templates.
+    /// A decoder that knows no templates, with the default limits.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A decoder that knows no templates, with `limits`.
+    pub fn with_limits(limits: DecoderLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Fields of every template remembered, in all domains.
+    pub fn template_fields(&self) -> usize {
+        self.template_fields
+    }
+
+    /// Observation domains with at least one template.
+    pub fn domains(&self) -> usize {
+        self.domains.len()
+    }
+
     /// Decodes one whole message. Templates it defines are remembered for
     /// later messages of the same observation domain, even if a later set
-    /// of this message is malformed.
+    /// of this message is malformed. A template past the limits is refused
+    /// with an error (the ones before it in the message are kept).
     pub fn decode(&mut self, msg: &[u8]) -> Result<DecodedMessage, DecodeError> {
         let header = framing::header(msg)?;
         let sets = framing::sets(msg)?;
         let header_bytes = msg.get(..HEADER_LEN).unwrap_or_default();
-        let domain = self.domains.entry(header.observation_domain_id).or_default();
+        let domain_id = header.observation_domain_id;
         let mut out = DecodedMessage {
             export_time: header.export_time,
             sequence_number: header.sequence_number,
-            observation_domain_id: header.observation_domain_id,
+            observation_domain_id: domain_id,
             templates: Vec::new(),
             options_templates: Vec::new(),
             withdrawn: Vec::new(),
             records: Vec::new(),
             skipped_sets: Vec::new(),
         };
-        for set in &sets {
-            match set.id {
-                2 | 3 => template_set(domain, header_bytes, set, &mut out)?,
-                256.. => data_set(domain, header_bytes, set, &mut out)?,
-                _ => out.skipped_sets.push(SkippedSet {
+        // A domain is kept only while it has templates: data for unknown
+        // domains leaves nothing behind.
+        let mut domain = self.domains.remove(&domain_id).unwrap_or_default();
+        let before = domain.field_count();
+        let result = sets.iter().try_for_each(|set| match set.id {
+            2 | 3 => {
+                if domain.known.is_empty() && self.domains.len() >= self.limits.max_domains {
+                    return Err(DecodeError::TooManyDomains {
+                        domain: domain_id,
+                        limit: self.limits.max_domains,
+                    });
+                }
+                let room = (self.limits.max_template_fields + before).saturating_sub(self.template_fields);
+                template_set(&mut domain, header_bytes, set, &mut out, room)
+            }
+            256.. => data_set(&mut domain, header_bytes, set, &mut out),
+            _ => {
+                out.skipped_sets.push(SkippedSet {
                     set_id: set.id,
                     offset: set.offset,
                     reason: SkipReason::ReservedSetId,
-                }),
+                });
+                Ok(())
             }
+        });
+        self.template_fields = self.template_fields - before + domain.field_count();
+        if !domain.known.is_empty() {
+            self.domains.insert(domain_id, domain);
         }
-        Ok(out)
+        result.map(|()| out).map_err(|e| match e {
+            DecodeError::TooManyTemplateFields {
+                template_id, domain, ..
+            } => DecodeError::TooManyTemplateFields {
+                template_id,
+                domain,
+                limit: self.limits.max_template_fields,
+            },
+            other => other,
+        })
     }
 }
 
@@ -77,6 +149,7 @@ fn template_set(
     header: &[u8],
     set: &RawSet<'_>,
     out: &mut DecodedMessage,
+    room: usize,
 ) -> Result<(), DecodeError> {
     let options = set.id == 3;
     let body = set.body();
@@ -89,21 +162,23 @@ fn template_set(
                 pending_items.push((id, scope_count));
             }
             TemplateItem::Withdraw(id) => {
-                define(domain, header, set, &mut pending, &mut pending_items, out)?;
+                define(domain, header, set, &mut pending, &mut pending_items, out, room)?;
                 domain.withdraw(id);
                 out.withdrawn.push(id);
             }
             TemplateItem::WithdrawAll => {
-                define(domain, header, set, &mut pending, &mut pending_items, out)?;
+                define(domain, header, set, &mut pending, &mut pending_items, out, room)?;
                 domain.withdraw_all(options);
                 out.withdrawn.push(set.id);
             }
         }
     }
-    define(domain, header, set, &mut pending, &mut pending_items, out)
+    define(domain, header, set, &mut pending, &mut pending_items, out, room)
 }
 
-/// Lets ipfixrw parse the pending template records, then learns them.
+/// Lets ipfixrw parse the pending template records, then learns them while
+/// the domain's templates stay within `room` fields; the first template
+/// past it is forgotten and refused.
 fn define(
     domain: &mut Domain,
     header: &[u8],
@@ -111,6 +186,7 @@ fn define(
     pending: &mut Vec<u8>,
     items: &mut Vec<(u16, u16)>,
     out: &mut DecodedMessage,
+    room: usize,
 ) -> Result<(), DecodeError> {
     if items.is_empty() {
         return Ok(());
@@ -119,6 +195,17 @@ fn define(
     bridge::parse_set(header, set.id, pending, set.offset, &mut domain.store)?;
     for (id, scope_count) in items.drain(..) {
         domain.learn(id, options, scope_count);
+        if domain.field_count() > room {
+            domain.withdraw(id);
+            // ipfixrw stored the rest of the set too: forget what is unlearnt.
+            domain.forget_unknown();
+            pending.clear();
+            return Err(DecodeError::TooManyTemplateFields {
+                template_id: id,
+                domain: out.observation_domain_id,
+                limit: room,
+            });
+        }
         if options {
             out.options_templates.push(id);
         } else {

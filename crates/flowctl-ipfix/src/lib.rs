@@ -50,8 +50,8 @@ mod values;
 mod wire;
 
 pub use decode::{
-    split_stream, DecodeError, DecodedField, DecodedMessage, DecodedRecord, DecodedValue, Decoder, SkipReason,
-    SkippedSet,
+    split_stream, DecodeError, DecodedField, DecodedMessage, DecodedRecord, DecodedValue, Decoder, DecoderLimits,
+    SkipReason, SkippedSet,
 };
 pub use encode::{EncodeError, FieldValue, FieldValues, Full, MessageBuilder, RecordValues, SyntheticValues};
 pub use fields::{ContextField, FieldDef, FieldKind, RecordField, Source};

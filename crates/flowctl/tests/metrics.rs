@@ -260,3 +260,76 @@ fn a_busy_metrics_port_stops_the_agent_before_it_attaches() {
     assert!(agent.stop().success());
     drop(busy);
 }
+
+#[test]
+#[ignore = "needs root: eBPF in network namespaces (misc/test.sh runs it as root)"]
+fn idle_metrics_connections_do_not_starve_the_agent_of_descriptors() {
+    let topo = Topology::new("metfd");
+    let fc = Flowctl::new("metfd");
+    let dir = TempDir::new("metfd");
+    let port = free_port();
+    let collect = Collect::start(port, &dir, "collect.json");
+    let url = format!("udp://127.0.0.1:{port}");
+    let args = [
+        "--netns",
+        &topo.a,
+        "-i",
+        A_IF,
+        "--collector",
+        &url,
+        "--idle-timeout",
+        "1h",
+        "--scan-interval",
+        "200ms",
+    ];
+    let agent = Agent::start(&fc.pin_dir, &args, &dir.0.join("agent.log"));
+    // systemd's default soft limit.
+    agent.limit_fds(1024);
+    let addr = agent.metrics_address();
+    let before = agent.open_fds();
+
+    // 1100 clients connect and send nothing (in parallel: connects past the
+    // listen backlog wait for their SYN to be retried, and give up soon).
+    let workers: Vec<_> = (0..50)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..22)
+                    .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let idle: Vec<TcpStream> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = agent.open_fds();
+    eprintln!(
+        "{} idle connections; agent fds: {before} before, {during} during",
+        idle.len()
+    );
+    // Those past the agent's cap wait in its listen backlog, or cannot
+    // connect at all: either way they hold none of its descriptors.
+    assert!(idle.len() >= 100, "only {} clients connected", idle.len());
+    assert!(
+        during < before + 40,
+        "agent fds: {before} before, {during} with idle clients"
+    );
+
+    // The agent still does everything that needs a new descriptor.
+    traffic::udp(&topo.a, sa(A4, 49500), &topo.b, sa(B4, 5300), 3, 50);
+    let out = fc.ok(&["flush", "--all"]);
+    assert!(out.contains("the agent exported them"), "{out}");
+    collect.wait_for_flow(49500);
+    let status = fc.ok(&["agent", "status"]);
+    assert!(status.contains(&url), "{status}");
+
+    // Once the idle clients go, the endpoint answers again.
+    drop(idle);
+    let scraped = scrape_until(addr, "a scrape after the idle clients left", |_| true);
+    assert!(scraped.get("flowctl_build_info") >= 0.0);
+    assert!(
+        agent.log().lines().all(|l| !l.contains("accept failed")),
+        "{}",
+        agent.log()
+    );
+    agent.stop();
+}

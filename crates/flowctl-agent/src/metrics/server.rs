@@ -1,5 +1,10 @@
 //! The HTTP endpoint: `GET /metrics` answers the OpenMetrics text (which
 //! Prometheus scrapes natively), any other path 404, any other method 405.
+//!
+//! It holds at most [`MAX_CONNECTIONS`] connections, each for at most
+//! [`CONNECTION_LIFETIME`]: past the cap it stops accepting, so waiting
+//! clients queue in the kernel's listen backlog and take none of the
+//! agent's file descriptors.
 
 use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -12,7 +17,7 @@ use hyper::{
     Method, Request, Response, StatusCode,
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 
 use super::Metrics;
 
@@ -21,6 +26,13 @@ pub const CONTENT_TYPE_OPENMETRICS: &str = "application/openmetrics-text; versio
 
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once, at most.
+pub const MAX_CONNECTIONS: usize = 32;
+/// A connection (keep-alive included) is closed after this long; a
+/// response under way gets [`SHUTDOWN_GRACE`] more to finish.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+/// Time a connection being closed has to finish its response.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The endpoint could not listen.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +85,13 @@ impl Drop for MetricsServer {
 }
 
 async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // Wait for a free slot before accepting: the cap holds in the
+        // kernel's backlog, not in this process.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -85,19 +103,35 @@ async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>) {
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let response = respond(&metrics, &request);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let result = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = result {
-                log::debug!("metrics: connection: {e}");
-            }
+            serve_connection(stream, metrics).await;
+            drop(slot);
         });
+    }
+}
+
+/// Serves one connection for at most [`CONNECTION_LIFETIME`].
+async fn serve_connection(stream: tokio::net::TcpStream, metrics: Arc<Metrics>) {
+    let service = service_fn(move |request| {
+        let response = respond(&metrics, &request);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let result = match tokio::time::timeout(CONNECTION_LIFETIME, connection.as_mut()).await {
+        Ok(result) => result,
+        Err(_) => {
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, connection).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        log::debug!("metrics: connection: {e}");
     }
 }
 

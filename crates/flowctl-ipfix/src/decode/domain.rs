@@ -83,6 +83,17 @@ impl Domain {
         );
     }
 
+    /// Fields of every template of the domain.
+    pub fn field_count(&self) -> usize {
+        self.known.values().map(|t| t.fields.len()).sum()
+    }
+
+    /// Drops from ipfixrw's store what the decoder has not learnt.
+    pub fn forget_unknown(&mut self) {
+        let known = &self.known;
+        self.store.retain(|id, _| known.contains_key(id));
+    }
+
     /// Forgets template `id`.
     pub fn withdraw(&mut self, id: u16) {
         self.store.remove(&id);

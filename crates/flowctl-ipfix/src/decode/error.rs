@@ -70,4 +70,22 @@ pub enum DecodeError {
         /// Offset of the set in the message.
         offset: usize,
     },
+    /// A template set for a new domain past the decoder's limit.
+    #[error("observation domain {domain} refused: this exporter already has templates in {limit} domains, the limit")]
+    TooManyDomains {
+        /// The domain.
+        domain: u32,
+        /// Domains allowed.
+        limit: usize,
+    },
+    /// A template past the decoder's limit on template fields.
+    #[error("template {template_id} of observation domain {domain} refused: this exporter's templates would have more than {limit} fields, the limit")]
+    TooManyTemplateFields {
+        /// The template.
+        template_id: u16,
+        /// Its domain.
+        domain: u32,
+        /// Template fields allowed per exporter.
+        limit: usize,
+    },
 }

@@ -76,6 +76,27 @@ impl Agent {
         panic!("agent log never showed {needle:?}:\n{}", self.log());
     }
 
+    /// The agent's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap()
+    }
+
+    /// File descriptors the agent has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
+    }
+
+    /// Sets the agent's RLIMIT_NOFILE (soft and hard), as systemd would.
+    pub fn limit_fds(&self, limit: u64) {
+        let rlimit = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: prlimit reads the rlimit we pass and writes nothing (null).
+        let rc = unsafe { libc::prlimit(self.pid() as i32, libc::RLIMIT_NOFILE, &rlimit, std::ptr::null_mut()) };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
     /// Sends a signal.
     pub fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {

@@ -85,6 +85,14 @@ impl Collect {
         });
     }
 
+    /// Peak resident memory of the collector so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().map(Child::id).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     /// Stops (SIGKILL: it keeps nothing) and returns every printed record.
     pub fn stop(mut self) -> Vec<Value> {
         std::thread::sleep(Duration::from_millis(300));
