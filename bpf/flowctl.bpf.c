@@ -82,6 +82,9 @@ struct {
 struct packet_meta {
 	__u64 segments;    /* wire packets this skb stands for */
 	__u64 octets;      /* L3 octets of those wire packets */
+	__u32 ip_len;      /* IP total length from the header; 0: unknown */
+	__u32 l4_off;      /* offset of the transport (upper-layer) header */
+	__u32 l4_len;      /* length of the transport header; 0: none parsed */
 	__u16 tcp_flags;
 	__u8 ttl;
 	__u8 tos;
@@ -238,22 +241,48 @@ static __always_inline void record(const struct flow_key *key, const struct pack
 	count_not_recorded(m);
 }
 
-/* Octets of the wire packets a (possibly GSO) skb turns into. */
-static __always_inline void wire_size(struct __sk_buff *skb, struct packet_meta *m, __u32 l3_off,
-				      __u32 ip_len, __u32 headers_len)
+/*
+ * The wire packets and octets of a GSO skb: each of its segments repeats the
+ * headers from the IP header to the end of the transport header (hdr_end is
+ * the offset of the payload). The kernel leaves gso_segs 0 on skbs from
+ * untrusted sources (SKB_GSO_DODGY: virtio-net, tap, packet sockets); their
+ * segments are then counted as the kernel's segmentation will make them
+ * (tcp_gso_segment, __udp_gso_segment): the payload divided by gso_size,
+ * rounded up.
+ */
+static __always_inline void gso_wire_size(struct __sk_buff *skb, struct packet_meta *m, __u32 l3_off,
+					  __u32 skb_l3_len, __u32 gso_size)
 {
-	__u32 segs = skb->gso_segs;
-	__u32 skb_l3_len = skb->len > l3_off ? skb->len - l3_off : 0;
+	__u32 hdr_end = m->l4_off + m->l4_len;
+	__u64 segs = skb->gso_segs;
 
+	if (segs == 0) {
+		__u32 payload = skb->len > hdr_end ? skb->len - hdr_end : 0;
+		segs = ((__u64)payload + gso_size - 1) / gso_size;
+	}
 	if (segs > 1) {
-		/* Every segment repeats the IP and L4 headers. */
 		m->segments = segs;
-		m->octets = (__u64)skb_l3_len + (__u64)(segs - 1) * headers_len;
+		m->octets = (__u64)skb_l3_len + (segs - 1) * (hdr_end - l3_off);
+		return;
+	}
+	m->segments = 1;
+	m->octets = m->ip_len && m->ip_len < skb_l3_len ? m->ip_len : skb_l3_len;
+}
+
+/* Octets of the wire packets a (possibly GSO) skb turns into. */
+static __always_inline void wire_size(struct __sk_buff *skb, struct packet_meta *m, __u32 l3_off)
+{
+	__u32 skb_l3_len = skb->len > l3_off ? skb->len - l3_off : 0;
+	/* gso_size != 0 is what makes an skb GSO (skb_is_gso). */
+	__u32 gso_size = skb->gso_size;
+
+	if (gso_size) {
+		gso_wire_size(skb, m, l3_off, skb_l3_len, gso_size);
 		return;
 	}
 	m->segments = 1;
 	/* The IP length excludes Ethernet padding; never exceed what is there. */
-	m->octets = ip_len && ip_len < skb_l3_len ? ip_len : skb_l3_len;
+	m->octets = m->ip_len && m->ip_len < skb_l3_len ? m->ip_len : skb_l3_len;
 }
 
 /* Parses the transport header; returns its length for GSO accounting. */
@@ -310,12 +339,11 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3_off, struc
 	m->tos = ip[1];
 	m->ttl = ip[8];
 
-	__u32 ip_len = ((__u32)ip[2] << 8) | ip[3];
+	m->ip_len = ((__u32)ip[2] << 8) | ip[3];
+	m->l4_off = l3_off + ihl;
 	__u16 frag_offset = (((__u16)ip[6] << 8) | ip[7]) & 0x1fff;
-	__u32 l4_len = 0;
 	if (frag_offset == 0)
-		l4_len = parse_l4(skb, l3_off + ihl, key, m);
-	wire_size(skb, m, l3_off, ip_len, ihl + l4_len);
+		m->l4_len = parse_l4(skb, m->l4_off, key, m);
 	return 1;
 }
 
@@ -337,7 +365,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 	m->ttl = ip[7];
 
 	__u32 payload_len = ((__u32)ip[4] << 8) | ip[5];
-	__u32 ip_len = payload_len ? IPV6_HDR_LEN + payload_len : 0;
+	m->ip_len = payload_len ? IPV6_HDR_LEN + payload_len : 0;
 	__u8 next = ip[6];
 	__u32 off = l3_off + IPV6_HDR_LEN;
 	int first_fragment = 1;
@@ -370,10 +398,9 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 	}
 
 	key->protocol = next;
-	__u32 l4_len = 0;
+	m->l4_off = off;
 	if (first_fragment)
-		l4_len = parse_l4(skb, off, key, m);
-	wire_size(skb, m, l3_off, ip_len, off - l3_off + l4_len);
+		m->l4_len = parse_l4(skb, off, key, m);
 	return 1;
 }
 
@@ -446,6 +473,7 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 		count_malformed(skb);
 		return TC_ACT_UNSPEC;
 	}
+	wire_size(skb, &m, off);
 	record(&key, &m);
 	return TC_ACT_UNSPEC;
 }
