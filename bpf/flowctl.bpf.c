@@ -8,7 +8,9 @@
  * skb metadata), IPv4 with options, IPv6 with extension headers, TCP, UDP,
  * ICMP, ICMPv6; other IP protocols and non-first fragments count with ports 0.
  * Headers are read straight from the skb's linear area when they are there
- * (the common case), else with bpf_skb_load_bytes (non-linear skbs).
+ * (the common case), else with bpf_skb_load_bytes (non-linear skbs). GSO
+ * skbs count every segment with the headers it repeats, inner headers of a
+ * tunnel included (encap.h).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -18,6 +20,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "flowctl.h"
+#include "encap.h"
 
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
@@ -243,17 +246,21 @@ static __always_inline void record(const struct flow_key *key, const struct pack
 
 /*
  * The wire packets and octets of a GSO skb: each of its segments repeats the
- * headers from the IP header to the end of the transport header (hdr_end is
- * the offset of the payload). The kernel leaves gso_segs 0 on skbs from
+ * headers from the IP header to the end of the transport header, or, in a
+ * tunnel (encap.h), to the end of the inner transport header (hdr_end is the
+ * offset of the payload). The kernel leaves gso_segs 0 on skbs from
  * untrusted sources (SKB_GSO_DODGY: virtio-net, tap, packet sockets); their
  * segments are then counted as the kernel's segmentation will make them
  * (tcp_gso_segment, __udp_gso_segment): the payload divided by gso_size,
  * rounded up.
  */
-static __always_inline void gso_wire_size(struct __sk_buff *skb, struct packet_meta *m, __u32 l3_off,
-					  __u32 skb_l3_len, __u32 gso_size)
+static __always_inline void gso_wire_size(struct __sk_buff *skb, const struct flow_key *key,
+					  struct packet_meta *m, __u32 l3_off, __u32 skb_l3_len,
+					  __u32 gso_size)
 {
-	__u32 hdr_end = m->l4_off + m->l4_len;
+	__u32 hdr_end = tunnel_payload(skb, key, m->l4_off);
+	if (hdr_end == 0)
+		hdr_end = m->l4_off + m->l4_len;
 	__u64 segs = skb->gso_segs;
 
 	if (segs == 0) {
@@ -270,14 +277,15 @@ static __always_inline void gso_wire_size(struct __sk_buff *skb, struct packet_m
 }
 
 /* Octets of the wire packets a (possibly GSO) skb turns into. */
-static __always_inline void wire_size(struct __sk_buff *skb, struct packet_meta *m, __u32 l3_off)
+static __always_inline void wire_size(struct __sk_buff *skb, const struct flow_key *key,
+				      struct packet_meta *m, __u32 l3_off)
 {
 	__u32 skb_l3_len = skb->len > l3_off ? skb->len - l3_off : 0;
 	/* gso_size != 0 is what makes an skb GSO (skb_is_gso). */
 	__u32 gso_size = skb->gso_size;
 
 	if (gso_size) {
-		gso_wire_size(skb, m, l3_off, skb_l3_len, gso_size);
+		gso_wire_size(skb, key, m, l3_off, skb_l3_len, gso_size);
 		return;
 	}
 	m->segments = 1;
@@ -473,7 +481,7 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 		count_malformed(skb);
 		return TC_ACT_UNSPEC;
 	}
-	wire_size(skb, &m, off);
+	wire_size(skb, &key, &m, off);
 	record(&key, &m);
 	return TC_ACT_UNSPEC;
 }

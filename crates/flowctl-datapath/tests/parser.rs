@@ -19,6 +19,8 @@ use gso::gso;
 
 #[path = "parser/gso.rs"]
 mod gso;
+#[path = "parser/tunnels.rs"]
+mod tunnels;
 
 const TC_ACT_UNSPEC: i32 = -1;
 
