@@ -5,7 +5,7 @@
  * returns TC_ACT_UNSPEC so later tc/tcx programs still run.
  *
  * Parsing: Ethernet, up to two 802.1Q/802.1ad tags (plus the offloaded tag in
- * skb metadata), IPv4 with options, IPv6 with extension headers, TCP, UDP,
+ * skb metadata), an MPLS label stack of up to 4 entries, IPv4 with options, IPv6 with extension headers, TCP, UDP,
  * ICMP, ICMPv6; other IP protocols and non-first fragments count with ports 0.
  * Headers are read straight from the skb's linear area when they are there
  * (the common case), else with bpf_skb_load_bytes (non-linear skbs). GSO
@@ -24,8 +24,14 @@
 
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
+#define ETH_P_MPLS_UC_ 0x8847
+#define ETH_P_MPLS_MC_ 0x8848
 #define ETH_HDR_LEN 14
 #define MAX_VLAN_TAGS 2
+/* Deepest MPLS label stack walked; a deeper one counts as non-IP. */
+#define MAX_MPLS_LABELS 4
+#define MPLS_LSE_LEN 4
+#define MPLS_BOTTOM_OF_STACK 0x01 /* in the third byte of a label stack entry */
 #define MAX_IPV6_EXT_HEADERS 8
 #define IPV6_HDR_LEN 40
 
@@ -451,6 +457,41 @@ static __always_inline __u16 parse_ethernet(struct __sk_buff *skb, struct flow_k
 	return proto;
 }
 
+/*
+ * An MPLS label stack (unicast or multicast) at *off: up to MAX_MPLS_LABELS
+ * entries, the top one into the key. Returns the ethertype of what follows
+ * the bottom-of-stack entry, told by its first nibble (4: IPv4, 6: IPv6),
+ * and moves *off to it; 0 (non-IP) for a deeper or truncated stack or any
+ * other payload (pseudowires, with or without a control word).
+ */
+static __always_inline __u16 parse_mpls(struct __sk_buff *skb, struct flow_key *key, __u32 *off)
+{
+	__u32 at = *off;
+
+#pragma unroll
+	for (int i = 0; i < MAX_MPLS_LABELS; i++) {
+		__u8 lse[MPLS_LSE_LEN] HDR_BUF;
+		if (bpf_skb_load_bytes(skb, at, lse, sizeof(lse)) < 0)
+			return 0;
+		if (i == 0)
+			key->mpls_label = FLOWCTL_MPLS_PRESENT | ((__u32)lse[0] << 16) |
+					  ((__u32)lse[1] << 8) | lse[2];
+		at += MPLS_LSE_LEN;
+		if (lse[2] & MPLS_BOTTOM_OF_STACK) {
+			__u8 first[1];
+			if (bpf_skb_load_bytes(skb, at, first, sizeof(first)) < 0)
+				return 0;
+			*off = at;
+			if ((first[0] >> 4) == 4)
+				return ETH_P_IP;
+			if ((first[0] >> 4) == 6)
+				return ETH_P_IPV6;
+			return 0;
+		}
+	}
+	return 0;
+}
+
 static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 {
 	struct flow_key key = {};
@@ -468,15 +509,20 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 	key.ingress_ifindex = skb->ingress_ifindex;
 	key.egress_ifindex = direction == FLOWCTL_DIR_EGRESS ? skb->ifindex : 0;
 
+	if (proto != ETH_P_IP && proto != ETH_P_IPV6) {
+		/* Off the fast path: untagged IP never gets here. */
+		if (proto == ETH_P_MPLS_UC_ || proto == ETH_P_MPLS_MC_)
+			proto = parse_mpls(skb, &key, &off);
+		if (proto != ETH_P_IP && proto != ETH_P_IPV6) {
+			count_non_ip(skb);
+			return TC_ACT_UNSPEC;
+		}
+	}
 	int ok;
 	if (proto == ETH_P_IP)
 		ok = parse_ipv4(skb, off, &key, &m);
-	else if (proto == ETH_P_IPV6)
+	else
 		ok = parse_ipv6(skb, off, &key, &m);
-	else {
-		count_non_ip(skb);
-		return TC_ACT_UNSPEC;
-	}
 	if (!ok) {
 		count_malformed(skb);
 		return TC_ACT_UNSPEC;

@@ -164,6 +164,7 @@ fn built_key(frame: &Frame) -> Option<FlowKey> {
         ip_version,
         protocol,
         pad: 0,
+        mpls_label: 0,
     })
 }
 

@@ -19,6 +19,8 @@ use gso::gso;
 
 #[path = "parser/gso.rs"]
 mod gso;
+#[path = "parser/mpls.rs"]
+mod mpls;
 #[path = "parser/tunnels.rs"]
 mod tunnels;
 
@@ -184,6 +186,7 @@ fn key4(protocol: u8, src_port: u16, dst_port: u16) -> FlowKey {
         ip_version: 4,
         protocol,
         pad: 0,
+        mpls_label: 0,
     }
 }
 

@@ -56,6 +56,7 @@ pub fn random_record(rng: &mut Rng, src: &str, dst: &str, protocol: u8) -> FlowR
             ip_version: if src.is_ipv4() { 4 } else { 6 },
             protocol,
             pad: 0,
+            mpls_label: 0,
         },
         stats: FlowStats {
             packets,
