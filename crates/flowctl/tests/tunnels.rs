@@ -5,12 +5,18 @@
 //! Ethernet) + 8 (VXLAN) + 8 (UDP) + 20 (outer IPv4) octets, so an AF_PACKET
 //! capture of the VXLAN device (GSO expanded from the vnet header) is the
 //! ground truth for the outer UDP flow.
+//!
+//! Also MPLS: labelled frames sent out of a veth show their top label in
+//! `flowctl dump -o json`.
 // Test code: a panic is how a failure is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::net::SocketAddr;
+
+use etherparse::PacketBuilder;
+use serde_json::{json, Value};
 
 use support::{
     capture::{self, Capture},
@@ -136,5 +142,65 @@ fn vxlan_underlay_counts_every_inner_segment_with_its_outer_headers() {
         (packets, bytes),
         (inner_packets, inner_octets + inner_packets * VXLAN_OVERHEAD),
         "outer flow {outer:#?} against {gso_skbs} GSO skbs of inner traffic"
+    );
+}
+
+/// An Ethernet frame with an MPLS label stack ((label, TC) pairs, top first)
+/// over IPv4/UDP 10.207.0.1:sport -> 10.207.0.2:9 with `payload` bytes.
+fn mpls_frame(stack: &[(u32, u8)], sport: u16, payload: usize) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x0a, 0x88, 0x47]);
+    for (i, &(label, tc)) in stack.iter().enumerate() {
+        let bottom = u32::from(i + 1 == stack.len());
+        f.extend_from_slice(&((label << 12) | (u32::from(tc) << 9) | (bottom << 8) | 64).to_be_bytes());
+    }
+    PacketBuilder::ipv4([10, 207, 0, 1], [10, 207, 0, 2], 64)
+        .udp(sport, 9)
+        .write(&mut f, &vec![0x44; payload])
+        .unwrap();
+    f
+}
+
+#[test]
+#[ignore = "needs root: eBPF in network namespaces (misc/test.sh runs it as root)"]
+fn mpls_frames_show_their_top_label_in_the_dump() {
+    let topo = Topology::new("mpls");
+    let fc = Flowctl::new("mpls");
+    fc.ok(&["attach", "--netns", &topo.a, "-i", A_IF, "--direction", "egress"]);
+    let mut frames = vec![mpls_frame(&[(100, 5)], 41001, 100); 3];
+    frames.extend(vec![mpls_frame(&[(200, 0), (16, 1), (17, 2)], 41002, 50); 2]);
+    traffic::raw_frames(&topo.a, A_IF, frames);
+    let dump = fc.dump();
+    let flow = |sport: u64| -> &Value {
+        dump.iter()
+            .find(|f| f["sport"] == sport && f["src"] == "10.207.0.1")
+            .unwrap_or_else(|| panic!("no flow from port {sport}: {dump:#?}"))
+    };
+    let got = |sport| {
+        let f = flow(sport);
+        (f["mpls_label"].clone(), f["packets"].clone(), f["bytes"].clone())
+    };
+    assert_eq!(
+        got(41001),
+        (
+            json!({"label": 100, "tc": 5, "bottom_of_stack": true}),
+            json!(3),
+            json!(3 * (20 + 8 + 100))
+        )
+    );
+    assert_eq!(
+        got(41002),
+        (
+            json!({"label": 200, "tc": 0, "bottom_of_stack": false}),
+            json!(2),
+            json!(2 * (20 + 8 + 50))
+        )
+    );
+    // Unlabelled flows say so.
+    assert!(
+        dump.iter()
+            .filter(|f| f["src"] != "10.207.0.1")
+            .all(|f| f["mpls_label"].is_null()),
+        "{dump:#?}"
     );
 }
