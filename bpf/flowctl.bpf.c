@@ -5,8 +5,9 @@
  * returns TC_ACT_UNSPEC so later tc/tcx programs still run.
  *
  * Parsing: Ethernet, up to two 802.1Q/802.1ad tags (plus the offloaded tag in
- * skb metadata), an MPLS label stack of up to 4 entries, IPv4 with options, IPv6 with extension headers, TCP, UDP,
- * ICMP, ICMPv6; other IP protocols and non-first fragments count with ports 0.
+ * skb metadata), an MPLS label stack of up to 4 entries, IPv4 with options,
+ * IPv6 with extension headers, TCP, UDP, ICMP, ICMPv6; other IP protocols and
+ * non-first fragments count with ports 0.
  * Headers are read straight from the skb's linear area when they are there
  * (the common case), else with bpf_skb_load_bytes (non-linear skbs). GSO
  * skbs count every segment with the headers it repeats, inner headers of a
@@ -510,7 +511,7 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 	key.egress_ifindex = direction == FLOWCTL_DIR_EGRESS ? skb->ifindex : 0;
 
 	if (proto != ETH_P_IP && proto != ETH_P_IPV6) {
-		/* Off the fast path: untagged IP never gets here. */
+		/* Off the fast path: IP, tagged or not, never gets here. */
 		if (proto == ETH_P_MPLS_UC_ || proto == ETH_P_MPLS_MC_)
 			proto = parse_mpls(skb, &key, &off);
 		if (proto != ETH_P_IP && proto != ETH_P_IPV6) {
