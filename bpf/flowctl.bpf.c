@@ -5,10 +5,13 @@
  * returns TC_ACT_UNSPEC so later tc/tcx programs still run.
  *
  * Parsing: Ethernet, up to two 802.1Q/802.1ad tags (plus the offloaded tag in
- * skb metadata), IPv4 with options, IPv6 with extension headers, TCP, UDP,
- * ICMP, ICMPv6; other IP protocols and non-first fragments count with ports 0.
+ * skb metadata), an MPLS label stack of up to 4 entries, IPv4 with options,
+ * IPv6 with extension headers, TCP, UDP, ICMP, ICMPv6; other IP protocols and
+ * non-first fragments count with ports 0.
  * Headers are read straight from the skb's linear area when they are there
- * (the common case), else with bpf_skb_load_bytes (non-linear skbs).
+ * (the common case), else with bpf_skb_load_bytes (non-linear skbs). GSO
+ * skbs count every segment with the headers it repeats, inner headers of a
+ * tunnel included (encap.h).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -18,11 +21,18 @@
 #include <bpf/bpf_endian.h>
 
 #include "flowctl.h"
+#include "encap.h"
 
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
+#define ETH_P_MPLS_UC_ 0x8847
+#define ETH_P_MPLS_MC_ 0x8848
 #define ETH_HDR_LEN 14
 #define MAX_VLAN_TAGS 2
+/* Deepest MPLS label stack walked; a deeper one counts as non-IP. */
+#define MAX_MPLS_LABELS 4
+#define MPLS_LSE_LEN 4
+#define MPLS_BOTTOM_OF_STACK 0x01 /* in the third byte of a label stack entry */
 #define MAX_IPV6_EXT_HEADERS 8
 #define IPV6_HDR_LEN 40
 
@@ -85,6 +95,9 @@ struct {
 struct packet_meta {
 	__u64 segments;    /* wire packets this skb stands for */
 	__u64 octets;      /* L3 octets of those wire packets */
+	__u32 ip_len;      /* IP total length from the header; 0: unknown */
+	__u32 l4_off;      /* offset of the transport (upper-layer) header */
+	__u32 l4_len;      /* length of the transport header; 0: none parsed */
 	__u16 tcp_flags;
 	__u8 ttl;
 	__u8 tos;
@@ -111,6 +124,7 @@ struct scratch {
 	__u8 ip[IPV6_HDR_LEN] HDR_BUF;
 	__u8 ext[8] HDR_BUF;
 	__u8 l4[16] HDR_BUF;
+	__u8 inner[24] HDR_BUF; /* tunnel headers (encap.h) */
 };
 
 struct {
@@ -270,22 +284,53 @@ static __always_inline void record(const struct flow_key *key, const struct pack
 	count_not_recorded(m);
 }
 
-/* Octets of the wire packets a (possibly GSO) skb turns into. */
-static __always_inline void wire_size(struct __sk_buff *skb, struct packet_meta *m, __u32 l3_off,
-				      __u32 ip_len, __u32 headers_len)
+/*
+ * The wire packets and octets of a GSO skb: each of its segments repeats the
+ * headers from the IP header to the end of the transport header, or, in a
+ * tunnel (encap.h), to the end of the inner transport header (hdr_end is the
+ * offset of the payload). The kernel leaves gso_segs 0 on skbs from
+ * untrusted sources (SKB_GSO_DODGY: virtio-net, tap, packet sockets); their
+ * segments are then counted as the kernel's segmentation will make them
+ * (tcp_gso_segment, __udp_gso_segment): the payload divided by gso_size,
+ * rounded up.
+ */
+static __always_inline void gso_wire_size(struct __sk_buff *skb, struct scratch *s, __u32 l3_off,
+					  __u32 skb_l3_len, __u32 gso_size)
 {
-	__u32 segs = skb->gso_segs;
-	__u32 skb_l3_len = skb->len > l3_off ? skb->len - l3_off : 0;
+	struct packet_meta *m = &s->m;
+	__u32 hdr_end = tunnel_payload(skb, &s->key, m->l4_off, s->inner);
+	if (hdr_end == 0)
+		hdr_end = m->l4_off + m->l4_len;
+	__u64 segs = skb->gso_segs;
 
+	if (segs == 0) {
+		__u32 payload = skb->len > hdr_end ? skb->len - hdr_end : 0;
+		segs = ((__u64)payload + gso_size - 1) / gso_size;
+	}
 	if (segs > 1) {
-		/* Every segment repeats the IP and L4 headers. */
 		m->segments = segs;
-		m->octets = (__u64)skb_l3_len + (__u64)(segs - 1) * headers_len;
+		m->octets = (__u64)skb_l3_len + (segs - 1) * (hdr_end - l3_off);
+		return;
+	}
+	m->segments = 1;
+	m->octets = m->ip_len && m->ip_len < skb_l3_len ? m->ip_len : skb_l3_len;
+}
+
+/* Octets of the wire packets a (possibly GSO) skb turns into. */
+static __always_inline void wire_size(struct __sk_buff *skb, struct scratch *s, __u32 l3_off)
+{
+	struct packet_meta *m = &s->m;
+	__u32 skb_l3_len = skb->len > l3_off ? skb->len - l3_off : 0;
+	/* gso_size != 0 is what makes an skb GSO (skb_is_gso). */
+	__u32 gso_size = skb->gso_size;
+
+	if (gso_size) {
+		gso_wire_size(skb, s, l3_off, skb_l3_len, gso_size);
 		return;
 	}
 	m->segments = 1;
 	/* The IP length excludes Ethernet padding; never exceed what is there. */
-	m->octets = ip_len && ip_len < skb_l3_len ? ip_len : skb_l3_len;
+	m->octets = m->ip_len && m->ip_len < skb_l3_len ? m->ip_len : skb_l3_len;
 }
 
 /* Parses the transport header; returns its length for GSO accounting. */
@@ -344,12 +389,11 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3_off, struc
 	m->tos = ip[1];
 	m->ttl = ip[8];
 
-	__u32 ip_len = ((__u32)ip[2] << 8) | ip[3];
+	m->ip_len = ((__u32)ip[2] << 8) | ip[3];
+	m->l4_off = l3_off + ihl;
 	__u16 frag_offset = (((__u16)ip[6] << 8) | ip[7]) & 0x1fff;
-	__u32 l4_len = 0;
 	if (frag_offset == 0)
-		l4_len = parse_l4(skb, l3_off + ihl, s);
-	wire_size(skb, m, l3_off, ip_len, ihl + l4_len);
+		m->l4_len = parse_l4(skb, m->l4_off, s);
 	return 1;
 }
 
@@ -372,7 +416,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 	m->ttl = ip[7];
 
 	__u32 payload_len = ((__u32)ip[4] << 8) | ip[5];
-	__u32 ip_len = payload_len ? IPV6_HDR_LEN + payload_len : 0;
+	m->ip_len = payload_len ? IPV6_HDR_LEN + payload_len : 0;
 	__u8 next = ip[6];
 	__u32 off = l3_off + IPV6_HDR_LEN;
 	int first_fragment = 1;
@@ -405,11 +449,44 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 	}
 
 	key->protocol = next;
-	__u32 l4_len = 0;
+	m->l4_off = off;
 	if (first_fragment)
-		l4_len = parse_l4(skb, off, s);
-	wire_size(skb, m, l3_off, ip_len, off - l3_off + l4_len);
+		m->l4_len = parse_l4(skb, off, s);
 	return 1;
+}
+
+/*
+ * An MPLS label stack (unicast or multicast) at *off: up to MAX_MPLS_LABELS
+ * entries, the top one into the key. Returns the ethertype of what follows
+ * the bottom-of-stack entry, told by its first nibble (4: IPv4, 6: IPv6),
+ * and moves *off to it; 0 (non-IP) for a deeper or truncated stack or any
+ * other payload (pseudowires, with or without a control word).
+ */
+static __always_inline __u16 parse_mpls(struct __sk_buff *skb, struct scratch *s, __u32 *off)
+{
+	__u8 *lse = s->tag;
+	__u32 at = *off;
+
+#pragma unroll
+	for (int i = 0; i < MAX_MPLS_LABELS; i++) {
+		/* The entry and the byte after it: the first nibble of the
+		 * payload when this is the bottom of the stack. */
+		if (bpf_skb_load_bytes(skb, at, lse, MPLS_LSE_LEN + 1) < 0)
+			return 0;
+		if (i == 0)
+			s->key.mpls_label = FLOWCTL_MPLS_PRESENT | ((__u32)lse[0] << 16) |
+					    ((__u32)lse[1] << 8) | lse[2];
+		at += MPLS_LSE_LEN;
+		if (lse[2] & MPLS_BOTTOM_OF_STACK) {
+			*off = at;
+			if ((lse[MPLS_LSE_LEN] >> 4) == 4)
+				return ETH_P_IP;
+			if ((lse[MPLS_LSE_LEN] >> 4) == 6)
+				return ETH_P_IPV6;
+			return 0;
+		}
+	}
+	return 0;
 }
 
 static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
@@ -470,19 +547,25 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 	key->ingress_ifindex = skb->ingress_ifindex;
 	key->egress_ifindex = direction == FLOWCTL_DIR_EGRESS ? skb->ifindex : 0;
 
+	if (proto != ETH_P_IP && proto != ETH_P_IPV6) {
+		/* Off the fast path: IP, tagged or not, never gets here. */
+		if (proto == ETH_P_MPLS_UC_ || proto == ETH_P_MPLS_MC_)
+			proto = parse_mpls(skb, s, &off);
+		if (proto != ETH_P_IP && proto != ETH_P_IPV6) {
+			count_non_ip(skb);
+			return TC_ACT_UNSPEC;
+		}
+	}
 	int ok;
 	if (proto == ETH_P_IP)
 		ok = parse_ipv4(skb, off, s);
-	else if (proto == ETH_P_IPV6)
+	else
 		ok = parse_ipv6(skb, off, s);
-	else {
-		count_non_ip(skb);
-		return TC_ACT_UNSPEC;
-	}
 	if (!ok) {
 		count_malformed(skb);
 		return TC_ACT_UNSPEC;
 	}
+	wire_size(skb, s, off);
 	record(key, m, &s->fresh);
 	return TC_ACT_UNSPEC;
 }

@@ -13,11 +13,14 @@
 #include <linux/types.h>
 
 /* Version of the map layout below; names the pin directory (v<N>). */
-#define FLOWCTL_LAYOUT_VERSION 1
+#define FLOWCTL_LAYOUT_VERSION 2
 
 /* flowDirection (IPFIX IE 61) values. */
 #define FLOWCTL_DIR_INGRESS 0
 #define FLOWCTL_DIR_EGRESS 1
+
+/* Set in flow_key.mpls_label when the packet had an MPLS label stack. */
+#define FLOWCTL_MPLS_PRESENT (1u << 24)
 
 /*
  * One unidirectional flow as seen at one attachment point.
@@ -28,6 +31,11 @@
  * Non-first fragments and protocols other than TCP/UDP/ICMP/ICMPv6 have
  * both ports 0. Every byte, padding included, is written by the datapath so
  * that equal flows hash equally.
+ *
+ * mpls_label is 0 without MPLS; else FLOWCTL_MPLS_PRESENT | the first 3
+ * bytes of the top label stack entry (label << 4 | TC << 1 | S: IPFIX's
+ * mplsTopLabelStackSection), so that a top label 0 with TC 0 and S 0 still
+ * differs from no MPLS.
  */
 struct flow_key {
 	__u32 netns_ino;        /* inode of the network namespace of the attachment */
@@ -43,6 +51,7 @@ struct flow_key {
 	__u8 ip_version;        /* 4 or 6 */
 	__u8 protocol;          /* IPv4 protocol / IPv6 upper-layer next header */
 	__u8 pad;               /* always 0 */
+	__u32 mpls_label;       /* top MPLS label stack entry, see above; 0 if none */
 };
 
 /*

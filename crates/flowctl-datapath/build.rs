@@ -6,7 +6,9 @@ include!("build_bpf.rs");
 fn main() {
     run(|| {
         let bpf_dir = cargo_dir("CARGO_MANIFEST_DIR")?.join("../../bpf");
-        println!("cargo:rerun-if-changed={}", bpf_dir.join("flowctl.h").display());
+        for header in ["flowctl.h", "encap.h"] {
+            println!("cargo:rerun-if-changed={}", bpf_dir.join(header).display());
+        }
         let out = cargo_dir("OUT_DIR")?.join("flowctl.bpf.o");
         compile_bpf(&bpf_dir.join("flowctl.bpf.c"), &bpf_dir, &out)
     });

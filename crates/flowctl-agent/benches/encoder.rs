@@ -90,6 +90,7 @@ fn records(n: usize, ip_version: Option<u8>) -> VecDeque<FlowRecord> {
                     ip_version: version,
                     protocol,
                     pad: 0,
+                    mpls_label: 0,
                 },
                 stats: FlowStats {
                     packets,

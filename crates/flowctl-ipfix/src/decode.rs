@@ -263,7 +263,7 @@ fn decoded_record(template_id: u16, info: &TemplateInfo, mut record: DataRecord)
                 enterprise: f.enterprise,
                 name: f.name.clone(),
                 scope: info.options && i < usize::from(info.scope_count),
-                value: DecodedValue::from_ipfixrw(value, f.ty),
+                value: DecodedValue::from_ipfixrw(value, f.enterprise.is_none().then_some(f.id), f.ty),
             })
         })
         .collect();

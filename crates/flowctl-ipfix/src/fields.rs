@@ -21,6 +21,9 @@ pub enum FieldKind {
     /// `dateTimeNanoseconds`: 64-bit NTP timestamp (seconds since 1900 in the
     /// high 32 bits, binary fraction in the low 32 bits; RFC 7011 §6.1.10).
     DateTimeNanoseconds,
+    /// `octetArray` of the field's length, written from an integer: its low
+    /// bytes, big-endian (like [`FieldKind::Unsigned`], saturated when larger).
+    OctetArray,
 }
 
 /// Where the value of a field comes from.

@@ -32,8 +32,12 @@ pub fn write_value(dst: &mut [u8], kind: FieldKind, value: FieldValue) {
         (FieldKind::Ipv4Address | FieldKind::Ipv6Address, FieldValue::Address(addr)) => write_address(dst, &addr),
         (FieldKind::Ipv4Address | FieldKind::Ipv6Address, FieldValue::Unsigned(v)) => write_unsigned(dst, v),
         (FieldKind::Ipv4Address | FieldKind::Ipv6Address, FieldValue::Nanoseconds(_)) => write_unsigned(dst, 0),
-        (FieldKind::Unsigned, FieldValue::Unsigned(v) | FieldValue::Nanoseconds(v)) => write_unsigned(dst, v),
-        (FieldKind::Unsigned, FieldValue::Address(addr)) => write_unsigned(dst, address_low_u64(&addr)),
+        (FieldKind::Unsigned | FieldKind::OctetArray, FieldValue::Unsigned(v) | FieldValue::Nanoseconds(v)) => {
+            write_unsigned(dst, v)
+        }
+        (FieldKind::Unsigned | FieldKind::OctetArray, FieldValue::Address(addr)) => {
+            write_unsigned(dst, address_low_u64(&addr))
+        }
         (_, FieldValue::Address(_)) => write_unsigned(dst, 0),
         (FieldKind::DateTimeSeconds, FieldValue::Nanoseconds(ns)) => write_unsigned(dst, ns / NANOS_PER_SEC),
         (FieldKind::DateTimeMilliseconds, FieldValue::Nanoseconds(ns)) => write_unsigned(dst, ns / NANOS_PER_MILLI),

@@ -53,6 +53,7 @@ fn registry_type(kind: FieldKind) -> DataRecordType {
         FieldKind::DateTimeSeconds => DataRecordType::DateTimeSeconds,
         FieldKind::DateTimeMilliseconds => DataRecordType::DateTimeMilliseconds,
         FieldKind::DateTimeNanoseconds => DataRecordType::DateTimeNanoseconds,
+        FieldKind::OctetArray => DataRecordType::Bytes,
     }
 }
 
@@ -76,6 +77,7 @@ fn lengths_suit_the_kinds() {
             FieldKind::Ipv4Address | FieldKind::DateTimeSeconds => def.length == 4,
             FieldKind::Ipv6Address => def.length == 16,
             FieldKind::DateTimeMilliseconds | FieldKind::DateTimeNanoseconds => def.length == 8,
+            FieldKind::OctetArray => def.length >= 1,
         };
         assert!(ok, "{} has length {} for {:?}", def.name, def.length, def.kind);
     }

@@ -14,7 +14,7 @@ use flowctl_ipfix::{
     DecodedMessage, DecodedValue, Decoder, FieldValue, MessageBuilder, RecordValues, Strictness, SyntheticValues,
     Template,
 };
-use flowctl_model::{key_addr, FlowRecord};
+use flowctl_model::{key_addr, FlowRecord, MplsLabel};
 
 const NS_PER_S: u64 = 1_000_000_000;
 const NS_PER_MS: u64 = 1_000_000;
@@ -61,6 +61,12 @@ fn expected(rec: &FlowRecord, field: RecordField) -> DecodedValue {
         RecordField::MaxTtl => Unsigned(rec.stats.max_ttl.into()),
         RecordField::VlanId => Unsigned(k.vlan_id.into()),
         RecordField::InnerVlanId => Unsigned(k.inner_vlan_id.into()),
+        // octetArray of 3: label, TC, S of the top entry; all 0 without MPLS.
+        RecordField::MplsTopLabel => DecodedValue::MplsLabel(k.mpls_top_label().unwrap_or(MplsLabel {
+            label: 0,
+            tc: 0,
+            bottom_of_stack: false,
+        })),
         RecordField::IpVersion => Unsigned(k.ip_version.into()),
         RecordField::FlowDirection => Unsigned(k.direction.into()),
         RecordField::EndReason => Unsigned(rec.reason as u64),

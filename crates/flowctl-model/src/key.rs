@@ -39,6 +39,41 @@ pub struct FlowKey {
     pub protocol: u8,
     /// Always 0.
     pub pad: u8,
+    /// The top MPLS label stack entry: 0 without MPLS, else
+    /// [`MPLS_PRESENT`] | its first 3 bytes (`label << 4 | TC << 1 | S`, IPFIX's
+    /// `mplsTopLabelStackSection`). See [`FlowKey::mpls_top_label`].
+    pub mpls_label: u32,
+}
+
+/// Set in [`FlowKey::mpls_label`] when the packet had an MPLS label stack
+/// (`FLOWCTL_MPLS_PRESENT` in `bpf/flowctl.h`).
+pub const MPLS_PRESENT: u32 = 1 << 24;
+
+/// The top entry of an MPLS label stack, without its TTL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MplsLabel {
+    /// The 20-bit label.
+    pub label: u32,
+    /// The 3-bit traffic class (formerly EXP).
+    pub tc: u8,
+    /// Whether it is the bottom of the stack (the S bit): a stack of one label.
+    pub bottom_of_stack: bool,
+}
+
+impl MplsLabel {
+    /// Splits the 24 bits of an `mplsTopLabelStackSection` (label, TC, S).
+    pub fn from_section(section: u32) -> Self {
+        Self {
+            label: (section >> 4) & 0xf_ffff,
+            tc: ((section >> 1) & 0x7) as u8,
+            bottom_of_stack: section & 1 == 1,
+        }
+    }
+
+    /// The 24 bits of the `mplsTopLabelStackSection` (label, TC, S).
+    pub fn section(&self) -> u32 {
+        ((self.label & 0xf_ffff) << 4) | (u32::from(self.tc & 0x7) << 1) | u32::from(self.bottom_of_stack)
+    }
 }
 
 impl FlowKey {
@@ -50,6 +85,11 @@ impl FlowKey {
     /// Destination address as an [`IpAddr`] (IPv4 unmapped).
     pub fn dst_ip(&self) -> IpAddr {
         addr_of(&self.dst_addr, self.ip_version)
+    }
+
+    /// The top MPLS label stack entry, if the packets had one.
+    pub fn mpls_top_label(&self) -> Option<MplsLabel> {
+        (self.mpls_label & MPLS_PRESENT != 0).then(|| MplsLabel::from_section(self.mpls_label & 0xff_ffff))
     }
 }
 
@@ -91,5 +131,31 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(key6.src_ip(), v6);
+    }
+
+    #[test]
+    fn mpls_label_splits_into_label_tc_and_bottom_of_stack() {
+        assert_eq!(FlowKey::default().mpls_top_label(), None);
+        // Label 100, TC 5, S: 0x00064b (with the presence bit) as the datapath stores it.
+        let key = FlowKey {
+            mpls_label: MPLS_PRESENT | 0x00_064b,
+            ..Default::default()
+        };
+        let top = key.mpls_top_label().unwrap();
+        assert_eq!(
+            top,
+            MplsLabel {
+                label: 100,
+                tc: 5,
+                bottom_of_stack: true
+            }
+        );
+        assert_eq!(top.section(), 0x00_064b);
+        // Label 0 (IPv4 explicit null), TC 0, not the bottom: still MPLS.
+        let null = FlowKey {
+            mpls_label: MPLS_PRESENT,
+            ..Default::default()
+        };
+        assert_eq!(null.mpls_top_label().map(|l| l.section()), Some(0));
     }
 }

@@ -3,7 +3,7 @@
 
 /// Version of the map layout; names the pin directory (`v<N>`).
 /// Must equal `FLOWCTL_LAYOUT_VERSION` in `bpf/flowctl.h`.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Name of the per-CPU flow hash map in the object file and in bpffs.
 pub const FLOWS_MAP: &str = "flowctl_flows";

@@ -26,7 +26,7 @@ mod source;
 mod stats;
 
 pub use clock::{boot_time_ns, BootClock};
-pub use key::{key_addr, FlowKey};
+pub use key::{key_addr, FlowKey, MplsLabel, MPLS_PRESENT};
 pub use layout::*;
 pub use reason::{EndReason, ReasonCounts};
 pub use record::FlowRecord;

@@ -25,6 +25,7 @@ const FIELDS: &[(&str, &[&str])] = &[
             "ip_version",
             "protocol",
             "pad",
+            "mpls_label",
         ],
     ),
     (
@@ -124,7 +125,8 @@ fn rust_types_match_c_header() {
             direction,
             ip_version,
             protocol,
-            pad
+            pad,
+            mpls_label
         ]
     );
     rust_layout!(

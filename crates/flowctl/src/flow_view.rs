@@ -2,7 +2,7 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, ContentArrangement, Table};
 use flowctl_datapath::{netlink::InterfaceNames, Direction};
-use flowctl_model::{BootClock, FlowKey, FlowStats};
+use flowctl_model::{BootClock, FlowKey, FlowStats, MplsLabel};
 use serde::Serialize;
 use time::{macros::format_description, OffsetDateTime};
 
@@ -39,6 +39,8 @@ pub struct FlowView {
     pub vlan: u16,
     /// Inner VLAN id (0 if none).
     pub inner_vlan: u16,
+    /// Top MPLS label stack entry (null without MPLS).
+    pub mpls_label: Option<MplsLabelView>,
     /// Wire packets.
     pub packets: u64,
     /// L3 octets.
@@ -55,6 +57,27 @@ pub struct FlowView {
     pub max_ttl: u8,
     /// TOS / traffic class of the first packet.
     pub tos: u8,
+}
+
+/// The top MPLS label stack entry of a flow.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct MplsLabelView {
+    /// The 20-bit label.
+    pub label: u32,
+    /// Traffic class (formerly EXP), 0..7.
+    pub tc: u8,
+    /// The S bit: the top entry is the only one.
+    pub bottom_of_stack: bool,
+}
+
+impl From<MplsLabel> for MplsLabelView {
+    fn from(l: MplsLabel) -> Self {
+        Self {
+            label: l.label,
+            tc: l.tc,
+            bottom_of_stack: l.bottom_of_stack,
+        }
+    }
 }
 
 impl FlowView {
@@ -77,6 +100,7 @@ impl FlowView {
             dport: key.dst_port,
             vlan: key.vlan_id,
             inner_vlan: key.inner_vlan_id,
+            mpls_label: key.mpls_top_label().map(MplsLabelView::from),
             packets: stats.packets,
             bytes: stats.octets,
             start: rfc3339(clock.unix_ns(stats.first_seen_ns)),

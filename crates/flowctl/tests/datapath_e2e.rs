@@ -410,7 +410,7 @@ fn detach_removes_the_program_and_nothing_is_left_behind() {
     assert!(attachments
         .iter()
         .all(|a| a["state"] == "attached" && a["interface"] == A_IF && a["netns"] == topo.a.as_str()));
-    let layout = fc.pin_dir.join("v1");
+    let layout = fc.pin_dir.join(format!("v{}", flowctl_model::LAYOUT_VERSION));
     for p in ["flowctl_flows", "flowctl_stats", "links"] {
         assert!(layout.join(p).exists(), "{p} pinned");
     }

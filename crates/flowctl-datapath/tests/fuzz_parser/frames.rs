@@ -1,17 +1,37 @@
-//! Frames built from layers (Ethernet, VLAN tags, IPv4 with options, IPv6
-//! with extension header chains, TCP/UDP/ICMP/other), with structured
-//! corruption: bogus version, IHL, lengths and extension header lengths,
-//! fragments, stacked tags, truncation anywhere, Ethernet padding.
+//! Frames built from layers (Ethernet, VLAN tags, MPLS label stacks, IPv4
+//! with options, IPv6 with extension header chains, TCP/UDP/ICMP/other,
+//! tunnels from `tunnels.rs`), with structured corruption: bogus version,
+//! IHL, lengths and extension header lengths, fragments, stacked tags, label
+//! stacks too deep or without a bottom, truncation anywhere, Ethernet
+//! padding.
 
 use flowctl_datapath::Direction;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
+use super::tunnels;
+
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86dd;
 pub const ETH_P_8021Q: u16 = 0x8100;
 pub const ETH_P_8021AD: u16 = 0x88a8;
+pub const ETH_P_MPLS_UC: u16 = 0x8847;
+pub const ETH_P_MPLS_MC: u16 = 0x8848;
 
+/// One MPLS label stack entry (TTL 64).
+#[derive(Clone, Copy, Debug)]
+pub struct Lse {
+    pub label: u32,
+    pub tc: u8,
+    pub bottom: bool,
+}
+
+impl Lse {
+    /// Its first 3 bytes: label << 4 | TC << 1 | S.
+    pub fn section(&self) -> u32 {
+        (self.label << 4) | (u32::from(self.tc) << 1) | u32::from(self.bottom)
+    }
+}
 /// An IP length field: right, 0, off by a little, or anything.
 #[derive(Clone, Copy, Debug)]
 pub enum LenField {
@@ -205,6 +225,10 @@ pub enum L3 {
 pub struct Frame {
     /// In-band tags (TPID, TCI), outermost first.
     pub tags: Vec<(u16, u16)>,
+    /// MPLS label stack, top first (empty: none), and whether its ethertype
+    /// is the multicast one.
+    pub mpls: Vec<Lse>,
+    pub mpls_multicast: bool,
     pub l3: L3,
     /// Where the frame is cut (`None`: whole).
     pub cut: Option<Index>,
@@ -224,12 +248,18 @@ impl Frame {
             f.extend_from_slice(&tpid.to_be_bytes());
             f.extend_from_slice(&tci.to_be_bytes());
         }
-        let (ethertype, l3) = match &self.l3 {
-            L3::Ipv4(ip) => (ETH_P_IP, ipv4_bytes(ip)),
-            L3::Ipv6(ip) => (ETH_P_IPV6, ipv6_bytes(ip)),
-            L3::Other { ethertype, payload } => (*ethertype, payload.clone()),
-        };
+        let (mut ethertype, l3) = self.l3.bytes();
+        if !self.mpls.is_empty() {
+            ethertype = if self.mpls_multicast {
+                ETH_P_MPLS_MC
+            } else {
+                ETH_P_MPLS_UC
+            };
+        }
         f.extend_from_slice(&ethertype.to_be_bytes());
+        for lse in &self.mpls {
+            f.extend_from_slice(&((lse.section() << 8) | 64).to_be_bytes());
+        }
         f.extend_from_slice(&l3);
         if let Some(cut) = &self.cut {
             f.truncate(14 + cut.index(f.len() - 14 + 1));
@@ -257,7 +287,25 @@ impl Frame {
             }
             L3::Other { .. } => false,
         };
-        fields && self.cut.is_none() && self.tags.len() <= 2 && !self.pad
+        let mpls = self.mpls.is_empty()
+            || (self.mpls.len() <= 4
+                && self
+                    .mpls
+                    .iter()
+                    .enumerate()
+                    .all(|(i, l)| l.bottom == (i + 1 == self.mpls.len())));
+        fields && mpls && self.cut.is_none() && self.tags.len() <= 2 && !self.pad
+    }
+}
+
+impl L3 {
+    /// Its ethertype and bytes.
+    pub fn bytes(&self) -> (u16, Vec<u8>) {
+        match self {
+            L3::Ipv4(ip) => (ETH_P_IP, ipv4_bytes(ip)),
+            L3::Ipv6(ip) => (ETH_P_IPV6, ipv6_bytes(ip)),
+            L3::Other { ethertype, payload } => (*ethertype, payload.clone()),
+        }
     }
 }
 
@@ -324,7 +372,8 @@ fn len_field() -> impl Strategy<Value = LenField> {
     ]
 }
 
-fn l4() -> impl Strategy<Value = L4> {
+/// A transport layer (no tunnel: `tunnels.rs` builds those).
+pub fn l4() -> impl Strategy<Value = L4> {
     let tcp_options = (0usize..=10).prop_flat_map(|words| prop::collection::vec(any::<u8>(), words * 4));
     let other = prop_oneof![select(vec![2u8, 4, 41, 47, 50, 59, 103, 132, 253, 254]), any::<u8>(),];
     prop_oneof![
@@ -341,6 +390,11 @@ fn fragment_offset() -> impl Strategy<Value = u16> {
 }
 
 fn ipv4() -> impl Strategy<Value = Ipv4> {
+    ipv4_with(l4())
+}
+
+/// An IPv4 packet (corruptions included) carrying `l4`.
+pub fn ipv4_with(l4: impl Strategy<Value = L4>) -> impl Strategy<Value = Ipv4> {
     let options = prop_oneof![
         3 => Just(Vec::new()),
         1 => (1usize..=10).prop_map(|words| vec![1u8; words * 4]),
@@ -354,7 +408,7 @@ fn ipv4() -> impl Strategy<Value = Ipv4> {
     );
     (
         (any::<u8>(), 1u8..=255, options, any::<bool>(), fragment_offset()),
-        (any::<[u8; 4]>(), any::<[u8; 4]>(), l4()),
+        (any::<[u8; 4]>(), any::<[u8; 4]>(), l4),
         corruptions,
     )
         .prop_map(
@@ -392,10 +446,15 @@ fn ext() -> impl Strategy<Value = (Ext, Option<u8>)> {
 }
 
 fn ipv6() -> impl Strategy<Value = Ipv6> {
+    ipv6_with(l4())
+}
+
+/// An IPv6 packet (corruptions included) carrying `l4`.
+pub fn ipv6_with(l4: impl Strategy<Value = L4>) -> impl Strategy<Value = Ipv6> {
     let exts = prop_oneof![2 => Just(Vec::new()), 3 => prop::collection::vec(ext(), 1..=10)];
     (
         (any::<u8>(), any::<u8>(), any::<[u8; 16]>(), any::<[u8; 16]>()),
-        (exts, l4()),
+        (exts, l4),
         (sometimes(0u8..16), len_field()),
     )
         .prop_map(
@@ -421,45 +480,93 @@ fn non_ip() -> impl Strategy<Value = L3> {
     (ethertype, payload()).prop_map(|(ethertype, payload)| L3::Other { ethertype, payload })
 }
 
+/// Mostly no label stack; else 1 to 4 labels with the bottom-of-stack bit
+/// on the last, or up to 6 with S bits anywhere; multicast now and then.
+fn mpls() -> impl Strategy<Value = (Vec<Lse>, bool)> {
+    let lse = |bottom: BoxedStrategy<bool>| {
+        (0u32..1 << 20, 0u8..8, bottom).prop_map(|(label, tc, bottom)| Lse { label, tc, bottom })
+    };
+    let proper = prop::collection::vec(lse(Just(false).boxed()), 1..=4).prop_map(|mut stack| {
+        if let Some(last) = stack.last_mut() {
+            last.bottom = true;
+        }
+        stack
+    });
+    let any_bits = prop::collection::vec(lse(any::<bool>().boxed()), 1..=6);
+    let stack = prop_oneof![6 => Just(Vec::new()), 3 => proper, 1 => any_bits];
+    (stack, prop_oneof![4 => Just(false), 1 => Just(true)])
+}
+
 fn tags() -> impl Strategy<Value = Vec<(u16, u16)>> {
     let tag = (select(vec![ETH_P_8021Q, ETH_P_8021AD]), any::<u16>());
     prop_oneof![4 => Just(Vec::new()), 2 => prop::collection::vec(tag.clone(), 1..=2), 1 => prop::collection::vec(tag, 3..=4)]
 }
 
 pub fn frame() -> impl Strategy<Value = Frame> {
+    // Boxed: the value trees of tunnels (an IP packet in an IP packet) are
+    // large enough to overflow a test thread's stack when nested unboxed.
     let l3 = prop_oneof![
-        4 => ipv4().prop_map(L3::Ipv4),
-        4 => ipv6().prop_map(L3::Ipv6),
-        1 => non_ip(),
+        4 => ipv4().prop_map(L3::Ipv4).boxed(),
+        4 => ipv6().prop_map(L3::Ipv6).boxed(),
+        1 => non_ip().boxed(),
+        3 => ipv4_with(tunnels::encapsulation().boxed()).prop_map(L3::Ipv4).boxed(),
+        3 => ipv6_with(tunnels::encapsulation().boxed()).prop_map(L3::Ipv6).boxed(),
     ];
     let cut = prop_oneof![4 => Just(None), 1 => any::<Index>().prop_map(Some)];
+    // gso_segs 0 as virtio-net leaves it, or set; gso_size small enough
+    // that test frames (a few hundred bytes) make several segments.
+    let gso = (
+        prop_oneof![1 => Just(0u32), 1 => 2u32..=4],
+        prop_oneof![3 => 1u32..=8, 1 => 1u32..=1400],
+    );
     let run = (
         select(vec![Direction::Egress, Direction::Ingress]),
         select(vec![0u32, 1]),
-        sometimes((2u32..=4, 1u32..=1400)),
+        prop_oneof![1 => Just(None), 1 => gso.prop_map(Some)],
     );
-    (tags(), l3, cut, prop_oneof![5 => Just(false), 1 => Just(true)], run).prop_map(
-        |(tags, l3, cut, pad, (direction, ingress_ifindex, gso))| {
-            let mut frame = Frame {
-                tags,
-                l3,
-                cut,
-                pad,
-                direction,
-                ingress_ifindex,
-                gso,
-            };
-            // GSO only describes well-formed TCP and UDP super-packets.
-            let tcp_udp = |l4: &L4| matches!(l4, L4::Tcp { .. } | L4::Udp { .. });
-            let gso_fits = match &frame.l3 {
-                L3::Ipv4(ip) => tcp_udp(&ip.l4) && ip.fragment_offset == 0 && !ip.more_fragments,
-                L3::Ipv6(ip) => tcp_udp(&ip.l4) && ip.exts.iter().all(|(e, _)| !matches!(e, Ext::Fragment { .. })),
-                L3::Other { .. } => false,
-            };
-            if !(gso_fits && frame.well_formed()) {
-                frame.gso = None;
-            }
-            frame
-        },
+    (
+        tags(),
+        mpls(),
+        l3,
+        cut,
+        prop_oneof![5 => Just(false), 1 => Just(true)],
+        run,
     )
+        .prop_map(
+            |(tags, (mpls, mpls_multicast), l3, cut, pad, (direction, ingress_ifindex, gso))| {
+                let mut frame = Frame {
+                    tags,
+                    mpls,
+                    mpls_multicast,
+                    l3,
+                    cut,
+                    pad,
+                    direction,
+                    ingress_ifindex,
+                    gso,
+                };
+                // GSO only describes well-formed TCP and UDP super-packets, bare
+                // or in a tunnel.
+                let tcp_udp = |l4: &L4| {
+                    matches!(
+                        l4,
+                        L4::Tcp { .. }
+                            | L4::Udp { .. }
+                            | L4::Other {
+                                protocol: 4 | 41 | 47,
+                                ..
+                            }
+                    )
+                };
+                let gso_fits = match &frame.l3 {
+                    L3::Ipv4(ip) => tcp_udp(&ip.l4) && ip.fragment_offset == 0 && !ip.more_fragments,
+                    L3::Ipv6(ip) => tcp_udp(&ip.l4) && ip.exts.iter().all(|(e, _)| !matches!(e, Ext::Fragment { .. })),
+                    L3::Other { .. } => false,
+                };
+                if !(gso_fits && frame.well_formed()) {
+                    frame.gso = None;
+                }
+                frame
+            },
+        )
 }

@@ -1,15 +1,17 @@
 //! Where a frame must be counted, worked out from its bytes with the rules of
-//! docs/architecture.md ("Datapath"), RFC 791, RFC 8200 and RFC 4302, written
-//! here independently of the C parser. Where those rules say nothing (a few
+//! docs/architecture.md ("Datapath"), RFC 791, RFC 8200, RFC 4302 and RFC
+//! 3032 (MPLS), written here independently of the C parser; tunnel GSO in
+//! `model_tunnels.rs`. Where those rules say nothing (a few
 //! bytes of an extension header, transport bytes past the IP length), the
 //! field is left unchecked rather than guessed.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use flowctl_datapath::Direction;
-use flowctl_model::{key_addr, FlowKey, DIRECTION_EGRESS, DIRECTION_INGRESS};
+use flowctl_model::{key_addr, FlowKey, DIRECTION_EGRESS, DIRECTION_INGRESS, MPLS_PRESENT};
 
-use super::frames::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6};
+use super::frames::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ETH_P_MPLS_MC, ETH_P_MPLS_UC};
+use super::model_tunnels::tunnel_payload;
 
 /// The netns inode the test datapath is loaded with.
 pub const NETNS: u32 = 4343;
@@ -19,8 +21,10 @@ pub const NETNS: u32 = 4343;
 pub struct Run {
     pub direction: Direction,
     pub ingress_ifindex: u32,
-    /// GSO segments (0 or 1: a plain packet).
+    /// GSO segments (0: not given, as virtio-net leaves it).
     pub gso_segs: u32,
+    /// GSO segment size (0: a plain packet).
+    pub gso_size: u32,
 }
 
 /// Where the frame must be counted.
@@ -46,6 +50,8 @@ pub struct Flow {
     pub tcp_flags: Option<u16>,
     pub ports_checked: bool,
     pub protocol_checked: bool,
+    /// A GSO packet whose tunnel's inner headers were found.
+    pub tunnel: bool,
 }
 
 /// Why the ports of a flow are unchecked, for the report.
@@ -80,12 +86,40 @@ pub fn expect(frame: &[u8], run: Run, unchecked: &mut Vec<Unchecked>) -> Expect 
         ethertype = be16(frame, off + 2);
         off += 4;
     }
+    // Up to 4 label stack entries to the bottom of the stack; the nibble
+    // after it tells IPv4 from IPv6. The top entry's first 3 bytes are kept.
+    let mut mpls_label = 0;
+    if ethertype == ETH_P_MPLS_UC || ethertype == ETH_P_MPLS_MC {
+        let mut bottom = false;
+        for depth in 0..4 {
+            if off + 4 > len {
+                return Expect::NonIp;
+            }
+            if depth == 0 {
+                mpls_label = MPLS_PRESENT | u32::from_be_bytes([0, frame[off], frame[off + 1], frame[off + 2]]);
+            }
+            bottom = frame[off + 2] & 1 == 1;
+            off += 4;
+            if bottom {
+                break;
+            }
+        }
+        if !bottom || off >= len {
+            return Expect::NonIp;
+        }
+        ethertype = match frame[off] >> 4 {
+            4 => ETH_P_IP,
+            6 => ETH_P_IPV6,
+            _ => return Expect::NonIp,
+        };
+    }
     let key = FlowKey {
         netns_ino: NETNS,
         ingress_ifindex: run.ingress_ifindex,
         egress_ifindex: if run.direction == Direction::Egress { 1 } else { 0 },
         vlan_id: vlans.first().copied().unwrap_or(0),
         inner_vlan_id: vlans.get(1).copied().unwrap_or(0),
+        mpls_label,
         direction: if run.direction == Direction::Egress {
             DIRECTION_EGRESS
         } else {
@@ -184,14 +218,27 @@ impl Ip<'_> {
         }
     }
 
+    /// `headers`: the IP headers' length (the transport header is at
+    /// `off + headers`).
     fn flow(&self, key: FlowKey, l3: (u64, usize), headers: usize, t: Transport, tos: u8, ttl: u8) -> Expect {
-        let (octets, packets) = if self.run.gso_segs > 1 {
-            let segs = u64::from(self.run.gso_segs);
-            let present = (self.frame.len() - self.off) as u64;
-            (present + (segs - 1) * (headers + t.header_len) as u64, segs)
-        } else {
-            (l3.0, 1)
-        };
+        // GSO (gso_size != 0): every segment repeats the headers up to the
+        // payload, a tunnel's inner ones included; gso_segs 0 means
+        // ceil(payload / gso_size). One segment is a plain packet.
+        let (mut octets, mut packets, mut tunnel) = (l3.0, 1, false);
+        if self.run.gso_size != 0 {
+            let l4 = self.off + headers;
+            let inner = tunnel_payload(self.frame, key.protocol, t.dst_port, l4);
+            tunnel = inner.is_some();
+            let end = inner.unwrap_or(l4 + t.header_len);
+            let segs = match self.run.gso_segs {
+                0 => (self.frame.len().saturating_sub(end) as u64).div_ceil(u64::from(self.run.gso_size)),
+                n => u64::from(n),
+            };
+            if segs > 1 {
+                let present = (self.frame.len() - self.off) as u64;
+                (octets, packets) = (present + (segs - 1) * (end - self.off) as u64, segs);
+            }
+        }
         Expect::Flow(Flow {
             key: FlowKey {
                 src_port: t.src_port,
@@ -205,6 +252,7 @@ impl Ip<'_> {
             tcp_flags: t.tcp_flags,
             ports_checked: t.checked,
             protocol_checked: true,
+            tunnel,
         })
     }
 

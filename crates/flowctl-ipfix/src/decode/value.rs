@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use flowctl_model::MplsLabel;
 use ipfixrw::parser::{DataRecordType, DataRecordValue};
 
 use crate::time::{ntp_to_unix_ns, Utc};
@@ -41,7 +42,13 @@ pub enum DecodedValue {
     /// Raw bytes: octet arrays, unknown elements, and values whose length
     /// does not suit their type.
     Bytes(Vec<u8>),
+    /// An MPLS label stack section (IEs 70 to 79, 3 bytes): label, TC
+    /// (formerly EXP) and bottom-of-stack bit.
+    MplsLabel(MplsLabel),
 }
+
+/// IANA's mplsTopLabelStackSection (70) and mplsLabelStackSection2..10 (71..79).
+const MPLS_LABEL_STACK_SECTIONS: std::ops::RangeInclusive<u16> = 70..=79;
 
 impl DecodedValue {
     /// The integer, for [`DecodedValue::Unsigned`].
@@ -52,10 +59,14 @@ impl DecodedValue {
         }
     }
 
-    /// Converts ipfixrw's value; `ty` is the registry type of the element
-    /// (raw bytes of a length ipfixrw cannot read are decoded by this type).
-    pub(crate) fn from_ipfixrw(value: DataRecordValue, ty: Option<DataRecordType>) -> DecodedValue {
+    /// Converts ipfixrw's value of IANA element `id` (`None`: an enterprise
+    /// element); `ty` is the registry type of the element (raw bytes of a
+    /// length ipfixrw cannot read are decoded by this type).
+    pub(crate) fn from_ipfixrw(value: DataRecordValue, id: Option<u16>, ty: Option<DataRecordType>) -> DecodedValue {
         match value {
+            DataRecordValue::Bytes(bytes) if id.is_some_and(|id| MPLS_LABEL_STACK_SECTIONS.contains(&id)) => {
+                mpls_label(bytes)
+            }
             DataRecordValue::U8(v) => DecodedValue::Unsigned(v.into()),
             DataRecordValue::U16(v) => DecodedValue::Unsigned(v.into()),
             DataRecordValue::U32(v) => DecodedValue::Unsigned(v.into()),
@@ -77,6 +88,14 @@ impl DecodedValue {
             DataRecordValue::Ipv4Addr(a) => DecodedValue::Ipv4(a),
             DataRecordValue::Ipv6Addr(a) => DecodedValue::Ipv6(a),
         }
+    }
+}
+
+/// A 3-byte label stack section as label, TC and S; other lengths as bytes.
+fn mpls_label(bytes: Vec<u8>) -> DecodedValue {
+    match bytes[..] {
+        [a, b, c] => DecodedValue::MplsLabel(MplsLabel::from_section(u32::from_be_bytes([0, a, b, c]))),
+        _ => DecodedValue::Bytes(bytes),
     }
 }
 
@@ -122,6 +141,13 @@ impl fmt::Display for DecodedValue {
                 f.write_str("0x")?;
                 b.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
             }
+            DecodedValue::MplsLabel(l) => write!(
+                f,
+                "label {} tc {} {}",
+                l.label,
+                l.tc,
+                if l.bottom_of_stack { "bottom" } else { "not bottom" }
+            ),
         }
     }
 }
@@ -153,6 +179,35 @@ mod tests {
     }
 
     #[test]
+    fn mpls_label_stack_sections_are_decoded_as_labels() {
+        let section = DataRecordValue::Bytes(vec![0x00, 0x06, 0x4b]);
+        let ty = Some(DataRecordType::Bytes);
+        let label = MplsLabel {
+            label: 100,
+            tc: 5,
+            bottom_of_stack: true,
+        };
+        for id in [70, 79] {
+            assert_eq!(
+                DecodedValue::from_ipfixrw(section.clone(), Some(id), ty),
+                DecodedValue::MplsLabel(label)
+            );
+        }
+        // Another length, another element, an enterprise element: bytes.
+        let four = DataRecordValue::Bytes(vec![0, 6, 0x4b, 0]);
+        assert_eq!(
+            DecodedValue::from_ipfixrw(four, Some(70), ty),
+            DecodedValue::Bytes(vec![0, 6, 0x4b, 0])
+        );
+        for id in [Some(80), None] {
+            assert_eq!(
+                DecodedValue::from_ipfixrw(section.clone(), id, ty),
+                DecodedValue::Bytes(vec![0, 6, 0x4b])
+            );
+        }
+    }
+
+    #[test]
     fn display_is_human_readable() {
         let cases = [
             (DecodedValue::Unsigned(42), "42"),
@@ -162,6 +217,10 @@ mod tests {
             (DecodedValue::Seconds(86_400), "1970-01-02T00:00:00Z"),
             (DecodedValue::Milliseconds(1_500), "1970-01-01T00:00:01.500Z"),
             (DecodedValue::Nanoseconds(7), "1970-01-01T00:00:00.000000007Z"),
+            (
+                DecodedValue::MplsLabel(MplsLabel::from_section(0x00_064b)),
+                "label 100 tc 5 bottom",
+            ),
         ];
         for (value, text) in cases {
             assert_eq!(value.to_string(), text);

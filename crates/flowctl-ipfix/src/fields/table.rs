@@ -109,6 +109,8 @@ record_fields! { |r|
     VlanId => n(r.key.vlan_id),
     /// Inner (customer) VLAN id.
     InnerVlanId => n(r.key.inner_vlan_id),
+    /// Top MPLS label stack entry: label, TC and S in 24 bits; 0 without MPLS.
+    MplsTopLabel => n(r.key.mpls_top_label().map_or(0, |l| l.section())),
     /// IP version, 4 or 6.
     IpVersion => n(r.key.ip_version),
     /// 0 ingress, 1 egress.
@@ -336,6 +338,14 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         Source::Unavailable(PER_PACKET),
     ),
     def("vlanId", &["VlanId"], 58, 2, Unsigned, rec(R::VlanId)),
+    def(
+        "mplsTopLabelStackSection",
+        &["MplsTopLabelStackSection"],
+        70,
+        3,
+        OctetArray,
+        rec(R::MplsTopLabel),
+    ),
     def("ipVersion", &["IpVersion"], 60, 1, Unsigned, rec(R::IpVersion)),
     def(
         "flowDirection",

@@ -56,6 +56,11 @@ pub fn random_record(rng: &mut Rng, src: &str, dst: &str, protocol: u8) -> FlowR
             ip_version: if src.is_ipv4() { 4 } else { 6 },
             protocol,
             pad: 0,
+            mpls_label: if rng.below(2) == 0 {
+                0
+            } else {
+                flowctl_model::MPLS_PRESENT | (rng.next() as u32 & 0xff_ffff)
+            },
         },
         stats: FlowStats {
             packets,

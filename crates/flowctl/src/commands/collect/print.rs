@@ -11,6 +11,7 @@ fn json_value(v: &DecodedValue) -> Value {
         DecodedValue::Seconds(n) => json!(n),
         DecodedValue::Signed(n) => json!(n),
         DecodedValue::Bool(b) => json!(b),
+        DecodedValue::MplsLabel(l) => json!({"label": l.label, "tc": l.tc, "bottom_of_stack": l.bottom_of_stack}),
         other => json!(other.to_string()),
     }
 }
