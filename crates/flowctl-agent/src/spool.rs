@@ -245,6 +245,36 @@ mod tests {
         fs::remove_dir_all(&spool.dir).unwrap();
     }
 
+    /// The figure docs/configuration.md gives for `spool.maxBytes`.
+    #[test]
+    fn a_busy_ipv6_flow_takes_about_110_bytes() {
+        let (spool, path) = spool(1 << 24);
+        let now = 1_780_000_000_000_000_000u64;
+        let records: Vec<_> = (0..1000u16)
+            .map(|i| {
+                let mut r = record(i);
+                r.key.ip_version = 6;
+                r.key.src_addr = [0xfe; 16];
+                r.key.dst_addr = [0x20; 16];
+                r.key.ingress_ifindex = 12;
+                r.key.netns_ino = 4_026_531_840;
+                r.stats.packets = 1_000_000;
+                r.stats.octets = 1_400_000_000;
+                r.stats.first_seen_ns = 86_400_000_000_000;
+                r.stats.last_seen_ns = 86_460_000_000_000;
+                r.total_packets = 50_000_000;
+                r.total_octets = 70_000_000_000;
+                r.start_unix_ns = now;
+                r.end_unix_ns = now + 60_000_000_000;
+                r
+            })
+            .collect();
+        spool.store(&path, &records, Dropped::default()).unwrap();
+        let per_record = fs::metadata(&path).unwrap().len() / 1000;
+        fs::remove_dir_all(&spool.dir).unwrap();
+        assert!((90..=130).contains(&per_record), "{per_record} bytes per record");
+    }
+
     #[test]
     fn past_the_bound_the_newest_records_are_dropped_and_counted() {
         let (spool, path) = spool(600);

@@ -406,6 +406,8 @@ fn the_systemd_unit_is_hardened_and_valid() {
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ReadWritePaths=/sys/fs/bpf",
+        "RuntimeDirectory=flowctl",
+        "StateDirectory=flowctl",
         "ProtectHome=yes",
         "PrivateTmp=yes",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",

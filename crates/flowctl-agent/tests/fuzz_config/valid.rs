@@ -98,12 +98,17 @@ fn collector() -> impl Strategy<Value = CollectorGen> {
             // Every generated template and one record fit in 512 bytes.
             prop::option::of(512u32..=65535),
         )
-            .prop_map(|(address, tcp, local, odid, max_size)| CollectorGen {
-                address,
-                tcp,
-                local,
-                odid,
-                max_size,
+            .prop_map(|(address, tcp, local, odid, max_size)| {
+                // UDP carries at most 65507 (IPv4) or 65527 (IPv6) bytes.
+                let udp_max = if address.is_ipv6() { 65527 } else { 65507 };
+                let max_size = max_size.map(|m| if tcp == Some(true) { m } else { m.min(udp_max) });
+                CollectorGen {
+                    address,
+                    tcp,
+                    local,
+                    odid,
+                    max_size,
+                }
             })
     })
 }
@@ -226,7 +231,7 @@ pub fn valid_config() -> impl Strategy<Value = ConfigGen> {
     let timers = prop::array::uniform9(prop::option::of(duration_text()));
     (
         prop::collection::vec(interface(), 0..=3),
-        prop::option::of(1u32..),
+        prop::option::of(1u32..=flowctl_datapath::cache_memory::MAX_FLOWS_LIMIT),
         prop::option::of(any::<bool>()),
         prop::collection::vec(collector(), 1..=3),
         timers,
