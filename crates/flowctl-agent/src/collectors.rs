@@ -46,6 +46,8 @@ pub async fn start(
             max_message_size: spec.max_message_size,
             template_refresh: config.template_refresh,
             queue_limit: flowctl_export::collector::DEFAULT_QUEUE_LIMIT,
+            format: spec.format,
+            exporter_address: spec.exporter_address,
         };
         // The configuration checked the message size already.
         let handle = match flowctl_export::spawn(settings, templates.clone()) {

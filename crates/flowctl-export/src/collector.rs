@@ -207,6 +207,11 @@ pub struct CollectorSettings {
     pub template_refresh: Duration,
     /// Queue limit while the collector cannot be reached.
     pub queue_limit: usize,
+    /// IPFIX or NetFlow v9.
+    pub format: crate::ExportFormat,
+    /// The exporter address for the options records and the exporter
+    /// address fields; `None`: the local address of the socket.
+    pub exporter_address: Option<std::net::IpAddr>,
 }
 
 /// Starts the task on the current tokio runtime; refuses a message size no
@@ -294,7 +299,7 @@ impl CollectorTask {
                     }
                     Some(Command::Ignored { packets, octets }) => self.ignored = (packets, octets),
                     Some(Command::Reload(templates, refresh)) => {
-                        if self.transport.endpoint().protocol != Protocol::Udp && self.transport.is_connected() {
+                        if self.transport.endpoint().protocol.is_stream() && self.transport.is_connected() {
                             self.withdrawals = self.templates.redefined_in(&templates);
                         }
                         self.templates = templates;
@@ -595,11 +600,14 @@ mod counter_tests {
                 address,
                 protocol,
                 local_address: None,
+                tls: None,
             },
             observation_domain_id: 1,
             max_message_size: 512,
             template_refresh: Duration::from_secs(60),
             queue_limit,
+            format: crate::ExportFormat::Ipfix,
+            exporter_address: None,
         };
         spawn(settings, Arc::new(TemplateSet::new(vec![t]))).unwrap()
     }

@@ -1,10 +1,11 @@
-//! IPFIX export: one task per collector, each with its own transport (UDP or
-//! TCP), sequence numbers and template schedule.
+//! IPFIX export: one task per collector, each with its own transport (UDP,
+//! TCP or TLS), sequence numbers and template schedule.
 
 pub mod collector;
 mod queue;
 pub mod refused;
 pub mod session;
+pub mod tls;
 pub mod transport;
 
 use flowctl_ipfix::{
@@ -15,6 +16,25 @@ use flowctl_model::FlowKey;
 
 pub use collector::{spawn, CollectorHandle, CollectorSettings, CollectorStatus, Command, Stopped};
 pub use transport::{Endpoint, Protocol};
+
+/// The wire format of a collector's messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ExportFormat {
+    /// IPFIX (RFC 7011), version 10.
+    #[default]
+    Ipfix,
+    /// NetFlow version 9 (RFC 3954), for collectors that lack IPFIX: UDP only.
+    NetflowV9,
+}
+
+impl std::fmt::Display for ExportFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExportFormat::Ipfix => "ipfix",
+            ExportFormat::NetflowV9 => "netflow9",
+        })
+    }
+}
 
 /// Template ID of the exporting-process statistics options template.
 pub const STATS_TEMPLATE_ID: u16 = 65000;

@@ -25,6 +25,12 @@ pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
             netns: args.netns.clone(),
             direction,
             collectors: args.collector.clone(),
+            tls: flowctl_agent::config::file::TlsEntry {
+                ca_file: args.tls_ca.as_ref().map(|p| p.display().to_string()),
+                cert_file: args.tls_cert.as_ref().map(|p| p.display().to_string()),
+                key_file: args.tls_key.as_ref().map(|p| p.display().to_string()),
+                server_name: args.tls_server_name.clone(),
+            },
             idle_timeout: args.idle_timeout.clone(),
             active_timeout: args.active_timeout.clone(),
             template_refresh: args.template_refresh.clone(),
