@@ -118,9 +118,10 @@ fn export(session: &mut ExportSession, templates: &TemplateSet, pending: &mut Ve
         bytes += black_box(msg).len();
         session.sent(0, 0);
     }
-    let (msg, n) = session.options_message(templates, (0, 0), EXPORT_TIME);
-    bytes += black_box(msg).len();
-    session.sent(n, 0);
+    for (msg, n) in session.options_messages(templates, (0, 0), &[], EXPORT_TIME) {
+        bytes += black_box(msg).len();
+        session.sent(n, 0);
+    }
     while let Some((msg, n, used)) = session.next_data_message(templates, pending, EXPORT_TIME) {
         bytes += black_box(msg).len();
         session.sent(n, n);

@@ -9,7 +9,7 @@ pub mod tls;
 pub mod transport;
 
 use flowctl_ipfix::{
-    options::{exporter_stats_template, sampling_template, OptionsTemplate},
+    options::{exporter_stats_template, interface_names_template, sampling_template, OptionsTemplate},
     template::Template,
 };
 use flowctl_model::FlowKey;
@@ -40,6 +40,10 @@ impl std::fmt::Display for ExportFormat {
 pub const STATS_TEMPLATE_ID: u16 = 65000;
 /// Template ID of the sampling options template.
 pub const SAMPLING_TEMPLATE_ID: u16 = 65001;
+/// Template ID of the interface names options template.
+pub const INTERFACES_TEMPLATE_ID: u16 = 65002;
+/// The options template ids; data templates cannot use them.
+pub const OPTIONS_TEMPLATE_IDS: [u16; 3] = [STATS_TEMPLATE_ID, SAMPLING_TEMPLATE_ID, INTERFACES_TEMPLATE_ID];
 
 /// The data templates of a configuration plus the options templates.
 #[derive(Clone, Debug)]
@@ -50,6 +54,8 @@ pub struct TemplateSet {
     pub stats: OptionsTemplate,
     /// Sampling options template.
     pub sampling: OptionsTemplate,
+    /// Interface names options template.
+    pub interfaces: OptionsTemplate,
 }
 
 impl TemplateSet {
@@ -59,7 +65,13 @@ impl TemplateSet {
             data,
             stats: exporter_stats_template(STATS_TEMPLATE_ID),
             sampling: sampling_template(SAMPLING_TEMPLATE_ID),
+            interfaces: interface_names_template(INTERFACES_TEMPLATE_ID),
         }
+    }
+
+    /// The options templates, in the order they are sent.
+    pub fn options(&self) -> [&OptionsTemplate; 3] {
+        [&self.stats, &self.sampling, &self.interfaces]
     }
 
     /// Templates of `self` that `next` drops or defines differently, with
@@ -71,8 +83,10 @@ impl TemplateSet {
             .iter()
             .filter(|t| !next.data.contains(t))
             .map(|t| (t.id, false));
-        let options = [(&self.stats, &next.stats), (&self.sampling, &next.sampling)]
+        let options = self
+            .options()
             .into_iter()
+            .zip(next.options())
             .filter(|(old, new)| old != new)
             .map(|(old, _)| (old.id, true));
         data.chain(options).collect()

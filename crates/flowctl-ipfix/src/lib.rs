@@ -55,6 +55,9 @@ pub use decode::{
 };
 pub use encode::{EncodeError, FieldValue, FieldValues, Full, MessageBuilder, RecordValues, SyntheticValues};
 pub use fields::{ContextField, FieldDef, FieldKind, RecordField, Source};
-pub use options::{exporter_stats_template, sampling_template, ExporterStats, OptionsTemplate};
+pub use options::{
+    exporter_stats_template, interface_names_template, sampling_template, ExporterStats, InterfaceInfo, OptionValue,
+    OptionsTemplate,
+};
 pub use split::{FinishedMessages, MessageSplitter};
 pub use template::{Strictness, Template, TemplateError};

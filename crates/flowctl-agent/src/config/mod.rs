@@ -13,9 +13,7 @@ use std::{
 
 use flowctl_aging::Timeouts;
 use flowctl_datapath::{cache_memory::MAX_FLOWS_LIMIT, AttachMode, Direction, Order};
-use flowctl_export::{
-    tls::TlsClientSettings, Endpoint, ExportFormat, Protocol, SAMPLING_TEMPLATE_ID, STATS_TEMPLATE_ID,
-};
+use flowctl_export::{tls::TlsClientSettings, Endpoint, ExportFormat, Protocol, OPTIONS_TEMPLATE_IDS};
 use flowctl_ipfix::{
     template::{Strictness, Template, TemplateError},
     MessageBuilder,
@@ -415,6 +413,12 @@ fn collector(c: &CollectorEntry) -> Result<CollectorSpec, (&'static str, String)
             "netflow9 goes over udp only: its header has no message length to cut a TCP stream with".into(),
         ));
     }
+    if format == ExportFormat::NetflowV9 {
+        return Err((
+            "protocol",
+            "netflow9 is not implemented yet in this version: use ipfix".into(),
+        ));
+    }
     let tls = tls_settings(c, protocol)?;
     let exporter_address = c
         .exporter_address
@@ -559,7 +563,7 @@ fn templates(entries: &[TemplateEntry], strictness: Strictness) -> Result<Vec<Te
     let mut out: Vec<Template> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let key = |k: &str| format!("templates[{i}].{k}");
-        if e.id == STATS_TEMPLATE_ID || e.id == SAMPLING_TEMPLATE_ID {
+        if OPTIONS_TEMPLATE_IDS.contains(&e.id) {
             return Err((
                 key("id"),
                 format!("{} is reserved for flowctl's options templates", e.id),

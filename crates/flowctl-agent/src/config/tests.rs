@@ -113,6 +113,7 @@ fn bad_values_are_refused_naming_file_key_and_problem() {
         ("collectors:\n  - address: 127.0.0.1:4739\n    transport: tls\n    tls: {certFile: /c.pem}\n", "collectors[0].tls.caFile: is required"),
         ("collectors:\n  - address: 127.0.0.1:4739\n    protocol: netflow5\n", "collectors[0].protocol: \"netflow5\" is not ipfix or netflow9"),
         ("collectors:\n  - address: 127.0.0.1:4739\n    transport: tcp\n    protocol: netflow9\n", "collectors[0].protocol: netflow9 goes over udp only"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    protocol: netflow9\n", "collectors[0].protocol: netflow9 is not implemented yet"),
         ("collectors:\n  - address: 127.0.0.1:4739\n    exporterAddress: host.example\n", "collectors[0].exporterAddress: \"host.example\" is not an IP address"),
         ("collectors:\n  - address: 127.0.0.1:4739\n    maxMessageSize: 100\n", "collectors[0].maxMessageSize: 100 is outside"),
         ("collectors:\n  - address: 127.0.0.1:4739\n    colour: blue\n", "unknown field `colour`"),
