@@ -155,7 +155,7 @@ pub struct IdleTimeoutsEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateEntry {
-    /// Template ID, 256..=65535 (65000 and 65001 are flowctl's options templates).
+    /// Template ID, 256..=65535 (65000, 65001 and 65002 are flowctl's options templates).
     pub id: u16,
     /// Field names in order (`template` is accepted as in linux-flow-exporter).
     #[serde(alias = "template")]
