@@ -20,8 +20,8 @@ use tokio::{
 };
 
 use crate::{
+    format::Session,
     queue::Pending,
-    session::ExportSession,
     transport::{Endpoint, Protocol, Transport},
     TemplateSet,
 };
@@ -221,7 +221,11 @@ pub struct CollectorSettings {
 /// Starts the task on the current tokio runtime; refuses a message size no
 /// message can have.
 pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Result<CollectorHandle, EncodeError> {
-    let session = ExportSession::new(settings.observation_domain_id, settings.max_message_size)?;
+    let session = Session::new(
+        settings.format,
+        settings.observation_domain_id,
+        settings.max_message_size,
+    )?;
     let (tx, rx) = mpsc::channel(64);
     let endpoint = settings.endpoint.clone();
     let counters = Arc::new(CollectorCounters::default());
@@ -253,7 +257,7 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Result
 }
 
 struct CollectorTask {
-    session: ExportSession,
+    session: Session,
     transport: Transport,
     templates: Arc<TemplateSet>,
     refresh: Duration,

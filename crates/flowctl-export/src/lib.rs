@@ -1,7 +1,10 @@
-//! IPFIX export: one task per collector, each with its own transport (UDP,
-//! TCP or TLS), sequence numbers and template schedule.
+//! IPFIX (and NetFlow v9) export: one task per collector, each with its own
+//! transport (UDP, TCP or TLS), wire format, sequence numbers and template
+//! schedule.
 
 pub mod collector;
+pub mod format;
+pub mod netflow9;
 mod queue;
 pub mod refused;
 pub mod session;
@@ -15,6 +18,7 @@ use flowctl_ipfix::{
 use flowctl_model::FlowKey;
 
 pub use collector::{spawn, CollectorHandle, CollectorSettings, CollectorStatus, Command, Stopped};
+pub use format::Session;
 pub use transport::{Endpoint, Protocol};
 
 /// The wire format of a collector's messages.
@@ -103,3 +107,5 @@ impl TemplateSet {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_netflow9;

@@ -2,6 +2,7 @@
 //! [`AgentConfig`], and errors that name the file, the key and the problem.
 
 pub mod file;
+pub mod netflow9;
 
 use std::{
     io::Read,
@@ -293,11 +294,18 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
     // Every template and one of its records must fit in one message, or the
     // exporter could never send them.
     for (i, c) in collectors.iter().enumerate() {
-        let key = || format!("collectors[{i}].maxMessageSize");
-        let builder =
-            MessageBuilder::new(c.max_message_size, c.observation_domain_id).map_err(|e| err(key(), e.to_string()))?;
-        for t in &templates {
-            builder.check(t).map_err(|e| err(key(), e.to_string()))?;
+        match c.format {
+            ExportFormat::Ipfix => {
+                let key = || format!("collectors[{i}].maxMessageSize");
+                let builder = MessageBuilder::new(c.max_message_size, c.observation_domain_id)
+                    .map_err(|e| err(key(), e.to_string()))?;
+                for t in &templates {
+                    builder.check(t).map_err(|e| err(key(), e.to_string()))?;
+                }
+            }
+            ExportFormat::NetflowV9 => {
+                netflow9::check(i, c, &templates, !file.templates.is_empty()).map_err(|(k, p)| err(k, p))?;
+            }
         }
     }
     Ok(AgentConfig {
@@ -410,13 +418,9 @@ fn collector(c: &CollectorEntry) -> Result<CollectorSpec, (&'static str, String)
     if format == ExportFormat::NetflowV9 && protocol != Protocol::Udp {
         return Err((
             "protocol",
-            "netflow9 goes over udp only: its header has no message length to cut a TCP stream with".into(),
-        ));
-    }
-    if format == ExportFormat::NetflowV9 {
-        return Err((
-            "protocol",
-            "netflow9 is not implemented yet in this version: use ipfix".into(),
+            format!(
+                "netflow9 goes over udp only, not {protocol}: the v9 header has no message length to frame a stream with"
+            ),
         ));
     }
     let tls = tls_settings(c, protocol)?;

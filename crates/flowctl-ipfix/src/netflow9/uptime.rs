@@ -9,10 +9,11 @@
 //! from a finer clock): every collector then recovers `B` exactly, and each
 //! flow time to the millisecond.
 //!
-//! `B` starts at the first message's export time and moves back to the
-//! start of any record older than it (flows in a pinned cache or a spool
-//! that predate the agent), so no time is negative; sysUptime only grows
-//! then. Before it would pass 2^31 ms (24.8 days) `B` starts over at the
+//! `B` starts at the first message's export time and moves back to a
+//! second before the start of any record not later than it (flows in a
+//! pinned cache or a spool that predate the agent): no time is negative or
+//! 0 (tshark shows a `FIRST_SWITCHED` of 0 as the Unix epoch), and
+//! sysUptime only grows then. Before it would pass 2^31 ms (24.8 days) `B` starts over at the
 //! export time, as after a reboot, to keep clear of the 32-bit wrap.
 //! Records more than 2^32 - 1 ms (49.7 days) older than their message are
 //! sent at the oldest time sysUptime can express.
@@ -21,6 +22,8 @@
 const NEW_EPOCH_AFTER_MS: u64 = 1 << 31;
 /// The largest sysUptime.
 const MAX_UPTIME_MS: u64 = u32::MAX as u64;
+/// How far before a record's start a boot time moved for it goes.
+const LEAD_MS: u64 = 1000;
 
 /// The boot time that sysUptime counts from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,8 +46,8 @@ impl Uptime {
         if now - boot >= NEW_EPOCH_AFTER_MS {
             boot = now;
         }
-        if let Some(earliest) = earliest_ms {
-            boot = boot.min(earliest);
+        if let Some(earliest) = earliest_ms.filter(|&e| e <= boot) {
+            boot = earliest.saturating_sub(LEAD_MS);
         }
         boot = boot.max(now.saturating_sub(MAX_UPTIME_MS));
         self.boot_ms = Some(boot);
@@ -89,8 +92,9 @@ mod tests {
         let old = T_MS - 3_600_007;
         let up = u.anchor(T + 1, Some(old));
         assert!(up > first);
-        assert_eq!(u.boot_ms(), Some(old));
-        assert_eq!(u.relative(old), 0);
+        assert_eq!(u.boot_ms(), Some(old - 1000), "a second before: no time is 0");
+        assert_eq!(u.relative(old), 1000);
+        assert_eq!(u.anchor(T + 1, Some(T_MS)), up, "a later record moves nothing");
         assert_eq!(collector_time(T + 1, up, u.relative(old + 10)), old + 10);
         assert_eq!(u.anchor(T + 2, None), up + 1000, "the boot stays where it went");
     }
