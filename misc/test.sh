@@ -42,7 +42,7 @@ bash misc/guest/setup.sh
 # 6.1 what the host run checks; under software emulation they would take
 # another ten minutes.)
 FLOWCTL_GUEST=1 bash misc/guest/test.sh parser flow_table pins scanner flowctl_datapath-lib \
-    tunnels datapath_e2e attach_modes bare_ip agent_export lossless security 2>    datapath_e2e attach_modes bare_ip agent_export lossless security 2>&11 | tee /tmp/flowctl-test-guest.log
+    tunnels datapath_e2e attach_modes bare_ip agent_export lossless security 2>&1 | tee /tmp/flowctl-test-guest.log
 # One summary line over both host runs: a test the unprivileged run reports
 # as ignored (root-only) counts once, when root runs it; "skipped" are tests
 # that ran in neither. Then the guest's own line.
