@@ -18,6 +18,7 @@ for extra in "$@"; do
     case "$extra" in
         tshark) have tshark || need+=(tshark) ;;
         nfdump) have nfdump || need+=(nfdump) ;;
+        openssl) have openssl || need+=(openssl) ;;
     esac
 done
 

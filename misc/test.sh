@@ -25,7 +25,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "misc/test.sh: run as root (the tests load eBPF and create network namespaces)" >&2
     exit 1
 fi
-bash misc/deps.sh tshark nfdump
+bash misc/deps.sh tshark nfdump openssl
 export CARGO_TARGET_DIR=/var/tmp/flowctl-unprivileged/target
 
 cargo fmt --all -- --check

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# IPFIX encoder throughput: runs the criterion bench of the agent's encode path
+# Encoder throughput (IPFIX, NetFlow v9): runs the criterion bench of the agent's encode path
 # (crates/flowctl-agent/benches/encoder.rs) and prints records/s per core for
 # each case and its ratio to the 1,000,000 records/s target.
 #

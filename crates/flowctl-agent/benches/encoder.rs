@@ -1,11 +1,12 @@
-//! IPFIX encoder throughput: flow records encoded per second on one core.
+//! Encoder throughput (IPFIX, and NetFlow v9): flow records encoded per
+//! second on one core.
 //!
 //! Measures the path the agent runs for each collector when a scan hands it
-//! records: [`ExportSession::template_messages`] and
-//! [`ExportSession::options_message`] (a template refresh), then
-//! [`ExportSession::next_data_message`] until the queue is empty, with the
-//! templates and message size of a configuration that names only a collector
-//! (the built-in IPv4 and IPv6 templates, the default message size).
+//! records: [`Session::template_messages`] and [`Session::options_messages`]
+//! (a template refresh), then [`Session::next_data_message_from`] until the
+//! queue is empty, with the templates and message size of a configuration
+//! that names only a collector (the built-in IPv4 and IPv6 templates, the
+//! default message size). Cases named `nf9-...` encode NetFlow v9.
 //! Criterion reports records per second (`elem/s`); `misc/bench/encoder.sh`
 //! compares them with the 1,000,000 records/s target.
 // Test code: a panic is how a failure is reported.
@@ -18,7 +19,7 @@ use std::{collections::VecDeque, hint::black_box, time::Duration};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use flowctl_agent::config::{self, AgentConfig};
 
-use flowctl_export::{session::ExportSession, TemplateSet};
+use flowctl_export::{Session, TemplateSet};
 use flowctl_ipfix::Strictness;
 use flowctl_model::{EndReason, FlowKey, FlowRecord, FlowStats, DIRECTION_EGRESS, DIRECTION_INGRESS};
 
@@ -28,9 +29,10 @@ const BATCH: usize = 10_000;
 const EXPORT_TIME: u32 = 1_700_000_000;
 
 /// The agent's configuration for a file with only a collector on 127.0.0.1
-/// over `transport`.
-fn agent_config(transport: &str) -> AgentConfig {
-    let text = format!("collectors:\n  - address: 127.0.0.1:4739\n    transport: {transport}\n");
+/// over `transport`, in `protocol`.
+fn agent_config(transport: &str, protocol: &str) -> AgentConfig {
+    let text =
+        format!("collectors:\n  - address: 127.0.0.1:4739\n    transport: {transport}\n    protocol: {protocol}\n");
     let file = config::parse(&text, "bench").expect("bench configuration parses");
     config::validate(&file, "bench", Strictness::Agent).expect("bench configuration is valid")
 }
@@ -112,16 +114,17 @@ fn records(n: usize, ip_version: Option<u8>) -> VecDeque<FlowRecord> {
 
 /// One collector's pump with templates due: templates, options records, then
 /// data messages until `pending` is empty. Returns the bytes produced.
-fn export(session: &mut ExportSession, templates: &TemplateSet, pending: &mut VecDeque<FlowRecord>) -> usize {
+fn export(session: &mut Session, templates: &TemplateSet, pending: &mut VecDeque<FlowRecord>) -> usize {
     let mut bytes = 0;
     for (msg, _) in session.template_messages(templates, EXPORT_TIME) {
         bytes += black_box(msg).len();
         session.sent(0, 0);
     }
-    let (msg, n) = session.options_message(templates, (0, 0), EXPORT_TIME);
-    bytes += black_box(msg).len();
-    session.sent(n, 0);
-    while let Some((msg, n, used)) = session.next_data_message(templates, pending, EXPORT_TIME) {
+    for (msg, n) in session.options_messages(templates, (0, 0), &[], EXPORT_TIME) {
+        bytes += black_box(msg).len();
+        session.sent(n, 0);
+    }
+    while let Some((msg, n, used)) = session.next_data_message_from(templates, pending.iter(), EXPORT_TIME) {
         bytes += black_box(msg).len();
         session.sent(n, n);
         pending.drain(..used);
@@ -131,25 +134,29 @@ fn export(session: &mut ExportSession, templates: &TemplateSet, pending: &mut Ve
 
 fn encoder(c: &mut Criterion) {
     let cases = [
-        ("udp", Some(4)),
-        ("udp", Some(6)),
-        ("udp", None),
-        ("tcp", Some(4)),
-        ("tcp", Some(6)),
+        ("udp", Some(4), "ipfix"),
+        ("udp", Some(6), "ipfix"),
+        ("udp", None, "ipfix"),
+        ("tcp", Some(4), "ipfix"),
+        ("tcp", Some(6), "ipfix"),
+        ("udp", Some(4), "netflow9"),
+        ("udp", None, "netflow9"),
     ];
     let mut group = c.benchmark_group("encoder");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(3));
-    for (transport, ip_version) in cases {
-        let config = agent_config(transport);
+    for (transport, ip_version, protocol) in cases {
+        let config = agent_config(transport, protocol);
         let c = &config.collectors[0];
         let flows = ip_version.map_or("mixed".to_string(), |v| format!("ipv{v}"));
-        // For example `udp1472/ipv4`: transport, message size, flows.
-        let name = format!("{transport}{}/{flows}", c.max_message_size);
+        // For example `udp1472/ipv4`: transport, message size, flows
+        // (`nf9-udp1472/ipv4` in NetFlow v9).
+        let format = if protocol == "netflow9" { "nf9-" } else { "" };
+        let name = format!("{format}{transport}{}/{flows}", c.max_message_size);
         let templates = TemplateSet::new(config.templates.clone());
         let input = records(BATCH, ip_version);
-        let mut session = ExportSession::new(c.observation_domain_id, c.max_message_size).unwrap();
+        let mut session = Session::new(c.format, c.observation_domain_id, c.max_message_size).unwrap();
         // Every record is encoded: none is skipped for lack of a template.
         let mut check = input.clone();
         export(&mut session, &templates, &mut check);

@@ -23,6 +23,7 @@ use crate::{
     collectors::{self, Collector},
     config::{self, AgentConfig, ConfigError},
     control::{AgentStatus, CollectorStatusLine, ControlServer, PassStatus, Request, Response},
+    interfaces::{InterfaceTable, SharedInterfaces},
     lock,
     metrics::{ListenError, MetricsService},
     passes::{self, PassKind},
@@ -141,6 +142,34 @@ async fn status(collectors: &[Collector], last_pass: Option<&(Instant, ScanOutco
     }
 }
 
+fn handles(collectors: &[Collector]) -> Vec<flowctl_export::CollectorHandle> {
+    collectors.iter().map(|c| c.handle.clone()).collect()
+}
+
+/// Reads the interface names again (of one namespace after its link event;
+/// the attachments in any case) and, if they changed, sends them to every
+/// collector.
+async fn refresh_interfaces(
+    interfaces: &SharedInterfaces,
+    layout: &PinLayout,
+    netns: Option<u32>,
+    collectors: &[Collector],
+) {
+    let (table, layout) = (interfaces.clone(), layout.clone());
+    let changed = tokio::task::spawn_blocking(move || {
+        let mut t = lock(&table);
+        let refreshed = netns.is_some_and(|ns| t.refresh(ns));
+        let attached = t.add_attachments(&layout);
+        (refreshed || attached).then(|| t.snapshot())
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(names) = changed {
+        passes::send_interfaces(&handles(collectors), names).await;
+    }
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentError> {
     let mut config = source.load()?;
@@ -162,6 +191,10 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     let mut templates = Arc::new(TemplateSet::new(config.templates.clone()));
     let (mut collectors, _) = collectors::start(&config, &templates, Vec::new()).await;
     metrics.set_collectors(collectors::metrics_sources(&collectors));
+    // Interface names: what the agent meters now; flows and link events add and change them.
+    let (link_tx, mut link_events) = tokio::sync::mpsc::channel::<u32>(64);
+    let interfaces: SharedInterfaces = Arc::new(Mutex::new(InterfaceTable::new(Some(link_tx))));
+    refresh_interfaces(&interfaces, &layout, None, &collectors).await;
 
     let sig = |kind: SignalKind| signal(kind).map_err(|e| AgentError::Other(format!("installing signal handler: {e}")));
     let (mut term, mut int, mut hup) = (
@@ -180,7 +213,10 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
 
     loop {
         tokio::select! {
-            _ = tick.tick() => match passes::run(&scanner, &layout, &collectors, PassKind::Age).await {
+            Some(netns) = link_events.recv() => {
+                refresh_interfaces(&interfaces, &layout, Some(netns), &collectors).await;
+            },
+            _ = tick.tick() => match passes::run(&scanner, &layout, &collectors, &interfaces, PassKind::Age).await {
                 Ok(outcome) => {
                     metrics.observe_pass(&outcome);
                     passes::dispatch(&collectors, &outcome).await;
@@ -206,6 +242,10 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
                     }
                     metrics.set_collectors(collectors::metrics_sources(&collectors));
                     metrics.reconfigure(new.metrics).await;
+                    // New collector tasks learn the names; new interfaces are added.
+                    let names = lock(&interfaces).snapshot();
+                    passes::send_interfaces(&handles(&collectors), names).await;
+                    refresh_interfaces(&interfaces, &layout, None, &collectors).await;
                     for c in &collectors {
                         c.handle.send(Command::Reload(templates.clone(), new.template_refresh)).await;
                     }
@@ -221,7 +261,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
             Some((request, reply)) = requests.recv() => {
                 let answer = match request {
                     Request::Flush { selector } => {
-                        match passes::run(&scanner, &layout, &collectors, PassKind::Flush(selector)).await {
+                        match passes::run(&scanner, &layout, &collectors, &interfaces, PassKind::Flush(selector)).await {
                             Ok(outcome) => {
                                 metrics.observe_pass(&outcome);
                                 passes::dispatch(&collectors, &outcome).await;
@@ -252,7 +292,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     if config.detach_on_exit {
         detach_all(&layout, &config).await;
     }
-    let outcome = passes::run(&scanner, &layout, &collectors, PassKind::EndAll).await?;
+    let outcome = passes::run(&scanner, &layout, &collectors, &interfaces, PassKind::EndAll).await?;
     metrics.observe_pass(&outcome);
     passes::dispatch(&collectors, &outcome).await;
     drop(control);

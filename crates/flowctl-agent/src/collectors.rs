@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use flowctl_export::{CollectorHandle, CollectorSettings, Command, Stopped, TemplateSet};
+use flowctl_export::{CollectorHandle, CollectorSettings, Command, ExportFormat, Stopped, TemplateSet};
 use tokio::sync::watch;
 
 use crate::{
@@ -46,6 +46,8 @@ pub async fn start(
             max_message_size: spec.max_message_size,
             template_refresh: config.template_refresh,
             queue_limit: flowctl_export::collector::DEFAULT_QUEUE_LIMIT,
+            format: spec.format,
+            exporter_address: spec.exporter_address,
         };
         // The configuration checked the message size already.
         let handle = match flowctl_export::spawn(settings, templates.clone()) {
@@ -56,10 +58,21 @@ pub async fn start(
             }
         };
         log::info!(
-            "exporting to {} (observation domain {})",
+            "exporting to {} ({}, observation domain {})",
             spec.endpoint,
+            spec.format,
             spec.observation_domain_id
         );
+        if spec.format == ExportFormat::NetflowV9 {
+            let dropped = crate::config::netflow9::dropped_fields(&config.templates);
+            if !dropped.is_empty() {
+                log::info!(
+                    "{}: the templates go without {}: NetFlow v9 has no field for it",
+                    spec.endpoint,
+                    dropped.join(", ")
+                );
+            }
+        }
         feed_spool(&config.spool, spec, &handle).await;
         out.push(Collector {
             spec: spec.clone(),

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod collectors;
 pub mod config;
 pub mod control;
+pub mod interfaces;
 pub mod links;
 pub mod metrics;
 mod overrides;

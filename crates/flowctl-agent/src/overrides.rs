@@ -1,7 +1,7 @@
 //! Command-line settings that override (or replace) the configuration file,
 //! for quick use without a file (`flowctl agent -i eth0 --collector udp://...`).
 
-use crate::config::file::{CollectorEntry, ConfigFile, InterfaceEntry};
+use crate::config::file::{CollectorEntry, ConfigFile, InterfaceEntry, TlsEntry};
 
 /// Flags given on the command line; `None`/empty leaves the file's value.
 #[derive(Clone, Debug, Default)]
@@ -12,8 +12,10 @@ pub struct Overrides {
     pub netns: Option<String>,
     /// Direction of those interfaces.
     pub direction: Option<String>,
-    /// Collector URLs `udp://host:port` or `tcp://host:port` (replace the file's list when not empty).
+    /// Collector URLs `udp://host:port`, `tcp://host:port` or `tls://host:port` (replace the file's list when not empty).
     pub collectors: Vec<String>,
+    /// Certificates of the `tls://` collectors.
+    pub tls: TlsEntry,
     /// Idle timeout of every protocol.
     pub idle_timeout: Option<String>,
     /// Active timeout.
@@ -40,11 +42,15 @@ pub struct Overrides {
     pub control_socket: Option<String>,
 }
 
-/// Splits `udp://host:port`, `tcp://host:port` or `host:port` (UDP).
+/// Splits `udp://host:port`, `tcp://host:port`, `tls://host:port` or `host:port` (UDP).
 pub fn parse_collector_url(url: &str) -> Result<(String, String), String> {
     let (transport, address) = match url.split_once("://") {
-        Some((scheme @ ("udp" | "tcp"), rest)) => (scheme, rest),
-        Some((scheme, _)) => return Err(format!("{url:?}: unknown scheme {scheme:?} (use udp:// or tcp://)")),
+        Some((scheme @ ("udp" | "tcp" | "tls"), rest)) => (scheme, rest),
+        Some((scheme, _)) => {
+            return Err(format!(
+                "{url:?}: unknown scheme {scheme:?} (use udp://, tcp:// or tls://)"
+            ))
+        }
         None => ("udp", url),
     };
     crate::config::socket_address(address)?;
@@ -71,9 +77,13 @@ impl Overrides {
                 .iter()
                 .map(|url| {
                     let (transport, address) = parse_collector_url(url)?;
+                    let tls = (transport == "tls").then(|| self.tls.clone());
                     Ok(CollectorEntry {
                         address,
                         transport: Some(transport),
+                        protocol: None,
+                        tls,
+                        exporter_address: None,
                         local_address: None,
                         observation_domain_id: None,
                         max_message_size: None,

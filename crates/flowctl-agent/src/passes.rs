@@ -9,7 +9,7 @@ use flowctl_datapath::{FlowTable, PinLayout};
 use flowctl_export::{CollectorHandle, Command};
 use flowctl_model::{FlowRecord, FlowSelector, FlowSource};
 
-use crate::{agent::AgentError, collectors::Collector, lock};
+use crate::{agent::AgentError, collectors::Collector, interfaces::SharedInterfaces, lock};
 
 /// The aging scanner over the pinned flow cache, shared with the blocking
 /// thread a pass runs on.
@@ -32,13 +32,24 @@ pub async fn run(
     scanner: &SharedScanner,
     layout: &PinLayout,
     collectors: &[Collector],
+    interfaces: &SharedInterfaces,
     kind: PassKind,
 ) -> Result<ScanOutcome, AgentError> {
-    let (scanner, layout) = (scanner.clone(), layout.clone());
+    let (scanner, layout, interfaces) = (scanner.clone(), layout.clone(), interfaces.clone());
     let runtime = tokio::runtime::Handle::current();
     let targets: Vec<CollectorHandle> = collectors.iter().map(|c| c.handle.clone()).collect();
     tokio::task::spawn_blocking(move || {
-        let mut sink = |records: Vec<FlowRecord>| runtime.block_on(send_records(&targets, records));
+        let mut sink = |records: Vec<FlowRecord>| {
+            // The names of new interfaces go before the records that carry them.
+            let names = {
+                let mut table = lock(&interfaces);
+                table.learn(&records).then(|| table.snapshot())
+            };
+            if let Some(names) = names {
+                runtime.block_on(send_interfaces(&targets, names));
+            }
+            runtime.block_on(send_records(&targets, records))
+        };
         let mut s = lock(&scanner);
         follow_the_cache(&mut s, &layout, &mut sink)?;
         match kind {
@@ -72,6 +83,13 @@ fn follow_the_cache(
     );
     scanner.replace_source(new);
     Ok(())
+}
+
+/// The interface names to every collector.
+pub async fn send_interfaces(targets: &[CollectorHandle], names: Arc<Vec<flowctl_ipfix::InterfaceInfo>>) {
+    for handle in targets {
+        handle.send(Command::Interfaces(names.clone())).await;
+    }
 }
 
 /// One chunk of records to every collector, shared (not copied).

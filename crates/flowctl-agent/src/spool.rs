@@ -224,6 +224,7 @@ mod tests {
         let endpoint = Endpoint {
             address: "[2001:db8::1]:4739".parse().unwrap(),
             protocol: Protocol::Udp,
+            tls: None,
             local_address: None,
         };
         let path = spool.path_for(&endpoint, 7);

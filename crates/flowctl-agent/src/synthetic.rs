@@ -142,6 +142,15 @@ pub async fn send(config: &AgentConfig, flows: &[SyntheticFlow]) -> Result<Vec<(
         .map(|d| d.as_secs() as u32)
         .unwrap_or(0);
     let mut report = Vec::new();
+    // Refused before anything is sent to any collector.
+    for (i, c) in config.collectors.iter().enumerate() {
+        if c.format != flowctl_export::ExportFormat::Ipfix {
+            return Err(format!(
+                "collectors[{i}] ({}) has protocol {}: flowctl ipfix send sends IPFIX only",
+                c.endpoint, c.format
+            ));
+        }
+    }
     for c in &config.collectors {
         let mut transport = Transport::new(c.endpoint.clone());
         let endpoint = c.endpoint.to_string();

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use flowctl_ipfix::encode::EncodeError;
+use flowctl_ipfix::{encode::EncodeError, options::InterfaceInfo};
 use flowctl_model::FlowRecord;
 use tokio::{
     sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore},
@@ -20,8 +20,8 @@ use tokio::{
 };
 
 use crate::{
+    format::Session,
     queue::Pending,
-    session::ExportSession,
     transport::{Endpoint, Protocol, Transport},
     TemplateSet,
 };
@@ -65,6 +65,10 @@ pub enum Command {
     Status(oneshot::Sender<CollectorStatus>),
     /// Sends every template again now (`flowctl agent resend-templates`).
     ResendTemplates,
+    /// The names of the interfaces flows are metered on or pass through:
+    /// sent at once as interface names options records, then with the
+    /// templates and on the refresh timer.
+    Interfaces(Arc<Vec<InterfaceInfo>>),
     /// Sends what is queued, for at most `within` or until `hurry` turns
     /// true, sends the final statistics, hands back what is left, and stops.
     Stop {
@@ -207,12 +211,21 @@ pub struct CollectorSettings {
     pub template_refresh: Duration,
     /// Queue limit while the collector cannot be reached.
     pub queue_limit: usize,
+    /// IPFIX or NetFlow v9.
+    pub format: crate::ExportFormat,
+    /// The exporter address for the options records and the exporter
+    /// address fields; `None`: the local address of the socket.
+    pub exporter_address: Option<std::net::IpAddr>,
 }
 
 /// Starts the task on the current tokio runtime; refuses a message size no
 /// message can have.
 pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Result<CollectorHandle, EncodeError> {
-    let session = ExportSession::new(settings.observation_domain_id, settings.max_message_size)?;
+    let session = Session::new(
+        settings.format,
+        settings.observation_domain_id,
+        settings.max_message_size,
+    )?;
     let (tx, rx) = mpsc::channel(64);
     let endpoint = settings.endpoint.clone();
     let counters = Arc::new(CollectorCounters::default());
@@ -231,6 +244,8 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Result
         ignored: (0, 0),
         counters: counters.clone(),
         recent: Default::default(),
+        interfaces: Arc::default(),
+        exporter_address: settings.exporter_address,
     };
     tokio::spawn(task.run(rx));
     Ok(CollectorHandle {
@@ -242,7 +257,7 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Result
 }
 
 struct CollectorTask {
-    session: ExportSession,
+    session: Session,
     transport: Transport,
     templates: Arc<TemplateSet>,
     refresh: Duration,
@@ -265,6 +280,10 @@ struct CollectorTask {
     counters: Arc<CollectorCounters>,
     /// UDP: recent data messages, to queue again what a collector refused.
     recent: crate::refused::Recent,
+    /// The interface names options records.
+    interfaces: Arc<Vec<InterfaceInfo>>,
+    /// The configured exporter address; `None`: the socket's local address.
+    exporter_address: Option<std::net::IpAddr>,
 }
 
 fn unix_seconds() -> u32 {
@@ -294,7 +313,7 @@ impl CollectorTask {
                     }
                     Some(Command::Ignored { packets, octets }) => self.ignored = (packets, octets),
                     Some(Command::Reload(templates, refresh)) => {
-                        if self.transport.endpoint().protocol != Protocol::Udp && self.transport.is_connected() {
+                        if self.transport.endpoint().protocol.is_stream() && self.transport.is_connected() {
                             self.withdrawals = self.templates.redefined_in(&templates);
                         }
                         self.templates = templates;
@@ -320,6 +339,15 @@ impl CollectorTask {
                     Some(Command::ResendTemplates) => {
                         self.templates_due = true;
                         self.pump().await;
+                    }
+                    Some(Command::Interfaces(interfaces)) => {
+                        if interfaces != self.interfaces {
+                            self.interfaces = interfaces;
+                            // The collector learns the names now, before the
+                            // flows that follow.
+                            self.last_options = None;
+                            self.pump().await;
+                        }
                     }
                     Some(Command::Stop { within, hurry, reply }) => {
                         self.drain(within, hurry).await;
@@ -427,6 +455,8 @@ impl CollectorTask {
                 log::info!("{}: connected", self.transport.endpoint());
                 self.counters.connections.fetch_add(1, Relaxed);
                 self.templates_due = true;
+                let local = self.transport.local_address().map(|a| a.ip());
+                self.session.set_exporter_address(self.exporter_address.or(local));
                 // A new session has no templates to withdraw.
                 self.withdrawals.clear();
             }
@@ -503,15 +533,18 @@ impl CollectorTask {
         true
     }
 
-    /// The exporting-process statistics and sampling options records.
+    /// The options records: exporting-process statistics, sampling and
+    /// interface names.
     async fn send_options(&mut self) -> bool {
-        let (msg, n) = self
+        let messages = self
             .session
-            .options_message(&self.templates, self.ignored, unix_seconds());
-        if !self.send(&msg).await {
-            return false;
+            .options_messages(&self.templates, self.ignored, &self.interfaces, unix_seconds());
+        for (msg, n) in messages {
+            if !self.send(&msg).await {
+                return false;
+            }
+            self.session.sent(n, 0);
         }
-        self.session.sent(n, 0);
         self.last_options = Some(Instant::now());
         true
     }
@@ -595,11 +628,14 @@ mod counter_tests {
                 address,
                 protocol,
                 local_address: None,
+                tls: None,
             },
             observation_domain_id: 1,
             max_message_size: 512,
             template_refresh: Duration::from_secs(60),
             queue_limit,
+            format: crate::ExportFormat::Ipfix,
+            exporter_address: None,
         };
         spawn(settings, Arc::new(TemplateSet::new(vec![t]))).unwrap()
     }

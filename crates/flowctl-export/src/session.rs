@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use flowctl_ipfix::{
     encode::{EncodeError, Full, MessageBuilder, RecordValues},
-    options::{sampling_values, ExporterStats},
+    options::{sampling_values, ExporterStats, InterfaceInfo},
     split::{FinishedMessages, MessageSplitter},
 };
 
@@ -29,6 +29,8 @@ pub struct ExportSession {
     /// An empty message of this session's size and domain, which every
     /// message starts from.
     empty: MessageBuilder,
+    /// The exporter's address (configured, or the socket's local address).
+    exporter_address: Option<std::net::IpAddr>,
 }
 
 /// Messages for the wire, and how many data records each carries.
@@ -44,7 +46,19 @@ impl ExportSession {
             sequence: 0,
             stats: ExporterStats::default(),
             empty: MessageBuilder::new(max_message_size, observation_domain_id)?,
+            exporter_address: None,
         })
+    }
+
+    /// Sets the exporter address the options records and the exporter
+    /// address fields carry.
+    pub fn set_exporter_address(&mut self, address: Option<std::net::IpAddr>) {
+        self.exporter_address = address;
+    }
+
+    /// The exporter address in use.
+    pub fn exporter_address(&self) -> Option<std::net::IpAddr> {
+        self.exporter_address
     }
 
     /// The sequence number the next message will carry.
@@ -69,7 +83,7 @@ impl ExportSession {
         for t in &templates.data {
             let _ = messages.push(|m| m.push_template(t));
         }
-        for t in [&templates.stats, &templates.sampling] {
+        for t in templates.options() {
             let _ = messages.push(|m| m.push_options_template(t));
         }
         messages.finish()
@@ -84,23 +98,36 @@ impl ExportSession {
         messages.finish()
     }
 
-    /// One message with the exporting-process statistics and sampling
-    /// options records. `ignored` are the datapath's not-recorded packets and
-    /// octets.
-    pub fn options_message(&self, templates: &TemplateSet, ignored: (u64, u64), export_time: u32) -> (Vec<u8>, u32) {
-        // This message is included in the count it reports.
+    /// The options records: exporting-process statistics (with the exporter
+    /// address) and sampling in the first message, then one interface names
+    /// record per interface, in as many messages as needed. `ignored` are the
+    /// datapath's not-recorded packets and octets. Each message comes with
+    /// its data record count.
+    pub fn options_messages(
+        &self,
+        templates: &TemplateSet,
+        ignored: (u64, u64),
+        interfaces: &[InterfaceInfo],
+        export_time: u32,
+    ) -> Messages {
+        // The first message is included in the count it reports.
         let stats = ExporterStats {
             exported_messages: self.stats.exported_messages + 1,
             ignored_packets: ignored.0,
             ignored_octets: ignored.1,
             ..self.stats
         };
-        let mut b = self.builder();
-        // Two short records always fit the minimum message size.
-        let _ = b.push_options_record(&templates.stats, &stats.values(self.observation_domain_id));
-        let _ = b.push_options_record(&templates.sampling, &sampling_values(self.observation_domain_id));
-        let n = b.data_record_count();
-        (b.finish(export_time, self.sequence), n)
+        let mut messages = MessageSplitter::starting_with(self.builder(), export_time, self.sequence);
+        // Short records: they always fit the minimum message size.
+        let values = stats.values(self.observation_domain_id, self.exporter_address);
+        let _ = messages.push(|m| m.push_options_values(&templates.stats, &values));
+        let _ =
+            messages.push(|m| m.push_options_record(&templates.sampling, &sampling_values(self.observation_domain_id)));
+        for interface in interfaces {
+            let values = interface.values();
+            let _ = messages.push(|m| m.push_options_values(&templates.interfaces, &values));
+        }
+        messages.finish()
     }
 
     /// The next data message from the front of `pending` (records without a
@@ -149,6 +176,7 @@ impl ExportSession {
             let values = RecordValues {
                 record,
                 observation_domain_id: self.observation_domain_id,
+                exporter_address: self.exporter_address,
             };
             match b.push_record(t, &values) {
                 Ok(()) => used += 1,

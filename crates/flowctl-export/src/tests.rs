@@ -59,8 +59,16 @@ fn templates_then_data_with_contiguous_sequence_numbers_within_the_size_limit() 
         wire.push(m);
         session.sent(0, 0);
     }
-    let (m, n) = session.options_message(&t, (5, 500), 1);
-    assert_eq!(n, 2, "statistics and sampling records");
+    let interfaces = [flowctl_ipfix::InterfaceInfo {
+        ifindex: 3,
+        name: "veth0".into(),
+        description: "to the lab".into(),
+    }];
+    session.set_exporter_address(Some("192.0.2.9".parse().unwrap()));
+    let options = session.options_messages(&t, (5, 500), &interfaces, 1);
+    assert_eq!(options.len(), 1);
+    let (m, n) = options.into_iter().next().unwrap();
+    assert_eq!(n, 3, "statistics, sampling and interface names records");
     wire.push(m);
     session.sent(n, 0);
 
@@ -91,6 +99,17 @@ fn templates_then_data_with_contiguous_sequence_numbers_within_the_size_limit() 
                 stats.unsigned("exportedMessageTotalCount"),
                 Some(2),
                 "this message included"
+            );
+            assert_eq!(
+                stats.get("exporterIPv4Address").map(|a| a.to_string()),
+                Some("192.0.2.9".into())
+            );
+            let names = &d.records[2];
+            assert_eq!(names.unsigned("ingressInterface"), Some(3));
+            assert_eq!(names.get("interfaceName").map(|n| n.to_string()), Some("veth0".into()));
+            assert_eq!(
+                names.get("interfaceDescription").map(|n| n.to_string()),
+                Some("to the lab".into())
             );
         }
     }

@@ -1,12 +1,15 @@
-//! Sending whole IPFIX messages over UDP or TCP.
+//! Sending whole IPFIX messages over UDP, TCP or TLS over TCP.
 
-use std::{io, net::SocketAddr, os::fd::AsRawFd, time::Duration};
+use std::{io, net::SocketAddr, os::fd::AsRawFd, pin::Pin, time::Duration};
 
 use tokio::{
-    io::AsyncWriteExt,
+    io::{AsyncRead, AsyncWriteExt, ReadBuf},
     net::{TcpSocket, TcpStream, UdpSocket},
     time::Instant,
 };
+use tokio_rustls::{client::TlsStream, TlsConnector};
+
+use crate::tls::TlsClientSettings;
 
 /// Transport protocol towards a collector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -15,6 +18,17 @@ pub enum Protocol {
     Udp,
     /// A long-lived connection; templates sent once per connection.
     Tcp,
+    /// TCP carrying TLS (RFC 7011 §11): as TCP, the collector authenticated
+    /// by its certificate (and the exporter by its own, for mutual TLS).
+    Tls,
+}
+
+impl Protocol {
+    /// Whether messages go over a connection (TCP, TLS): templates once
+    /// per connection, withdrawals allowed, no UDP datagram limits.
+    pub fn is_stream(self) -> bool {
+        self != Protocol::Udp
+    }
 }
 
 impl std::fmt::Display for Protocol {
@@ -22,6 +36,7 @@ impl std::fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Udp => "udp",
             Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
         })
     }
 }
@@ -35,6 +50,8 @@ pub struct Endpoint {
     pub protocol: Protocol,
     /// Local address to bind (source address and port).
     pub local_address: Option<SocketAddr>,
+    /// Certificates and server name, for [`Protocol::Tls`].
+    pub tls: Option<TlsClientSettings>,
 }
 
 impl std::fmt::Display for Endpoint {
@@ -59,7 +76,13 @@ pub struct Transport {
 enum Link {
     Udp(UdpSocket),
     Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
 }
+
+/// How long connecting (and the TLS handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one message may take to be written.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Transport {
     /// A transport that connects on first use.
@@ -119,21 +142,52 @@ impl Transport {
                 crate::refused::enable(s.as_raw_fd(), e.address.is_ipv6())?;
                 Ok(Link::Udp(s))
             }
-            Protocol::Tcp => {
-                let s = if e.address.is_ipv4() {
-                    TcpSocket::new_v4()?
-                } else {
-                    TcpSocket::new_v6()?
-                };
-                if e.local_address.is_some() {
-                    s.bind(local)?;
-                }
-                let stream = tokio::time::timeout(Duration::from_secs(5), s.connect(e.address))
+            Protocol::Tcp => Ok(Link::Tcp(self.connect_tcp(local).await?)),
+            Protocol::Tls => {
+                let settings = e
+                    .tls
+                    .as_ref()
+                    .ok_or_else(|| invalid("no TLS settings for a tls:// collector"))?;
+                // Read at every attempt: a renewed certificate is taken up
+                // at the next connection; a bad one is retried with backoff.
+                let config = settings.client_config().map_err(invalid)?;
+                let name = settings.server_name().map_err(invalid)?;
+                let stream = self.connect_tcp(local).await?;
+                let handshake = TlsConnector::from(config).connect(name, stream);
+                let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
                     .await
-                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-                stream.set_nodelay(true)?;
-                Ok(Link::Tcp(stream))
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+                    .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake: {e}")))?;
+                Ok(Link::Tls(Box::new(refused_after_handshake(tls).await?)))
             }
+        }
+    }
+
+    async fn connect_tcp(&self, local: SocketAddr) -> io::Result<TcpStream> {
+        let e = &self.endpoint;
+        let s = if e.address.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if e.local_address.is_some() {
+            s.bind(local)?;
+        }
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, s.connect(e.address))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    /// The local address of the connection (or UDP socket), once up: the
+    /// address collectors see the export come from, unless something
+    /// between rewrites it.
+    pub fn local_address(&self) -> Option<SocketAddr> {
+        match self.link.as_ref()? {
+            Link::Udp(s) => s.local_addr().ok(),
+            Link::Tcp(s) => s.local_addr().ok(),
+            Link::Tls(s) => s.get_ref().0.local_addr().ok(),
         }
     }
 
@@ -165,13 +219,72 @@ impl Transport {
                 io::ErrorKind::ConnectionReset,
                 "the collector closed the connection",
             )),
-            Some(Link::Tcp(s)) => tokio::time::timeout(Duration::from_secs(10), s.write_all(message))
+            Some(Link::Tcp(s)) => tokio::time::timeout(SEND_TIMEOUT, s.write_all(message))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "send timed out"))?,
+            Some(Link::Tls(s)) => {
+                if tls_peer_closed(s) {
+                    Err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "the collector closed the TLS connection",
+                    ))
+                } else {
+                    tokio::time::timeout(SEND_TIMEOUT, async {
+                        s.write_all(message).await?;
+                        s.flush().await
+                    })
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "send timed out"))?
+                }
+            }
         };
-        if result.is_err() && matches!(self.link, Some(Link::Tcp(_))) {
+        if result.is_err() && !matches!(self.link, Some(Link::Udp(_))) {
             self.fail();
         }
         result
+    }
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message.into())
+}
+
+/// How long a new TLS connection is watched for the collector refusing
+/// this exporter's certificate.
+const CLIENT_CERT_VERDICT: Duration = Duration::from_millis(300);
+
+/// TLS 1.3: the client finishes its handshake before the collector has
+/// checked the client certificate, and a refusal comes as an alert right
+/// after. Waits [`CLIENT_CERT_VERDICT`] for one, so that a refused
+/// connection fails here, before any message is written into it.
+async fn refused_after_handshake(mut tls: TlsStream<TcpStream>) -> io::Result<TlsStream<TcpStream>> {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 64];
+    match tokio::time::timeout(CLIENT_CERT_VERDICT, tls.read(&mut byte)).await {
+        Err(_) | Ok(Ok(1..)) => Ok(tls),
+        Ok(Ok(0)) => Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "the collector closed the TLS connection after the handshake",
+        )),
+        Ok(Err(e)) => Err(io::Error::new(
+            e.kind(),
+            format!("TLS: the collector refused the connection: {e}"),
+        )),
+    }
+}
+
+/// TLS: whether the collector closed the connection (close_notify, end of
+/// stream or an error). The bytes of the socket cannot tell, since a TLS
+/// server sends records of its own (session tickets): read the TLS stream
+/// without waiting; records that carry no data are consumed by rustls.
+fn tls_peer_closed(stream: &mut TlsStream<TcpStream>) -> bool {
+    let mut byte = [0u8; 64];
+    let mut buf = ReadBuf::new(&mut byte);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match Pin::new(stream).poll_read(&mut cx, &mut buf) {
+        std::task::Poll::Pending => false,
+        // Data from a collector is unexpected and ignored; nothing means the end.
+        std::task::Poll::Ready(Ok(())) => buf.filled().is_empty(),
+        std::task::Poll::Ready(Err(_)) => true,
     }
 }

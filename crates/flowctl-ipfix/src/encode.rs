@@ -7,7 +7,7 @@
 //! Integer values are big-endian and reduced to the field length; a value
 //! that does not fit is saturated to the largest value of that length.
 
-use crate::options::OptionsTemplate;
+use crate::options::{OptionValue, OptionsTemplate};
 use crate::template::Template;
 use crate::wire::{put_unsigned, write_value};
 
@@ -248,6 +248,23 @@ impl MessageBuilder {
         self.reserve(t.id, t.record_length())?;
         for (i, (_, len)) in t.all_fields().enumerate() {
             put_unsigned(&mut self.buf, values.get(i).copied().unwrap_or(0), len);
+        }
+        self.data_records = self.data_records.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Adds an options data record of any values (addresses, text): scope
+    /// values then field values, each written per [`OptionValue::write`].
+    /// Missing values are zeros; extra values are ignored.
+    pub fn push_options_values(&mut self, t: &OptionsTemplate, values: &[OptionValue]) -> Result<(), Full> {
+        refuse_invalid(t.id, t.scope.len())?;
+        self.reserve(t.id, t.record_length())?;
+        for (i, (_, len)) in t.all_fields().enumerate() {
+            let start = self.buf.len();
+            self.buf.resize(start + usize::from(len), 0);
+            if let (Some(v), Some(slot)) = (values.get(i), self.buf.get_mut(start..)) {
+                v.write(slot);
+            }
         }
         self.data_records = self.data_records.wrapping_add(1);
         Ok(())

@@ -45,6 +45,10 @@ pub enum ContextField {
     ObservationDomainId,
     /// Always 1: flowctl does not sample.
     SamplingInterval,
+    /// The exporter's IPv4 address (0.0.0.0 when it has an IPv6 one).
+    ExporterIpv4,
+    /// The exporter's IPv6 address (:: when it has an IPv4 one).
+    ExporterIpv6,
 }
 
 /// One information element flowctl can put in a template.

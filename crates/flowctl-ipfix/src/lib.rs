@@ -8,6 +8,7 @@
 //! - [`encode`]: [`MessageBuilder`] and record values.
 //! - [`split`]: [`MessageSplitter`], items over as many messages as they need.
 //! - [`decode`]: [`Decoder`] and [`split_stream`].
+//! - [`netflow9`]: the same templates and records as NetFlow v9 (RFC 3954).
 //!
 //! ```
 //! use flowctl_ipfix::{Decoder, FieldValue, MessageBuilder, Strictness, SyntheticValues, Template};
@@ -41,6 +42,7 @@
 pub mod decode;
 pub mod encode;
 pub mod fields;
+pub mod netflow9;
 pub mod options;
 pub mod split;
 mod suggest;
@@ -55,6 +57,9 @@ pub use decode::{
 };
 pub use encode::{EncodeError, FieldValue, FieldValues, Full, MessageBuilder, RecordValues, SyntheticValues};
 pub use fields::{ContextField, FieldDef, FieldKind, RecordField, Source};
-pub use options::{exporter_stats_template, sampling_template, ExporterStats, OptionsTemplate};
+pub use options::{
+    exporter_stats_template, interface_names_template, sampling_template, ExporterStats, InterfaceInfo, OptionValue,
+    OptionsTemplate,
+};
 pub use split::{FinishedMessages, MessageSplitter};
 pub use template::{Strictness, Template, TemplateError};

@@ -1,4 +1,7 @@
-//! Options templates (RFC 7011 §3.4.2, §4): exporter statistics and sampling.
+//! Options templates (RFC 7011 §3.4.2, §4): exporter statistics (with the
+//! exporter's address), sampling, and interface names.
+
+use std::net::IpAddr;
 
 /// `observationDomainId`: the scope of flowctl's options records.
 pub const IE_OBSERVATION_DOMAIN_ID: u16 = 149;
@@ -20,6 +23,23 @@ pub const IE_NOT_SENT_OCTET_TOTAL_COUNT: u16 = 168;
 pub const IE_IGNORED_PACKET_TOTAL_COUNT: u16 = 164;
 /// `ignoredOctetTotalCount`.
 pub const IE_IGNORED_OCTET_TOTAL_COUNT: u16 = 165;
+
+/// `exporterIPv4Address`.
+pub const IE_EXPORTER_IPV4_ADDRESS: u16 = 130;
+/// `exporterIPv6Address`.
+pub const IE_EXPORTER_IPV6_ADDRESS: u16 = 131;
+/// `ingressInterface`: the scope of the interface names records.
+pub const IE_INGRESS_INTERFACE: u16 = 10;
+/// `interfaceName`.
+pub const IE_INTERFACE_NAME: u16 = 82;
+/// `interfaceDescription`.
+pub const IE_INTERFACE_DESCRIPTION: u16 = 83;
+/// Bytes of `interfaceName` in the interface names records: a Linux
+/// interface name (at most 15 bytes) and its NUL, as softflowd sends it.
+pub const INTERFACE_NAME_LEN: u16 = 16;
+/// Bytes of `interfaceDescription`: longer aliases are cut (at a character
+/// boundary).
+pub const INTERFACE_DESCRIPTION_LEN: u16 = 64;
 
 /// `samplingAlgorithm` value 1: deterministic (1-in-N; N = 1 means every packet).
 pub const SAMPLING_DETERMINISTIC: u64 = 1;
@@ -58,8 +78,84 @@ impl OptionsTemplate {
     }
 }
 
+/// A value of an options record, encoded per its field length: an integer
+/// big-endian (saturated), an address in a 4- or 16-byte field of its
+/// version (zeros in a field of the other version), text cut at a
+/// character boundary and padded with NULs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OptionValue {
+    /// An unsigned integer.
+    Unsigned(u64),
+    /// An IP address, or none (zeros).
+    Address(Option<IpAddr>),
+    /// A UTF-8 string (`interfaceName`, `interfaceDescription`).
+    Text(String),
+}
+
+impl OptionValue {
+    /// Writes the value into all of `dst`, the field's bytes.
+    pub fn write(&self, dst: &mut [u8]) {
+        dst.fill(0);
+        match self {
+            OptionValue::Unsigned(v) => crate::wire::write_unsigned(dst, *v),
+            OptionValue::Address(Some(IpAddr::V4(a))) if dst.len() == 4 => dst.copy_from_slice(&a.octets()),
+            OptionValue::Address(Some(IpAddr::V6(a))) if dst.len() == 16 => dst.copy_from_slice(&a.octets()),
+            OptionValue::Address(_) => {}
+            OptionValue::Text(text) => {
+                let mut end = text.len().min(dst.len());
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                if let (Some(d), Some(t)) = (dst.get_mut(..end), text.as_bytes().get(..end)) {
+                    d.copy_from_slice(t);
+                }
+            }
+        }
+    }
+}
+
+/// An interface's index and names, as an interface names record carries them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InterfaceInfo {
+    /// ifindex: `ingressInterface`/`egressInterface` in flow records.
+    pub ifindex: u32,
+    /// `interfaceName`: the kernel's name.
+    pub name: String,
+    /// `interfaceDescription`: the interface's alias if set, else its name.
+    pub description: String,
+}
+
+impl InterfaceInfo {
+    /// The record values in [`interface_names_template`] order.
+    pub fn values(&self) -> [OptionValue; 3] {
+        [
+            OptionValue::Unsigned(u64::from(self.ifindex)),
+            OptionValue::Text(self.name.clone()),
+            OptionValue::Text(self.description.clone()),
+        ]
+    }
+}
+
+/// Interface names, one record per interface, in the shape routers (Cisco's
+/// interface table, ipt-netflow) and softflowd's v9 export use: scope
+/// `ingressInterface` (the ifindex, as the flow records' `ingressInterface`
+/// and `egressInterface` carry it), then `interfaceName` and
+/// `interfaceDescription`, fixed-length strings. Values: [`InterfaceInfo::values`].
+pub fn interface_names_template(id: u16) -> OptionsTemplate {
+    OptionsTemplate {
+        id,
+        scope: vec![(IE_INGRESS_INTERFACE, 4)],
+        fields: vec![
+            (IE_INTERFACE_NAME, INTERFACE_NAME_LEN),
+            (IE_INTERFACE_DESCRIPTION, INTERFACE_DESCRIPTION_LEN),
+        ],
+    }
+}
+
 /// Exporting and metering process statistics (RFC 7011 §4.1–4.3), scoped by
-/// `observationDomainId`. Values: see [`ExporterStats::values`].
+/// `observationDomainId`, and the exporter's address (`exporterIPv4Address`
+/// or `exporterIPv6Address`, the other one zeros). Values: see
+/// [`ExporterStats::values`].
 pub fn exporter_stats_template(id: u16) -> OptionsTemplate {
     OptionsTemplate {
         id,
@@ -72,6 +168,8 @@ pub fn exporter_stats_template(id: u16) -> OptionsTemplate {
             (IE_NOT_SENT_OCTET_TOTAL_COUNT, 8),
             (IE_IGNORED_PACKET_TOTAL_COUNT, 8),
             (IE_IGNORED_OCTET_TOTAL_COUNT, 8),
+            (IE_EXPORTER_IPV4_ADDRESS, 4),
+            (IE_EXPORTER_IPV6_ADDRESS, 16),
         ],
     }
 }
@@ -113,8 +211,8 @@ pub struct ExporterStats {
 
 impl ExporterStats {
     /// The record values in [`exporter_stats_template`] order, scope first.
-    pub fn values(&self, observation_domain_id: u32) -> [u64; 8] {
-        [
+    pub fn values(&self, observation_domain_id: u32, exporter: Option<IpAddr>) -> Vec<OptionValue> {
+        let counters = [
             u64::from(observation_domain_id),
             self.exported_messages,
             self.exported_records,
@@ -123,7 +221,10 @@ impl ExporterStats {
             self.not_sent_octets,
             self.ignored_packets,
             self.ignored_octets,
-        ]
+        ];
+        let mut values: Vec<OptionValue> = counters.into_iter().map(OptionValue::Unsigned).collect();
+        values.extend([OptionValue::Address(exporter), OptionValue::Address(exporter)]);
+        values
     }
 }
 
@@ -134,11 +235,46 @@ mod tests {
     #[test]
     fn values_match_the_template_shape() {
         let stats = exporter_stats_template(500);
-        assert_eq!(ExporterStats::default().values(1).len(), stats.value_count());
+        assert_eq!(ExporterStats::default().values(1, None).len(), stats.value_count());
         assert_eq!(stats.scope, vec![(IE_OBSERVATION_DOMAIN_ID, 4)]);
         let sampling = sampling_template(501);
         assert_eq!(sampling_values(1).len(), sampling.value_count());
         assert_eq!(sampling.record_length(), 4 + 4 + 1);
         assert_eq!(sampling.template_record_length(), 6 + 4 * 3);
+        let names = interface_names_template(502);
+        let info = InterfaceInfo {
+            ifindex: 7,
+            name: "eth0".into(),
+            description: "uplink".into(),
+        };
+        assert_eq!(info.values().len(), names.value_count());
+        assert_eq!(names.scope, vec![(IE_INGRESS_INTERFACE, 4)]);
+    }
+
+    #[test]
+    fn option_values_fill_their_fields() {
+        let write = |v: OptionValue, len: usize| {
+            let mut out = vec![0xee; len];
+            v.write(&mut out);
+            out
+        };
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        assert_eq!(write(OptionValue::Address(Some(v4)), 4), [192, 0, 2, 7]);
+        assert_eq!(
+            write(OptionValue::Address(Some(v4)), 16),
+            [0; 16],
+            "v4 in the v6 field: zeros"
+        );
+        assert_eq!(write(OptionValue::Address(Some(v6)), 4), [0; 4]);
+        assert_eq!(write(OptionValue::Address(Some(v6)), 16)[15], 7);
+        assert_eq!(write(OptionValue::Address(None), 4), [0; 4]);
+        assert_eq!(write(OptionValue::Text("eth0".into()), 6), *b"eth0\0\0");
+        assert_eq!(
+            write(OptionValue::Text("héé".into()), 4),
+            *b"h\xc3\xa9\0",
+            "cut at a character boundary"
+        );
+        assert_eq!(write(OptionValue::Unsigned(258), 2), [1, 2]);
     }
 }

@@ -135,8 +135,12 @@ impl Template {
         self.fields.iter().all(|f| f.is_available())
     }
 
+    /// Whether a field of the flow (not of the exporter, such as
+    /// `exporterIPv4Address`) is of `kind`.
     fn has_kind(&self, kind: FieldKind) -> bool {
-        self.fields.iter().any(|f| f.kind == kind)
+        self.fields
+            .iter()
+            .any(|f| f.kind == kind && !matches!(f.source, Source::Context(_)))
     }
 }
 
@@ -240,6 +244,19 @@ mod tests {
             ),
             Err(TemplateError::MixedIpVersions(302))
         );
+    }
+
+    #[test]
+    fn exporter_addresses_do_not_make_a_template_ip_version_specific() {
+        let v6 = Template::new(
+            300,
+            &["sourceIPv6Address", "exporterIPv4Address", "exporterIPv6Address"],
+            Strictness::Agent,
+        )
+        .unwrap();
+        assert_eq!(v6.ip_version(), Some(6));
+        let any = Template::new(301, &["exporterIPv4Address", "packetDeltaCount"], Strictness::Agent).unwrap();
+        assert_eq!(any.ip_version(), None);
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct RecordValues<'a> {
     pub record: &'a FlowRecord,
     /// The observation domain the record is exported in.
     pub observation_domain_id: u32,
+    /// The exporter's address, for `exporterIPv4Address`/`exporterIPv6Address`.
+    pub exporter_address: Option<std::net::IpAddr>,
 }
 
 impl FieldValues for RecordValues<'_> {
@@ -50,6 +52,14 @@ impl FieldValues for RecordValues<'_> {
                 FieldValue::Unsigned(u64::from(self.observation_domain_id))
             }
             Source::Context(ContextField::SamplingInterval) => FieldValue::Unsigned(1),
+            Source::Context(ContextField::ExporterIpv4) => match self.exporter_address {
+                Some(std::net::IpAddr::V4(a)) => FieldValue::Address(a.to_ipv6_mapped().octets()),
+                _ => FieldValue::Unsigned(0),
+            },
+            Source::Context(ContextField::ExporterIpv6) => match self.exporter_address {
+                Some(std::net::IpAddr::V6(a)) => FieldValue::Address(a.octets()),
+                _ => FieldValue::Unsigned(0),
+            },
             Source::Unavailable(_) => FieldValue::Unsigned(0),
         }
     }

@@ -234,6 +234,7 @@ fn seeds() -> Vec<Vec<u8>> {
                 &RecordValues {
                     record: &rec,
                     observation_domain_id: 1,
+                    exporter_address: None,
                 },
             )
             .unwrap();

@@ -182,7 +182,9 @@ fn options_templates_and_records_round_trip() {
     m.check_options(&stats_t).unwrap();
     m.push_options_template(&stats_t).unwrap();
     m.push_options_template(&sampling_t).unwrap();
-    m.push_options_record(&stats_t, &stats.values(odid)).unwrap();
+    let exporter: std::net::IpAddr = "2001:db8::5".parse().unwrap();
+    m.push_options_values(&stats_t, &stats.values(odid, Some(exporter)))
+        .unwrap();
     m.push_options_record(&sampling_t, &sampling_values(odid)).unwrap();
     m.push_options_record(&sampling_t, &[1, 2, 300]).unwrap();
     assert_eq!(m.data_record_count(), 3, "options data records count");
@@ -199,8 +201,21 @@ fn options_templates_and_records_round_trip() {
     let mut shape = vec![(IE_OBSERVATION_DOMAIN_ID, true)];
     shape.extend(stats_t.fields.iter().map(|(ie, _)| (*ie, false)));
     assert_eq!(scope, shape);
-    let values: Vec<u64> = r.fields.iter().map(|f| f.value.as_unsigned().unwrap()).collect();
-    assert_eq!(values, stats.values(odid));
+    let counters: Vec<flowctl_ipfix::OptionValue> = r
+        .fields
+        .iter()
+        .filter_map(|f| f.value.as_unsigned())
+        .map(flowctl_ipfix::OptionValue::Unsigned)
+        .collect();
+    assert_eq!(counters[..], stats.values(odid, None)[..8]);
+    assert_eq!(
+        r.get("exporterIPv4Address").map(|a| a.to_string()),
+        Some("0.0.0.0".into())
+    );
+    assert_eq!(
+        r.get("exporterIPv6Address").map(|a| a.to_string()),
+        Some("2001:db8::5".into())
+    );
     assert_eq!(r.unsigned("exportedMessageTotalCount"), Some(12));
     assert_eq!(r.unsigned("notSentOctetTotalCount"), Some(u64::MAX));
     assert_eq!(r.unsigned("ignoredPacketTotalCount"), Some(1 << 40));

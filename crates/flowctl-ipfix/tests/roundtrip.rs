@@ -105,6 +105,15 @@ fn full_template(id: u16, ip_version: u8) -> Template {
     Template::new(id, &names, Strictness::Agent).unwrap()
 }
 
+/// The exporter address given with records of IP version `v`.
+fn exporter(v: u8) -> std::net::IpAddr {
+    if v == 4 {
+        "198.51.100.1".parse().unwrap()
+    } else {
+        "2001:db8:e::1".parse().unwrap()
+    }
+}
+
 /// Encodes `rec` with its template in one message and decodes it.
 fn round_trip(rec: &FlowRecord) -> (Template, Vec<u8>, DecodedMessage) {
     let t = full_template(300 + u16::from(rec.key.ip_version), rec.key.ip_version);
@@ -115,6 +124,7 @@ fn round_trip(rec: &FlowRecord) -> (Template, Vec<u8>, DecodedMessage) {
     let values = RecordValues {
         record: rec,
         observation_domain_id: ODID,
+        exporter_address: Some(exporter(rec.key.ip_version)),
     };
     m.push_record(&t, &values).unwrap();
     let msg = m.finish(1_700_000_000, 42);
@@ -139,6 +149,12 @@ fn check_record(rec: &FlowRecord) {
             Source::Record(f) => expected(rec, f),
             Source::Context(ContextField::ObservationDomainId) => DecodedValue::Unsigned(ODID.into()),
             Source::Context(ContextField::SamplingInterval) => DecodedValue::Unsigned(1),
+            Source::Context(ContextField::ExporterIpv4 | ContextField::ExporterIpv6) => {
+                match exporter(rec.key.ip_version) {
+                    std::net::IpAddr::V4(a) => DecodedValue::Ipv4(a),
+                    std::net::IpAddr::V6(a) => DecodedValue::Ipv6(a),
+                }
+            }
             Source::Unavailable(_) => unreachable!("agent templates have none"),
         };
         assert_eq!(field.value, want, "{} of {rec:?}", def.name);

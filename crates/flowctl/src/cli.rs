@@ -150,9 +150,21 @@ pub struct AgentArgs {
     /// tc hook(s) of the --interface interfaces.
     #[arg(long, value_enum)]
     pub direction: Option<DirectionArg>,
-    /// Collector as udp://HOST:PORT or tcp://HOST:PORT (repeatable); replaces the file's collectors.
+    /// Collector as udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT (repeatable); replaces the file's collectors.
     #[arg(long, value_parser = collector_arg)]
     pub collector: Vec<String>,
+    /// PEM CA certificates of the tls:// collectors (required with tls://).
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM certificate chain the agent presents to tls:// collectors (mutual TLS, with --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Name the tls:// collectors' certificates must carry [default: the host of the URL].
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
     /// Idle timeout of every protocol, e.g. 15s.
     #[arg(long, value_parser = duration_arg)]
     pub idle_timeout: Option<String>,
@@ -218,6 +230,15 @@ pub struct CollectArgs {
     /// Also print options records (exporter statistics, sampling) and, in JSON, template withdrawals.
     #[arg(long)]
     pub options: bool,
+    /// Speak TLS on TCP with this PEM certificate chain (with --tls-key); UDP stays plain.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Require exporters to present a certificate signed by one of these PEM CAs (mutual TLS).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// `flowctl ipfix ...`.

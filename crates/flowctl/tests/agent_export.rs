@@ -382,7 +382,9 @@ fn sighup_keeps_the_running_config_when_the_new_one_is_bad_and_applies_a_good_on
     agent.signal(libc::SIGHUP);
     agent.wait_for_log("reload refused", Duration::from_secs(5));
     assert!(
-        agent.log().contains("transport: \"carrier-pigeon\" is not udp or tcp"),
+        agent
+            .log()
+            .contains("transport: \"carrier-pigeon\" is not udp, tcp or tls"),
         "{}",
         agent.log()
     );

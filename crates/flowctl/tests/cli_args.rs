@@ -303,6 +303,69 @@ fn runtime_errors_name_the_command() {
     }
 }
 
+/// A configuration with one NetFlow v9 collector, and more YAML.
+fn netflow9_config(scratch: &TempDir, name: &str, more: &str) -> String {
+    let text = format!("collectors:\n  - address: 127.0.0.1:2055\n    protocol: netflow9\n{more}");
+    scratch.file(name, &text).to_string_lossy().into_owned()
+}
+
+#[test]
+fn netflow9_refusals_are_one_line_with_the_reason() {
+    let fc = Flowctl::new("nf9args");
+    let scratch = TempDir::new("nf9args");
+    let ipfix_only = netflow9_config(
+        &scratch,
+        "ipfix-only.yaml",
+        "templates:\n  - id: 300\n    fields: [packetDeltaCount, flowEndReason]\n",
+    );
+    let over_tcp = netflow9_config(&scratch, "tcp.yaml", "    transport: tcp\n");
+    let over_tls = netflow9_config(
+        &scratch,
+        "tls.yaml",
+        "    transport: tls\n    tls: {caFile: /nonexistent.pem}\n",
+    );
+    let flows = scratch.file(
+        "flows.yaml",
+        "flowsets:\n  - templateId: 300\n    flows:\n      - PacketDeltaCount: 1\n",
+    );
+    let send = netflow9_config(
+        &scratch,
+        "send.yaml",
+        "templates:\n  - id: 300\n    fields: [packetDeltaCount]\n",
+    );
+    let cases = [
+        (
+            "ipfix-only.yaml: templates[0].fields: \"flowEndReason\" (IPFIX IE 136) cannot go over NetFlow v9 \
+             (the protocol of collectors[0]): v9 field types stop at 127",
+            os(&["config", "check", &ipfix_only]),
+        ),
+        (
+            "tcp.yaml: collectors[0].protocol: netflow9 goes over udp only, not tcp: the v9 header has no message length",
+            os(&["config", "check", &over_tcp]),
+        ),
+        (
+            "tls.yaml: collectors[0].protocol: netflow9 goes over udp only, not tls",
+            os(&["config", "check", &over_tls]),
+        ),
+        (
+            "collectors[0] (udp://127.0.0.1:2055) has protocol netflow9: flowctl ipfix send sends IPFIX only",
+            os(&["ipfix", "send", "-c", &send, "-f", &flows.to_string_lossy()]),
+        ),
+    ];
+    for (needle, args) in cases {
+        expect(&fc, 1, needle, args);
+    }
+    // The built-in templates are accepted; config check says what v9 drops.
+    let builtin = netflow9_config(&scratch, "builtin.yaml", "");
+    let out = run(&fc.pin_dir, &os(&["config", "check", &builtin]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("note: collectors[0] (netflow9) gets the built-in templates without flowEndReason"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn version_names_the_datapath_layout() {
     let out = run(Path::new("/nonexistent"), &os(&["--version"]));

@@ -36,6 +36,24 @@ fn every_field_is_documented_with_its_id_and_length() {
 }
 
 #[test]
+fn every_field_netflow9_refuses_is_named_in_its_section() {
+    let doc = std::fs::read_to_string(repo().join("docs/configuration.md")).unwrap();
+    let section = doc
+        .split("\n## NetFlow v9\n")
+        .nth(1)
+        .expect("docs/configuration.md has a NetFlow v9 section");
+    let section = section.split("\n## ").next().unwrap();
+    for f in fields::all() {
+        if let Err(e) = flowctl_ipfix::netflow9::v9_field(f) {
+            assert!(
+                section.contains(&format!("`{}`", f.name)),
+                "{e}: not in the NetFlow v9 section"
+            );
+        }
+    }
+}
+
+#[test]
 fn example_configurations_are_valid() {
     for name in ["agent.yaml", "elastiflow.yaml", "linux-flow-exporter.yaml"] {
         let path = repo().join("configs").join(name);

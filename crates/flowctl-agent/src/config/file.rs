@@ -86,14 +86,36 @@ pub struct InterfaceEntry {
 pub struct CollectorEntry {
     /// `host:port` (IPv6: `[addr]:port`).
     pub address: String,
-    /// `udp` (default) or `tcp`.
+    /// `udp` (default), `tcp` or `tls`.
     pub transport: Option<String>,
+    /// `ipfix` (default) or `netflow9`.
+    pub protocol: Option<String>,
+    /// Certificates for `transport: tls`.
+    pub tls: Option<TlsEntry>,
+    /// The exporter's address in the options records and the
+    /// `exporterIPv4Address`/`exporterIPv6Address` fields (default: the
+    /// local address of the collector's socket).
+    pub exporter_address: Option<String>,
     /// Local `addr:port` to send from.
     pub local_address: Option<String>,
     /// Observation Domain ID (default 1).
     pub observation_domain_id: Option<u32>,
     /// Largest IPFIX message in bytes (default: 1472 UDP/IPv4, 1452 UDP/IPv6, 65535 TCP).
     pub max_message_size: Option<u32>,
+}
+
+/// `collectors[].tls`: PEM files and the collector's name.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsEntry {
+    /// CA certificates the collector's certificate must chain to (required).
+    pub ca_file: Option<String>,
+    /// This exporter's certificate chain, for mutual TLS.
+    pub cert_file: Option<String>,
+    /// This exporter's private key, for mutual TLS.
+    pub key_file: Option<String>,
+    /// The name the collector's certificate must carry (default: the host of `address`).
+    pub server_name: Option<String>,
 }
 
 /// `timers`: humantime durations such as `30s`, `5m`, `1h 30m`.
@@ -133,7 +155,7 @@ pub struct IdleTimeoutsEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateEntry {
-    /// Template ID, 256..=65535 (65000 and 65001 are flowctl's options templates).
+    /// Template ID, 256..=65535 (65000, 65001 and 65002 are flowctl's options templates).
     pub id: u16,
     /// Field names in order (`template` is accepted as in linux-flow-exporter).
     #[serde(alias = "template")]

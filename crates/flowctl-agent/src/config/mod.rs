@@ -2,6 +2,7 @@
 //! [`AgentConfig`], and errors that name the file, the key and the problem.
 
 pub mod file;
+pub mod netflow9;
 
 use std::{
     io::Read,
@@ -13,7 +14,7 @@ use std::{
 
 use flowctl_aging::Timeouts;
 use flowctl_datapath::{cache_memory::MAX_FLOWS_LIMIT, AttachMode, Direction, Order};
-use flowctl_export::{Endpoint, Protocol, SAMPLING_TEMPLATE_ID, STATS_TEMPLATE_ID};
+use flowctl_export::{tls::TlsClientSettings, Endpoint, ExportFormat, Protocol, OPTIONS_TEMPLATE_IDS};
 use flowctl_ipfix::{
     template::{Strictness, Template, TemplateError},
     MessageBuilder,
@@ -53,8 +54,13 @@ pub struct InterfaceSpec {
 /// One collector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectorSpec {
-    /// Address, transport, local address.
+    /// Address, transport, local address, TLS settings.
     pub endpoint: Endpoint,
+    /// IPFIX or NetFlow v9.
+    pub format: ExportFormat,
+    /// The exporter address the options records carry; `None`: the local
+    /// address of the collector's socket.
+    pub exporter_address: Option<std::net::IpAddr>,
     /// Observation Domain ID.
     pub observation_domain_id: u32,
     /// Largest message in bytes.
@@ -288,11 +294,18 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
     // Every template and one of its records must fit in one message, or the
     // exporter could never send them.
     for (i, c) in collectors.iter().enumerate() {
-        let key = || format!("collectors[{i}].maxMessageSize");
-        let builder =
-            MessageBuilder::new(c.max_message_size, c.observation_domain_id).map_err(|e| err(key(), e.to_string()))?;
-        for t in &templates {
-            builder.check(t).map_err(|e| err(key(), e.to_string()))?;
+        match c.format {
+            ExportFormat::Ipfix => {
+                let key = || format!("collectors[{i}].maxMessageSize");
+                let builder = MessageBuilder::new(c.max_message_size, c.observation_domain_id)
+                    .map_err(|e| err(key(), e.to_string()))?;
+                for t in &templates {
+                    builder.check(t).map_err(|e| err(key(), e.to_string()))?;
+                }
+            }
+            ExportFormat::NetflowV9 => {
+                netflow9::check(i, c, &templates, !file.templates.is_empty()).map_err(|(k, p)| err(k, p))?;
+            }
         }
     }
     Ok(AgentConfig {
@@ -394,8 +407,37 @@ fn collector(c: &CollectorEntry) -> Result<CollectorSpec, (&'static str, String)
     let protocol = match c.transport.as_deref().unwrap_or("udp") {
         "udp" => Protocol::Udp,
         "tcp" => Protocol::Tcp,
-        other => return Err(("transport", format!("{other:?} is not udp or tcp"))),
+        "tls" => Protocol::Tls,
+        other => return Err(("transport", format!("{other:?} is not udp, tcp or tls"))),
     };
+    let format = match c.protocol.as_deref().unwrap_or("ipfix") {
+        "ipfix" => ExportFormat::Ipfix,
+        "netflow9" => ExportFormat::NetflowV9,
+        other => return Err(("protocol", format!("{other:?} is not ipfix or netflow9"))),
+    };
+    if format == ExportFormat::NetflowV9 && protocol != Protocol::Udp {
+        return Err((
+            "protocol",
+            format!(
+                "netflow9 goes over udp only, not {protocol}: the v9 header has no message length to frame a stream with"
+            ),
+        ));
+    }
+    let tls = tls_settings(c, protocol)?;
+    let exporter_address = c
+        .exporter_address
+        .as_deref()
+        .map(|a| a.parse::<std::net::IpAddr>())
+        .transpose()
+        .map_err(|_| {
+            (
+                "exporterAddress",
+                format!(
+                    "{:?} is not an IP address",
+                    c.exporter_address.as_deref().unwrap_or_default()
+                ),
+            )
+        })?;
     let local_address = c
         .local_address
         .as_deref()
@@ -406,7 +448,7 @@ fn collector(c: &CollectorEntry) -> Result<CollectorSpec, (&'static str, String)
         return Err(("localAddress", "must be of the same IP version as address".into()));
     }
     let default_size = match (protocol, address) {
-        (Protocol::Tcp, _) => 65535,
+        (Protocol::Tcp | Protocol::Tls, _) => 65535,
         (Protocol::Udp, SocketAddr::V4(_)) => 1500 - 20 - 8,
         (Protocol::Udp, SocketAddr::V6(_)) => 1500 - 40 - 8,
     };
@@ -430,10 +472,49 @@ fn collector(c: &CollectorEntry) -> Result<CollectorSpec, (&'static str, String)
             address,
             protocol,
             local_address,
+            tls,
         },
+        format,
+        exporter_address,
         observation_domain_id: c.observation_domain_id.unwrap_or(1),
         max_message_size: max_message_size as usize,
     })
+}
+
+/// The host part of `host:port` (`[v6]:port` without brackets).
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// `collectors[].tls`, checked: with `transport: tls` only, a CA file
+/// required, certificate and key together, every file readable.
+fn tls_settings(c: &CollectorEntry, protocol: Protocol) -> Result<Option<TlsClientSettings>, (&'static str, String)> {
+    let Some(t) = &c.tls else {
+        if protocol == Protocol::Tls {
+            return Err((
+                "tls",
+                "transport tls needs tls.caFile (the CA that signed the collector's certificate)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if protocol != Protocol::Tls {
+        return Err(("tls", "is only for transport: tls".into()));
+    }
+    let ca_file = t.ca_file.as_deref().ok_or((
+        "tls.caFile",
+        "is required: the CA that signed the collector's certificate".to_string(),
+    ))?;
+    let settings = TlsClientSettings {
+        ca_file: ca_file.into(),
+        cert_file: t.cert_file.as_deref().map(Into::into),
+        key_file: t.key_file.as_deref().map(Into::into),
+        server_name: t.server_name.clone().unwrap_or_else(|| host_of(&c.address).to_string()),
+    };
+    settings.server_name().map_err(|p| ("tls.serverName", p))?;
+    settings.client_config().map_err(|p| ("tls", p))?;
+    Ok(Some(settings))
 }
 
 /// Parses a humantime duration such as `30s` or `1m 30s`.
@@ -486,7 +567,7 @@ fn templates(entries: &[TemplateEntry], strictness: Strictness) -> Result<Vec<Te
     let mut out: Vec<Template> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let key = |k: &str| format!("templates[{i}].{k}");
-        if e.id == STATS_TEMPLATE_ID || e.id == SAMPLING_TEMPLATE_ID {
+        if OPTIONS_TEMPLATE_IDS.contains(&e.id) {
             return Err((
                 key("id"),
                 format!("{} is reserved for flowctl's options templates", e.id),

@@ -86,6 +86,21 @@ fn metrics_default_to_loopback_port_9999_and_can_be_turned_off() {
 }
 
 #[test]
+fn netflow9_collectors_take_the_built_in_templates_and_v9_fields() {
+    let c = check("collectors:\n  - address: 127.0.0.1:2055\n    protocol: netflow9\n").unwrap();
+    assert_eq!(c.collectors[0].format, flowctl_export::ExportFormat::NetflowV9);
+    assert_eq!(c.collectors[0].max_message_size, 1472);
+    assert_eq!(super::netflow9::dropped_fields(&c.templates), ["flowEndReason"]);
+    let v9_fields = "collectors:\n  - address: 127.0.0.1:2055\n    protocol: netflow9\ntemplates:\n  - id: 300\n    \
+                     fields: [sourceIPv4Address, icmpTypeCodeIPv4, tcpControlBits, flowStartMilliseconds, packetTotalCount]\n  \
+                     - id: 301\n    fields: [sourceIPv6Address, icmpTypeCodeIPv6, flowEndMilliseconds]\n";
+    let c = check(v9_fields).unwrap();
+    assert!(super::netflow9::dropped_fields(&c.templates).is_empty());
+    let ids: Vec<u16> = c.templates.iter().map(|t| t.id).collect();
+    assert_eq!(ids, [300, 301]);
+}
+
+#[test]
 fn defaults_fill_what_is_missing() {
     let c = check(COLLECTOR).unwrap();
     assert_eq!(
@@ -106,7 +121,18 @@ fn bad_values_are_refused_naming_file_key_and_problem() {
     let cases: &[(&str, &str)] = &[
         ("collectors: []\n", "test.yaml: collectors: no collector"),
         ("collectors:\n  - address: nowhere\n", "test.yaml: collectors[0].address:"),
-        ("collectors:\n  - address: 127.0.0.1:4739\n    transport: sctp\n", "collectors[0].transport: \"sctp\" is not udp or tcp"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    transport: sctp\n", "collectors[0].transport: \"sctp\" is not udp, tcp or tls"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    transport: tls\n", "collectors[0].tls: transport tls needs tls.caFile"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    tls: {caFile: /nonexistent.pem}\n", "collectors[0].tls: is only for transport: tls"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    transport: tls\n    tls: {caFile: /nonexistent.pem}\n", "collectors[0].tls: /nonexistent.pem: cannot read"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    transport: tls\n    tls: {certFile: /c.pem}\n", "collectors[0].tls.caFile: is required"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    protocol: netflow5\n", "collectors[0].protocol: \"netflow5\" is not ipfix or netflow9"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    transport: tcp\n    protocol: netflow9\n", "collectors[0].protocol: netflow9 goes over udp only, not tcp: the v9 header has no message length"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    transport: tls\n    protocol: netflow9\n    tls: {caFile: /c.pem}\n", "collectors[0].protocol: netflow9 goes over udp only, not tls"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n  - address: 127.0.0.1:2055\n    protocol: netflow9\ntemplates:\n  - id: 300\n    fields: [packetDeltaCount, flowEndReason]\n", "test.yaml: templates[0].fields: \"flowEndReason\" (IPFIX IE 136) cannot go over NetFlow v9 (the protocol of collectors[1]): v9 field types stop at 127"),
+        ("collectors:\n  - address: 127.0.0.1:2055\n    protocol: netflow9\ntemplates:\n  - id: 300\n    fields: [packetDeltaCount, flowStartSeconds]\n", "cannot go over NetFlow v9 (the protocol of collectors[0]): v9 carries flow times only as FIRST_SWITCHED/LAST_SWITCHED, milliseconds of sysUptime: use flowStartMilliseconds"),
+        ("collectors:\n  - address: 127.0.0.1:2055\n    protocol: netflow9\ntemplates:\n  - id: 300\n    fields: [icmpTypeCodeIPv4, icmpTypeCodeIPv6]\n", "templates[0].fields: \"icmpTypeCodeIPv4\" and \"icmpTypeCodeIPv6\" are both field type 32 in NetFlow v9"),
+        ("collectors:\n  - address: 127.0.0.1:4739\n    exporterAddress: host.example\n", "collectors[0].exporterAddress: \"host.example\" is not an IP address"),
         ("collectors:\n  - address: 127.0.0.1:4739\n    maxMessageSize: 100\n", "collectors[0].maxMessageSize: 100 is outside"),
         ("collectors:\n  - address: 127.0.0.1:4739\n    colour: blue\n", "unknown field `colour`"),
         (&format!("{COLLECTOR}timers:\n  activeTimeout: 5 parsecs\n"), "test.yaml: timers.activeTimeout: \"5 parsecs\" is not a duration"),

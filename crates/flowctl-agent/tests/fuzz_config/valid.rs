@@ -201,9 +201,10 @@ fn templates() -> impl Strategy<Value = Vec<TemplateGen>> {
     .prop_shuffle();
     versions.prop_flat_map(|versions| {
         let n = versions.len();
-        let ids = prop::collection::hash_set(256u16..=65535, n).prop_filter("65000 and 65001 are reserved", |ids| {
-            !ids.contains(&65000) && !ids.contains(&65001)
-        });
+        let ids = prop::collection::hash_set(256u16..=65535, n)
+            .prop_filter("65000, 65001 and 65002 are reserved", |ids| {
+                !ids.contains(&65000) && !ids.contains(&65001) && !ids.contains(&65002)
+            });
         let ts: Vec<_> = versions.into_iter().map(template).collect();
         (ids, ts).prop_map(|(ids, mut ts)| {
             for (t, id) in ts.iter_mut().zip(ids) {

@@ -7,6 +7,7 @@
 //! them from inside an async runtime; use `spawn_blocking`.
 
 pub mod tc;
+pub mod watch;
 
 use std::{collections::HashMap, future::Future};
 
@@ -101,6 +102,44 @@ pub fn interface_names_in(netns_ino: u32) -> Option<HashMap<u32, String>> {
     }
     let _guard = NetnsGuard::enter_path(&netns::netns_file(netns_ino)?).ok()?;
     interface_names().ok()
+}
+
+/// An interface's name and alias (`ip link set DEV alias TEXT`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkNames {
+    /// The kernel's name.
+    pub name: String,
+    /// The alias, if one is set.
+    pub alias: Option<String>,
+}
+
+/// Every interface of the namespace with that inode: index to name and
+/// alias; `None` if the namespace cannot be found or entered.
+pub fn link_names_in(netns_ino: u32) -> Option<HashMap<u32, LinkNames>> {
+    let _guard = if netns::current_netns_ino().ok()? == netns_ino {
+        None
+    } else {
+        Some(NetnsGuard::enter_path(&netns::netns_file(netns_ino)?).ok()?)
+    };
+    let links = query(None).ok()?;
+    Some(
+        links
+            .iter()
+            .map(|m| {
+                let alias = m.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfAlias(s) if !s.is_empty() => Some(s.clone()),
+                    _ => None,
+                });
+                (
+                    m.header.index,
+                    LinkNames {
+                        name: link_name(m),
+                        alias,
+                    },
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Interface names per namespace, looked up once per namespace.

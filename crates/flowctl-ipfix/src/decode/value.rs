@@ -37,7 +37,8 @@ pub enum DecodedValue {
     /// `dateTimeNanoseconds`, converted from NTP to Unix nanoseconds (times
     /// before 1970 become 0).
     Nanoseconds(u64),
-    /// String (invalid UTF-8 replaced).
+    /// String (invalid UTF-8 replaced), without the NULs that pad a
+    /// fixed-length field.
     String(String),
     /// Raw bytes: octet arrays, unknown elements, and values whose length
     /// does not suit their type.
@@ -80,7 +81,7 @@ impl DecodedValue {
             DataRecordValue::Bool(v) => DecodedValue::Bool(v),
             DataRecordValue::MacAddress(v) => DecodedValue::Mac(v),
             DataRecordValue::Bytes(bytes) => from_bytes(bytes, ty),
-            DataRecordValue::String(s) => DecodedValue::String(s),
+            DataRecordValue::String(s) => DecodedValue::String(s.trim_end_matches('\0').to_string()),
             DataRecordValue::DateTimeSeconds(v) => DecodedValue::Seconds(v),
             DataRecordValue::DateTimeMilliseconds(v) => DecodedValue::Milliseconds(v),
             DataRecordValue::DateTimeMicroseconds(v) => DecodedValue::Microseconds(ntp_to_unix_ns(v) / NANOS_PER_MICRO),
@@ -111,7 +112,9 @@ fn from_bytes(bytes: Vec<u8>, ty: Option<DataRecordType>) -> DecodedValue {
             let shift = 64 - 8 * bytes.len() as u32;
             DecodedValue::Signed(((unsigned << shift) as i64) >> shift)
         }
-        Some(DataRecordType::String) => DecodedValue::String(String::from_utf8_lossy(&bytes).into_owned()),
+        Some(DataRecordType::String) => {
+            DecodedValue::String(String::from_utf8_lossy(&bytes).trim_end_matches('\0').to_string())
+        }
         _ => DecodedValue::Bytes(bytes),
     }
 }

@@ -371,6 +371,22 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         Unsigned,
         rec(R::PacketTotal),
     ),
+    def(
+        "exporterIPv4Address",
+        &["ExporterIPv4Address"],
+        130,
+        4,
+        Ipv4Address,
+        Source::Context(C::ExporterIpv4),
+    ),
+    def(
+        "exporterIPv6Address",
+        &["ExporterIPv6Address"],
+        131,
+        16,
+        Ipv6Address,
+        Source::Context(C::ExporterIpv6),
+    ),
     def("flowEndReason", &["FlowEndReason"], 136, 1, Unsigned, rec(R::EndReason)),
     def(
         "icmpTypeCodeIPv6",

@@ -222,7 +222,8 @@ fn expected(field: &Field, content: Vec<u8>) -> DecodedValue {
         Kind::Ipv6 if n == 16 => DecodedValue::Ipv6(Ipv6Addr::from(<[u8; 16]>::try_from(content).expect("16 bytes"))),
         Kind::Seconds if n == 4 => DecodedValue::Seconds(unsigned(&content) as u32),
         Kind::Millis if n == 8 => DecodedValue::Milliseconds(unsigned(&content)),
-        Kind::Text => DecodedValue::String(String::from_utf8_lossy(&content).into_owned()),
+        // NULs padding a fixed-length string are not part of it.
+        Kind::Text => DecodedValue::String(String::from_utf8_lossy(&content).trim_end_matches('\0').to_string()),
         _ => DecodedValue::Bytes(content),
     }
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use flowctl_agent::{ConfigSource, Overrides};
 use flowctl_datapath::{caps::Needs, PinLayout};
+use flowctl_export::ExportFormat;
 use flowctl_ipfix::template::Strictness;
 
 use crate::cli::{AgentArgs, DirectionArg};
@@ -25,6 +26,12 @@ pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
             netns: args.netns.clone(),
             direction,
             collectors: args.collector.clone(),
+            tls: flowctl_agent::config::file::TlsEntry {
+                ca_file: args.tls_ca.as_ref().map(|p| p.display().to_string()),
+                cert_file: args.tls_cert.as_ref().map(|p| p.display().to_string()),
+                key_file: args.tls_key.as_ref().map(|p| p.display().to_string()),
+                server_name: args.tls_server_name.clone(),
+            },
             idle_timeout: args.idle_timeout.clone(),
             active_timeout: args.active_timeout.clone(),
             template_refresh: args.template_refresh.clone(),
@@ -73,5 +80,21 @@ pub fn config_check(file: &Path) -> anyhow::Result<()> {
             .join(", "),
         c.interfaces.len()
     );
+    // What a NetFlow v9 collector gets of the built-in templates.
+    let dropped = flowctl_agent::config::netflow9::dropped_fields(&c.templates);
+    for (i, _) in c
+        .collectors
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.format == ExportFormat::NetflowV9)
+    {
+        if !dropped.is_empty() {
+            println!(
+                "{}: note: collectors[{i}] (netflow9) gets the built-in templates without {}: NetFlow v9 has no field for it",
+                file.display(),
+                dropped.join(", ")
+            );
+        }
+    }
     Ok(())
 }

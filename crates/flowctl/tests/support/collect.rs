@@ -22,6 +22,11 @@ pub struct Collect {
 impl Collect {
     /// Starts it on 127.0.0.1:`port`, printing into `dir`/`name`(.err); waits until it listens.
     pub fn start(port: u16, dir: &TempDir, name: &str) -> Self {
+        Self::start_with(port, dir, name, &[])
+    }
+
+    /// [`Collect::start`] with more arguments (`--tls-cert`, ...).
+    pub fn start_with(port: u16, dir: &TempDir, name: &str, extra: &[&str]) -> Self {
         let (out, err) = (dir.0.join(name), dir.0.join(format!("{name}.err")));
         let child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
             .args([
@@ -32,6 +37,7 @@ impl Collect {
                 "json",
                 "--options",
             ])
+            .args(extra)
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
             .spawn()
@@ -42,7 +48,7 @@ impl Collect {
             err,
         };
         let start = Instant::now();
-        while !c.errors().contains("listening on udp and tcp") {
+        while !c.errors().contains("listening on udp and") {
             // Generous: under software emulation (the kernel guest) on a busy
             // machine a process can take seconds to start.
             assert!(start.elapsed() < Duration::from_secs(60), "collector did not start");

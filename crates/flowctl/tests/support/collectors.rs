@@ -204,9 +204,10 @@ impl Tshark {
 
 impl Drop for Tshark {
     fn drop(&mut self) {
+        // SIGTERM, not SIGKILL: tshark then stops its dumpcap child, which
+        // a killed tshark leaves capturing (a test that failed early).
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            stop_child(&mut c);
         }
     }
 }

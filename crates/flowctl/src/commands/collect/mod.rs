@@ -1,5 +1,6 @@
-//! `flowctl collect`: a small IPFIX collector on UDP and TCP that prints
-//! every record it decodes (for the demo, tests and troubleshooting).
+//! `flowctl collect`: a small IPFIX collector on UDP and TCP (or TLS over
+//! TCP, `--tls-cert`/`--tls-key`, mutual with `--tls-ca`) that prints every
+//! record it decodes (for the demo, tests and troubleshooting).
 //!
 //! Everything it keeps is bounded: at most [`receive::QUEUE_MESSAGES`]
 //! messages wait to be decoded; the UDP exporters' decoders are at most
@@ -10,6 +11,7 @@
 mod exporters;
 mod print;
 mod receive;
+mod tls;
 
 use std::{
     collections::HashMap,
@@ -36,11 +38,18 @@ pub const UDP_IDLE: Duration = Duration::from_secs(1800);
 pub fn collect(args: &CollectArgs) -> anyhow::Result<()> {
     let udp = UdpSocket::bind(args.listen).map_err(|e| anyhow::anyhow!("listening on udp {}: {e}", args.listen))?;
     let tcp = TcpListener::bind(args.listen).map_err(|e| anyhow::anyhow!("listening on tcp {}: {e}", args.listen))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(tls::server_config(cert, key, args.tls_ca.as_deref()).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
+    let tcp_name = if tls.is_some() { "tls" } else { "tcp" };
     let (tx, rx) = mpsc::sync_channel(receive::QUEUE_MESSAGES);
     let udp_tx = tx.clone();
     thread::spawn(move || receive::receive_udp(udp, udp_tx));
-    thread::spawn(move || receive::accept_tcp(tcp, tx));
-    eprintln!("flowctl collect: listening on udp and tcp {}", args.listen);
+    thread::spawn(move || receive::accept_tcp(tcp, tls, tx));
+    eprintln!("flowctl collect: listening on udp and {tcp_name} {}", args.listen);
 
     let deadline = args
         .duration

@@ -6,7 +6,7 @@
 
 use std::{
     io::{ErrorKind, Read},
-    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    net::{SocketAddr, TcpListener, UdpSocket},
     sync::{
         atomic::{AtomicUsize, Ordering},
         mpsc::SyncSender,
@@ -48,8 +48,10 @@ pub fn receive_udp(socket: UdpSocket, tx: SyncSender<Event>) {
     }
 }
 
-/// Accepts connections, refusing those past [`TCP_CONNECTIONS`].
-pub fn accept_tcp(listener: TcpListener, tx: SyncSender<Event>) {
+/// Accepts connections, refusing those past [`TCP_CONNECTIONS`]; with
+/// `tls`, each speaks TLS (its handshake bounded by
+/// [`super::tls::HANDSHAKE_TIMEOUT`]).
+pub fn accept_tcp(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, tx: SyncSender<Event>) {
     let open = Arc::new(AtomicUsize::new(0));
     for (id, stream) in (0u64..).zip(listener.incoming()) {
         let Ok(stream) = stream else { continue };
@@ -62,9 +64,21 @@ pub fn accept_tcp(listener: TcpListener, tx: SyncSender<Event>) {
             continue;
         }
         open.fetch_add(1, Ordering::SeqCst);
-        let (tx, open) = (tx.clone(), Arc::clone(&open));
+        let (tx, open, tls) = (tx.clone(), Arc::clone(&open), tls.clone());
         thread::spawn(move || {
-            receive_tcp(id, peer, stream, &tx);
+            let _ = stream.set_read_timeout(Some(TCP_IDLE));
+            match tls {
+                None => receive_tcp(id, peer, stream, &tx),
+                Some(config) => match super::tls::accept(config, stream) {
+                    Ok(tls_stream) => {
+                        let _ = tls_stream.sock.set_read_timeout(Some(TCP_IDLE));
+                        receive_tcp(id, peer, tls_stream, &tx)
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Event::Error(peer, e));
+                    }
+                },
+            }
             open.fetch_sub(1, Ordering::SeqCst);
             let _ = tx.send(Event::Closed(id));
         });
@@ -73,8 +87,7 @@ pub fn accept_tcp(listener: TcpListener, tx: SyncSender<Event>) {
 
 /// Splits one connection's stream into messages until it ends, fails,
 /// goes silent for [`TCP_IDLE`] or sends something that is not IPFIX.
-fn receive_tcp(id: u64, peer: SocketAddr, mut stream: TcpStream, tx: &SyncSender<Event>) {
-    let _ = stream.set_read_timeout(Some(TCP_IDLE));
+fn receive_tcp(id: u64, peer: SocketAddr, mut stream: impl Read, tx: &SyncSender<Event>) {
     // At most one message (64 KiB) and one read are ever pending.
     let mut pending = Vec::new();
     let mut buf = vec![0u8; 65536];
