@@ -150,7 +150,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     let links = crate::links::LinkWatch::spawn(layout.clone(), &config); // interface watch (links.rs)
     let scanner = {
         let (layout, timeouts) = (layout.clone(), config.timeouts);
-        let table = tokio::task::spawn_blocking(move || FlowTable::open(&layout))
+        let table = tokio::task::spawn_blocking(move || FlowTable::open_writer(&layout))
             .await
             .map_err(|e| AgentError::Other(e.to_string()))??;
         let s = Scanner::new(table, timeouts, Watermarks::default());

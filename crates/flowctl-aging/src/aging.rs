@@ -2,9 +2,9 @@
 //! now and why, and its record, built from the counters taken out of the
 //! cache.
 //!
-//! Every record, an active-timeout one included, is built from a cache entry
-//! read and deleted in one step (the scanner takes it): the flow goes on in a
-//! new entry. So the records of a flow count disjoint packets and sum to
+//! Every record, an active-timeout one included, is built from the final
+//! counters of a cache entry the scanner closed and settled: the flow goes
+//! on in a new entry. So the records of a flow count disjoint packets and sum to
 //! exactly what the datapath counted. State is kept between scans only for
 //! flows that need it: the totals of earlier records, which
 //! `packetTotalCount`/`octetTotalCount` carry on from, and when a TCP FIN or
@@ -14,7 +14,7 @@ use std::{collections::HashMap, time::Duration};
 
 use flowctl_model::{
     proto::{TCP, TCP_FIN, TCP_RST},
-    BootClock, EndReason, FlowKey, FlowRecord, FlowStats,
+    BootClock, EndReason, Ending, FlowKey, FlowRecord, FlowStats,
 };
 
 use crate::{Timeouts, Watermarks};
@@ -22,6 +22,8 @@ use crate::{Timeouts, Watermarks};
 /// A flow to report now, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Expiry {
+    /// Its slot in the cache.
+    pub slot: u32,
     /// The flow.
     pub key: FlowKey,
     /// Its counters in the snapshot the decision was made on.
@@ -31,12 +33,13 @@ pub struct Expiry {
 }
 
 impl Expiry {
-    /// Whether the flow is still reported, given the counters it had when it
-    /// was taken out of the cache: an eviction is called off for a flow that
-    /// saw packets since the scan read it (it is no longer among the least
-    /// recently active flows); any other reason stands.
-    pub fn still_due(&self, last: &FlowStats) -> bool {
-        self.reason != EndReason::LackOfResources || last.last_seen_ns <= self.stats.last_seen_ns
+    /// The flow to close in the cache.
+    pub fn ending(&self) -> Ending {
+        Ending {
+            slot: self.slot,
+            key: self.key,
+            reason: self.reason,
+        }
     }
 }
 
@@ -139,8 +142,8 @@ impl Aging {
         (elapsed(stats.first_seen_ns) >= t.active).then_some(EndReason::ActiveTimeout)
     }
 
-    /// The record of a cache entry from its final counters (read and deleted
-    /// in one step). With [`EndReason::ActiveTimeout`] the flow goes on in a
+    /// The record of a cache entry from its final counters (closed and
+    /// settled). With [`EndReason::ActiveTimeout`] the flow goes on in a
     /// new entry, and its totals carry over to that entry's records.
     pub fn finish(&mut self, key: &FlowKey, last: &FlowStats, reason: EndReason, clock: &BootClock) -> FlowRecord {
         let tracked = self.untrack(key);
