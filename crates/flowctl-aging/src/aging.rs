@@ -69,8 +69,11 @@ pub(crate) struct Tracked {
 pub struct Aging {
     pub(crate) timeouts: Timeouts,
     pub(crate) watermarks: Watermarks,
-    pub(crate) tracked: HashMap<FlowKey, Tracked>,
+    pub(crate) tracked: HashMap<FlowKey, Tracked, foldhash::fast::RandomState>,
     pub(crate) generation: u64,
+    /// Whether active-timeout records carry their totals over to the
+    /// flow's next records.
+    carry_totals: bool,
 }
 
 impl Aging {
@@ -79,9 +82,19 @@ impl Aging {
         Self {
             timeouts,
             watermarks,
-            tracked: HashMap::new(),
+            tracked: HashMap::default(),
             generation: 0,
+            carry_totals: true,
         }
+    }
+
+    /// Whether `packetTotalCount`/`octetTotalCount` of a flow's records go
+    /// on from its earlier active-timeout records (the default). That needs
+    /// state for every flow an active timeout reported, looked up on every
+    /// scan (about 150 bytes a flow); when no template exports totals the
+    /// agent turns it off, and a record's totals are its own counts.
+    pub fn set_carry_totals(&mut self, carry: bool) {
+        self.carry_totals = carry;
     }
 
     /// Changes the timers (configuration reload); state is kept.
@@ -144,7 +157,8 @@ impl Aging {
 
     /// The record of a cache entry from its final counters (closed and
     /// settled). With [`EndReason::ActiveTimeout`] the flow goes on in a
-    /// new entry, and its totals carry over to that entry's records.
+    /// new entry, and its totals carry over to that entry's records (unless
+    /// totals are not carried: see [`Aging::set_carry_totals`]).
     pub fn finish(&mut self, key: &FlowKey, last: &FlowStats, reason: EndReason, clock: &BootClock) -> FlowRecord {
         let tracked = self.untrack(key);
         let carried = tracked.and_then(|t| t.carried);
@@ -152,7 +166,9 @@ impl Aging {
             Some(c) => (c.packets + last.packets, c.octets + last.octets),
             None => (last.packets, last.octets),
         };
-        if reason == EndReason::ActiveTimeout {
+        let tcp_end_seen_ns = tracked.and_then(|t| t.tcp_end_seen_ns);
+        // State for the flow's next entry, only when something needs it.
+        if reason == EndReason::ActiveTimeout && (self.carry_totals || tcp_end_seen_ns.is_some()) {
             let carried = Carried {
                 packets: total_packets,
                 octets: total_octets,
@@ -162,7 +178,7 @@ impl Aging {
                 *key,
                 Tracked {
                     carried: Some(carried),
-                    tcp_end_seen_ns: tracked.and_then(|t| t.tcp_end_seen_ns),
+                    tcp_end_seen_ns,
                     seen_in: self.generation,
                 },
             );

@@ -93,6 +93,11 @@ impl<S: FlowSource> Scanner<S> {
         self.aging.set_timeouts(timeouts);
     }
 
+    /// Whether totals carry over active timeouts ([`Aging::set_carry_totals`]).
+    pub fn set_carry_totals(&mut self, carry: bool) {
+        self.aging.set_carry_totals(carry);
+    }
+
     /// Changes the eviction watermarks.
     pub fn set_watermarks(&mut self, watermarks: Watermarks) {
         self.aging.set_watermarks(watermarks);

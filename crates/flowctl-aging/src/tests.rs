@@ -566,3 +566,32 @@ fn end_where_ends_exactly_the_selected_flows_with_reason_4() {
     assert_eq!((out.flows, out.ended.get(EndReason::ForcedEnd)), (20, 4));
     assert_eq!(h.flows_left(), 16);
 }
+
+#[test]
+fn without_carried_totals_an_active_timeout_leaves_no_state_unless_a_fin_was_seen() {
+    let mut h = Harness::new(timeouts(60, 2, 5), Watermarks::default(), 100);
+    h.scanner.set_carry_totals(false);
+    let (udp, tcp) = (key(17, 1), key(6, 2));
+    h.packet(udp, 100, 0, 0);
+    h.packet(udp, 100, 0, S);
+    h.packet(tcp, 60, 0x02, 0);
+    h.packet(tcp, 60, 0x11, S); // FIN|ACK
+    let first = h.scan(2 * S);
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|r| r.reason == EndReason::ActiveTimeout));
+    assert_eq!(
+        h.scanner.aging().tracked_flows(),
+        1,
+        "only the flow whose FIN must carry over"
+    );
+    h.packet(udp, 100, 0, 3 * S);
+    h.packet(tcp, 52, 0x10, 3 * S);
+    let rest = h.scan(100 * S);
+    let of = |k: FlowKey| rest.iter().find(|r| r.key == k).unwrap();
+    assert_eq!(
+        (of(udp).packets(), of(udp).total_packets),
+        (1, 1),
+        "a record's totals are its own"
+    );
+    assert_eq!(of(tcp).reason, EndReason::EndOfFlow, "the FIN still ends the tail");
+}
