@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * flowctl datapath: a tc classifier that meters every packet into a per-CPU
- * flow cache. It never drops, redirects or modifies a packet: every path
- * returns TC_ACT_UNSPEC so later tc/tcx programs still run.
+ * flowctl datapath: a tc classifier that meters every packet into a flow
+ * cache shared by all CPUs (its layout: flowctl.h). It never drops,
+ * redirects or modifies a packet: every path returns TC_ACT_UNSPEC so later
+ * tc/tcx programs still run.
  *
  * Parsing: Ethernet, up to two 802.1Q/802.1ad tags (plus the offloaded tag in
  * skb metadata), an MPLS label stack of up to 4 entries, IPv4 with options,
@@ -22,6 +23,9 @@
 
 #include "flowctl.h"
 #include "encap.h"
+
+/* The ring's two entries per element are read as one word (take_slot). */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "flowctl's datapath assumes a little-endian CPU");
 
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
@@ -61,11 +65,42 @@ volatile const __u32 NETNS_INO = 0;
 volatile const __u8 RAW_IP = 0;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, DEFAULT_MAX_FLOWS);
 	__type(key, struct flow_key);
-	__type(value, struct flow_value);
+	__type(value, __u32);
 } flowctl_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DEFAULT_MAX_FLOWS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct flow_slot);
+} flowctl_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DEFAULT_MAX_FLOWS / 2);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct ring_pair);
+} flowctl_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct slot_ring);
+} flowctl_ringctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct spare_slot);
+} flowctl_spare SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -117,7 +152,6 @@ struct packet_meta {
 struct scratch {
 	struct flow_key key;
 	struct packet_meta m;
-	struct flow_value fresh;
 	/* Header copies, one area per parsing step. */
 	__u8 eth[16] HDR_BUF;
 	__u8 tag[8] HDR_BUF;
@@ -125,6 +159,11 @@ struct scratch {
 	__u8 ext[8] HDR_BUF;
 	__u8 l4[16] HDR_BUF;
 	__u8 inner[24] HDR_BUF; /* tunnel headers (encap.h) */
+	/* Map keys whose address is passed to helpers: kept here, not on the
+	 * stack, for the same reason as the buffers. zero is never written. */
+	__u32 zero;
+	__u32 slot;
+	__u32 pair;
 };
 
 struct {
@@ -241,47 +280,161 @@ static __always_inline void count_not_recorded(const struct packet_meta *m)
 	}
 }
 
-/* Adds one packet to this CPU's slot of a flow. */
-static __always_inline void add_packet(struct flow_value *v, const struct packet_meta *m, __u64 now)
+#define META_TTL_MASK ((__u64)0xffff << FLOWCTL_META_TTL_MIN_SHIFT)
+
+/* Lowers the min or raises the max TTL of a slot (rarely changes). */
+static __always_inline void note_ttl(struct flow_slot *v, __u8 ttl)
 {
-	if (v->packets == 0) {
-		v->first_seen_ns = now;
-		v->min_ttl = m->ttl;
-		v->max_ttl = m->ttl;
-		v->tos = m->tos;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		__u64 old = v->meta;
+		__u8 min = old >> FLOWCTL_META_TTL_MIN_SHIFT, max = old >> FLOWCTL_META_TTL_MAX_SHIFT;
+		if (ttl >= min && ttl <= max)
+			return;
+		__u64 range = ((__u64)(ttl < min ? ttl : min) << FLOWCTL_META_TTL_MIN_SHIFT) |
+			      ((__u64)(ttl > max ? ttl : max) << FLOWCTL_META_TTL_MAX_SHIFT);
+		if (__sync_val_compare_and_swap(&v->meta, old, (old & ~META_TTL_MASK) | range) == old)
+			return;
 	}
-	v->packets += m->segments;
-	v->octets += m->octets;
-	v->last_seen_ns = now;
-	v->tcp_flags |= m->tcp_flags;
-	if (m->ttl < v->min_ttl)
-		v->min_ttl = m->ttl;
-	if (m->ttl > v->max_ttl)
-		v->max_ttl = m->ttl;
 }
 
-static __always_inline void record(const struct flow_key *key, const struct packet_meta *m,
-				   struct flow_value *fresh)
+/* Adds one packet to a flow's slot; other CPUs may add at the same time. */
+static __always_inline void add_packet(struct flow_slot *v, const struct packet_meta *m, __u64 now)
 {
+	__sync_fetch_and_add(&v->packets, m->segments);
+	__sync_fetch_and_add(&v->octets, m->octets);
+	if (v->last_seen_ns != now)
+		v->last_seen_ns = now;
+	if ((__u64)m->tcp_flags & ~v->meta)
+		__sync_fetch_and_or(&v->meta, (__u64)m->tcp_flags);
+	note_ttl(v, m->ttl);
+}
+
+/* Whether slot key a is flow key b (60 bytes, compared as words). */
+static __always_inline int same_key(const struct flow_key *a, const struct flow_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 diff = 0;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(struct flow_key) / 4); i++)
+		diff |= x[i] ^ y[i];
+	return diff == 0;
+}
+
+/* The slot a hash entry points to, if it still counts this key: an entry
+ * deleted by user space can be reused by the kernel for another flow while
+ * this program holds it. */
+static __always_inline struct flow_slot *slot_of(const __u32 *index, const struct flow_key *key)
+{
+	struct flow_slot *v = bpf_map_lookup_elem(&flowctl_slots, index);
+	if (v && same_key(&v->key, key))
+		return v;
+	return 0;
+}
+
+/*
+ * A free slot for a new flow, into s->slot: this CPU's spare if it has
+ * one, else the ring's head, claimed by compare-and-swap (a few tries under
+ * contention). The entry is read after the claim: the swap orders it after
+ * the read of tail that showed it was filled. Returns 0 when none is free.
+ */
+static __always_inline int take_slot(struct scratch *s)
+{
+	struct spare_slot *spare = bpf_map_lookup_elem(&flowctl_spare, &s->zero);
+	if (spare && spare->held) {
+		spare->held = 0;
+		s->slot = spare->slot;
+		return 1;
+	}
+	struct slot_ring *ring = bpf_map_lookup_elem(&flowctl_ringctl, &s->zero);
+	if (!ring)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u64 head = *(volatile __u64 *)&ring->head;
+		__u64 tail = *(volatile __u64 *)&ring->tail;
+		if (head == tail)
+			return 0;
+		if (__sync_val_compare_and_swap(&ring->head, head, head + 1) != head)
+			continue;
+		__u32 pos = (__u32)head & ring->mask;
+		s->pair = pos >> 1;
+		struct ring_pair *entry = bpf_map_lookup_elem(&flowctl_ring, &s->pair);
+		if (!entry)
+			return 0;
+		/* Both entries as one word, the one wanted shifted out: choosing
+		 * between the two fields by pointer would be a variable offset,
+		 * which the verifier explores speculatively (without
+		 * CAP_PERFMON) until the program is too large. Little-endian:
+		 * slot[0] is the low half. */
+		__u64 both = *(__u64 *)entry->slot;
+		s->slot = (__u32)(both >> ((pos & 1) * 32));
+		return 1;
+	}
+	return 0;
+}
+
+/* Keeps s->slot, which this CPU could not use, for its next new flow. */
+static __always_inline void keep_spare(struct scratch *s)
+{
+	struct spare_slot *spare = bpf_map_lookup_elem(&flowctl_spare, &s->zero);
+	if (spare) {
+		spare->slot = s->slot;
+		spare->held = 1;
+	}
+}
+
+/*
+ * Counts the packet in s->m on the flow s->key: into its slot, or into a
+ * new one published in the hash. Two CPUs may create the same flow at once:
+ * the one whose insert fails adds to the other's slot and keeps its own as
+ * a spare. With no free slot the packet is counted as not recorded.
+ */
+static __always_inline void record(struct scratch *s)
+{
+	struct flow_key *key = &s->key;
+	struct packet_meta *m = &s->m;
 	__u64 now = now_ns();
-	struct flow_value *v = bpf_map_lookup_elem(&flowctl_flows, key);
+	__u32 *index = bpf_map_lookup_elem(&flowctl_flows, key);
+	struct flow_slot *v = index ? slot_of(index, key) : 0;
 	if (v) {
 		add_packet(v, m, now);
 		return;
 	}
 
-	__builtin_memset(fresh, 0, sizeof(*fresh));
-	add_packet(fresh, m, now);
-	long err = bpf_map_update_elem(&flowctl_flows, key, fresh, BPF_NOEXIST);
-	if (err == 0)
-		return;
-	/* Another CPU inserted the same key meanwhile: our slot is zeroed. */
-	v = bpf_map_lookup_elem(&flowctl_flows, key);
-	if (v) {
-		add_packet(v, m, now);
+	if (!take_slot(s)) {
+		count_not_recorded(m);
 		return;
 	}
-	count_not_recorded(m);
+	v = bpf_map_lookup_elem(&flowctl_slots, &s->slot);
+	if (!v) {
+		count_not_recorded(m);
+		return;
+	}
+	__builtin_memcpy(&v->key, key, sizeof(*key));
+	v->packets = m->segments;
+	v->octets = m->octets;
+	v->first_seen_ns = now;
+	v->last_seen_ns = now;
+	v->meta = (__u64)m->tcp_flags | ((__u64)m->ttl << FLOWCTL_META_TTL_MIN_SHIFT) |
+		  ((__u64)m->ttl << FLOWCTL_META_TTL_MAX_SHIFT) | ((__u64)m->tos << FLOWCTL_META_TOS_SHIFT);
+	/* The slot is complete before the hash publishes it, and user space
+	 * sees it live only once it is published: a live slot's key always
+	 * leads to it. A fetching atomic is fully ordered: the state comes
+	 * after every field. */
+	if (bpf_map_update_elem(&flowctl_flows, key, &s->slot, BPF_NOEXIST) == 0) {
+		__u64 before = __sync_fetch_and_or(&v->meta, (__u64)FLOWCTL_SLOT_LIVE << FLOWCTL_META_STATE_SHIFT);
+		barrier_var(before);
+		return;
+	}
+
+	keep_spare(s);
+	index = bpf_map_lookup_elem(&flowctl_flows, key);
+	v = index ? slot_of(index, key) : 0;
+	if (v)
+		add_packet(v, m, now);
+	else
+		count_not_recorded(m);
 }
 
 /*
@@ -566,7 +719,7 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 		return TC_ACT_UNSPEC;
 	}
 	wire_size(skb, s, off);
-	record(key, m, &s->fresh);
+	record(s);
 	return TC_ACT_UNSPEC;
 }
 

@@ -2,7 +2,7 @@
 /*
  * Types shared by the flowctl datapath (flowctl.bpf.c) and user space.
  *
- * The Rust crate `flowctl-common` mirrors every struct here with #[repr(C)];
+ * The Rust crate `flowctl-model` mirrors every struct here with #[repr(C)];
  * its layout test compiles this header and compares sizes and offsets.
  * Any change to a struct below MUST bump FLOWCTL_LAYOUT_VERSION: the pin
  * directory is versioned with it, so a new layout never reuses old maps.
@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Version of the map layout below; names the pin directory (v<N>). */
-#define FLOWCTL_LAYOUT_VERSION 2
+#define FLOWCTL_LAYOUT_VERSION 3
 
 /* flowDirection (IPFIX IE 61) values. */
 #define FLOWCTL_DIR_INGRESS 0
@@ -55,20 +55,78 @@ struct flow_key {
 };
 
 /*
- * Per-CPU counters of one flow. User space sums packets/octets, takes the
- * minimum first_seen_ns and maximum last_seen_ns over the CPUs that saw
- * packets (packets > 0), ORs tcp_flags, and takes min/max of the TTLs.
+ * The flow cache is three shared maps, none of them per-CPU, so a flow takes
+ * the same memory whatever the number of CPUs:
+ *
+ *   flowctl_flows  hash: flow_key -> index of the flow's slot
+ *   flowctl_slots  array of flow_slot, memory-mapped by user space
+ *   flowctl_ring   the indexes of free slots, two per element (a ring
+ *                  whose positions are counted in flowctl_ringctl)
+ *
+ * The datapath adds to a slot with atomic instructions. A new flow takes a
+ * free slot from the ring (compare-and-swap on head), fills it, then
+ * publishes it in the hash. User space ends a flow by marking its slot
+ * CLOSING and deleting its key from the hash; after an RCU grace period no
+ * program can still hold the slot, so user space reads its final counters
+ * and puts it back on the ring (it alone writes tail). A hash element
+ * deleted this way may be reused at once by the kernel for another flow, so
+ * the datapath checks that the slot it found carries its key before adding:
+ * a packet is never counted on another flow's slot.
  */
-struct flow_value {
-	__u64 packets;          /* wire packets (a GSO packet counts gso_segs) */
+#define FLOWCTL_SLOT_FREE 0     /* on the ring, or held by a CPU as its spare */
+#define FLOWCTL_SLOT_LIVE 1     /* counting a flow published in the hash */
+#define FLOWCTL_SLOT_CLOSING 2  /* its key deleted; read once no program can hold it */
+
+/* Fields of flow_slot.meta, one 64-bit word so that every update of it is
+ * a 64-bit atomic instruction: TCP flags (ORed), the TTL range
+ * (compare-and-swap), the TOS of the first packet, the slot's state and,
+ * while closing, the flowEndReason it is closed for. */
+#define FLOWCTL_META_TTL_MIN_SHIFT 16
+#define FLOWCTL_META_TTL_MAX_SHIFT 24
+#define FLOWCTL_META_TOS_SHIFT 32
+#define FLOWCTL_META_STATE_SHIFT 48
+#define FLOWCTL_META_REASON_SHIFT 56
+
+/*
+ * One flow's counters. packets, octets and meta are updated with atomic
+ * instructions; last_seen_ns is stored by whichever CPU metered the latest
+ * packet, so with two CPUs on one flow it may be up to one jiffy older
+ * than the very last packet.
+ */
+struct flow_slot {
+	struct flow_key key;    /* the flow this slot counts */
+	__u32 pad;              /* always 0 */
+	__u64 packets;          /* wire packets (a GSO packet counts its segments) */
 	__u64 octets;           /* IP header + payload of every wire packet */
 	__u64 first_seen_ns;    /* CLOCK_BOOTTIME of the first packet (< 1 jiffy early) */
 	__u64 last_seen_ns;     /* CLOCK_BOOTTIME of the last packet (< 1 jiffy early) */
-	__u16 tcp_flags;        /* OR of the 12 TCP flag bits (RFC 7125 order) */
-	__u8 min_ttl;           /* IPv4 TTL / IPv6 hop limit */
-	__u8 max_ttl;
-	__u8 tos;               /* IPv4 TOS / IPv6 traffic class of the first packet */
-	__u8 pad[3];
+	__u64 meta;             /* see FLOWCTL_META_*: flags, TTLs, TOS, state, reason */
+};
+
+/*
+ * Positions in flowctl_ring: free slot indexes are at head .. tail-1
+ * (modulo mask + 1, a power of two at least the number of slots). Datapath
+ * programs take from head by compare-and-swap; user space alone writes
+ * tail, after the ring entries it adds.
+ */
+struct slot_ring {
+	__u64 head;
+	__u64 tail;
+	__u32 mask;             /* ring positions - 1 (twice the elements); 0 until filled */
+	__u32 pad;
+};
+
+/* Two entries of the ring of free slots: position p is slot[p & 1] of
+ * element p >> 1 (array elements take 8 bytes at least). */
+struct ring_pair {
+	__u32 slot[2];
+};
+
+/* A slot a CPU took from the ring but could not use (another CPU published
+ * the same flow first): it uses it for its next new flow. */
+struct spare_slot {
+	__u32 slot;
+	__u32 held;             /* 1 when slot is valid */
 };
 
 /* Per-CPU datapath counters (single-slot per-CPU array). */
@@ -77,12 +135,16 @@ struct datapath_counters {
 	__u64 non_ip_octets;         /* their length from the Ethernet header on */
 	__u64 malformed_packets;     /* IP packets whose IP header is truncated or bogus */
 	__u64 malformed_octets;
-	__u64 not_recorded_packets;  /* IP packets not recorded because the flow map was full */
+	__u64 not_recorded_packets;  /* IP packets not recorded: no free slot (the cache is full) */
 	__u64 not_recorded_octets;   /* their octets, counted as in flow_value.octets */
 };
 
 /* Names of the maps in the object file; also their pin file names. */
 #define FLOWCTL_FLOWS_MAP "flowctl_flows"
+#define FLOWCTL_SLOTS_MAP "flowctl_slots"
+#define FLOWCTL_RING_MAP "flowctl_ring"
+#define FLOWCTL_RINGCTL_MAP "flowctl_ringctl"
+#define FLOWCTL_SPARE_MAP "flowctl_spare"
 #define FLOWCTL_COUNTERS_MAP "flowctl_stats"
 
 #endif /* FLOWCTL_H */

@@ -14,7 +14,12 @@ fn compile_bpf(src: &std::path::Path, include: &std::path::Path, out: &std::path
         Ok(other) => return Err(format!("unsupported host architecture for the eBPF build: {other}")),
     };
     let status = std::process::Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror", "-c"])
+        // v2, not v3: v3's 32-bit subregisters make clang spill 32-bit
+        // halves into stack slots that held pointers, which the verifier
+        // refuses to a loader without CAP_PERFMON. The 64-bit atomic
+        // instructions the datapath uses (fetch, or, compare-and-swap;
+        // Linux 5.12) need no v3.
+        .args(["-O2", "-g", "-target", "bpf", "-mcpu=v2", "-Wall", "-Werror", "-c"])
         .arg(format!("-I/usr/include/{multiarch}"))
         .arg("-I")
         .arg(include)

@@ -27,8 +27,12 @@
 # kernel measures it (BPF_PROG_TEST_RUN, `flowctl-bench prog-cost`): far less
 # noisy than the rates, it shows what the datapath adds over the bare counter.
 #
+# SENDERS=2 runs two senders, pinned to CPUs 0 and 1, on the same flows: with
+# FLOWS=1 both CPUs count into one flow at once (the contention case).
+#
 # Environment: DURATION (s, default 10), ROUNDS (default 3), FLOWS (default
 # "1 10000"), MODES (default "none bare flowctl"), SIZE (default 64),
+# SENDERS (1 or 2, default 1),
 # RESULTS (file for the per-run TSV, default: a temp file that is printed),
 # AGENT=0 (flowctl mode without the agent: the datapath's cost alone).
 # Traffic stays inside the two namespaces it creates (no default route) and
@@ -46,6 +50,7 @@ FLOWS=${FLOWS:-"1 10000"}
 MODES=${MODES:-"none bare flowctl"}
 SIZE=${SIZE:-64}
 AGENT=${AGENT:-1}
+SENDERS=${SENDERS:-1}
 WARMUP=1
 SINK_PORT=9
 IPFIX_PORT=4739
@@ -55,11 +60,12 @@ for m in $MODES; do
     case $m in none | bare | flowctl) ;; *) echo "datapath.sh: unknown mode $m (none, bare, flowctl)" >&2; exit 2 ;; esac
 done
 case $DURATION$ROUNDS in *[!0-9]*) echo "datapath.sh: DURATION and ROUNDS are whole numbers" >&2; exit 2 ;; esac
+case $SENDERS in 1 | 2) ;; *) echo "datapath.sh: SENDERS is 1 or 2" >&2; exit 2 ;; esac
 
 echo "== building (release)"
 cargo build --release -q -p flowctl -p flowctl-bench
-flowctl=$PWD/target/release/flowctl
-bench=$PWD/target/release/flowctl-bench
+flowctl=${CARGO_TARGET_DIR:-$PWD/target}/release/flowctl
+bench=${CARGO_TARGET_DIR:-$PWD/target}/release/flowctl-bench
 
 P=fcdp$$
 export FLOWCTL_PIN_DIR=/sys/fs/bpf/$P
@@ -128,12 +134,13 @@ ksoftirqd_ticks() {
 }
 
 # Prints "wall rx sys-jiffies agent-ticks agent-utime path-ticks" now;
-# path = the sender + ksoftirqd + the agent, the processes that move packets.
+# path = the senders + ksoftirqd + the agent, the processes that move packets.
 sample() {
-    local sender=$1 agent=${2:-} t rx sys ag=0 agu=0 path
+    local senders=$1 agent=${2:-} t rx sys ag=0 agu=0 path pid
     t=$(bench_now) rx=$(bench_rx_packets "$B" "$DEV") sys=$(bench_sys_jiffies)
     if [ -n "$agent" ]; then ag=$(bench_proc_ticks "$agent") agu=$(bench_proc_ticks "$agent" utime); fi
-    path=$(($(bench_proc_ticks "$sender") + $(ksoftirqd_ticks) + ag))
+    path=$(($(ksoftirqd_ticks) + ag))
+    for pid in $senders; do path=$((path + $(bench_proc_ticks "$pid"))); done
     echo "$t $rx $sys $ag $agu $path"
 }
 
@@ -142,17 +149,23 @@ sample() {
 run_one() {
     local flows=$1 mode=$2 round=$3
     start_mode "$mode" >&2
-    bench_bg "$bench" send --netns "$A" --ifname "$DEV" --dst-mac "$BENCH_MAC_B" --src-ip "$BENCH_IP_A" \
-        --dst-ip "$BENCH_IP_B" --dst-port "$SINK_PORT" --flows "$flows" --size "$SIZE" --rate 0 \
-        --duration $((WARMUP + DURATION + 1)) >"$WORK/send.json"
-    local sender=$BENCH_PID agent=
+    local senders="" cpu pin=()
+    for cpu in $(seq 0 $((SENDERS - 1))); do
+        [ "$SENDERS" -gt 1 ] && pin=(taskset -c "$cpu")
+        bench_bg "${pin[@]}" "$bench" send --netns "$A" --ifname "$DEV" --dst-mac "$BENCH_MAC_B" --src-ip "$BENCH_IP_A" \
+            --dst-ip "$BENCH_IP_B" --dst-port "$SINK_PORT" --flows "$flows" --size "$SIZE" --rate 0 \
+            --duration $((WARMUP + DURATION + 1)) >"$WORK/sender$cpu.json"
+        senders="$senders $BENCH_PID"
+    done
+    local agent=
     [ "$mode" = flowctl ] && agent=$MODE_PID
     sleep "$WARMUP"
-    local s0 s1
-    s0=$(sample "$sender" "$agent")
+    local s0 s1 pid
+    s0=$(sample "$senders" "$agent")
     sleep "$DURATION"
-    s1=$(sample "$sender" "$agent")
-    bench_wait "$sender"
+    s1=$(sample "$senders" "$agent")
+    for pid in $senders; do bench_wait "$pid"; done
+    cat "$WORK"/sender*.json | tr "\n" " " >"$WORK/send.json"
     stop_mode "$mode" >&2
     RUN_LINE=$(awk -v f="$flows" -v m="$mode" -v r="$round" -v s0="$s0" -v s1="$s1" -v hz="$HZ" \
         -v sent="$(cat "$WORK/send.json")" \
@@ -165,7 +178,7 @@ run_one() {
         }')
 }
 
-echo "== $A:veth0 ($BENCH_IP_A) -> $B:veth0 ($BENCH_IP_B), $SIZE-byte UDP, ${DURATION}s runs, $ROUNDS rounds, flows: $FLOWS, modes: $MODES$([ "$AGENT" = 0 ] && echo ' (flowctl without the agent)')"
+echo "== $A:veth0 ($BENCH_IP_A) -> $B:veth0 ($BENCH_IP_B), $SIZE-byte UDP, ${DURATION}s runs, $ROUNDS rounds, flows: $FLOWS, modes: $MODES, senders: $SENDERS$([ "$AGENT" = 0 ] && echo ' (flowctl without the agent)')"
 echo "== other load on this machine skews the figures; $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$RESULTS"
 read -r -a mode_list <<<"$MODES"

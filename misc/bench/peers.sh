@@ -112,8 +112,8 @@ if [ "$BUILD" = 1 ]; then
     echo "== building (release)"
     cargo build --release -q -p flowctl -p flowctl-bench
 fi
-flowctl=$PWD/target/release/flowctl
-bench=$PWD/target/release/flowctl-bench
+flowctl=${CARGO_TARGET_DIR:-$PWD/target}/release/flowctl
+bench=${CARGO_TARGET_DIR:-$PWD/target}/release/flowctl-bench
 if [ ! -x "$flowctl" ] || [ ! -x "$bench" ]; then die "missing $flowctl or $bench (run with BUILD=1)"; fi
 
 n_pairs=$(($(wc -w <<<"$RATES") * $(wc -w <<<"$SIZES")))

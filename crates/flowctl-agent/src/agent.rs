@@ -178,11 +178,12 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     attach_all(&layout, &config).await?;
     let links = crate::links::LinkWatch::spawn(layout.clone(), &config); // interface watch (links.rs)
     let scanner = {
-        let (layout, timeouts) = (layout.clone(), config.timeouts);
-        let table = tokio::task::spawn_blocking(move || FlowTable::open(&layout))
+        let (layout, timeouts, totals) = (layout.clone(), config.timeouts, config.exports_totals());
+        let table = tokio::task::spawn_blocking(move || FlowTable::open_writer(&layout))
             .await
             .map_err(|e| AgentError::Other(e.to_string()))??;
-        let s = Scanner::new(table, timeouts, Watermarks::default());
+        let mut s = Scanner::new(table, timeouts, Watermarks::default());
+        s.set_carry_totals(totals);
         Arc::new(Mutex::new(s))
     };
     let (control, mut requests) = ControlServer::start(&config.control_socket)
@@ -232,6 +233,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
                     log::info!("configuration reloaded");
                     attach_all(&layout, &new).await.unwrap_or_else(|e| log::error!("reload: {e}"));
                     lock(&scanner).set_timeouts(new.timeouts);
+                    lock(&scanner).set_carry_totals(new.exports_totals());
                     templates = Arc::new(TemplateSet::new(new.templates.clone()));
                     let (running, removed) = collectors::start(&new, &templates, collectors).await;
                     collectors = running;

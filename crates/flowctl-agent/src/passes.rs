@@ -72,15 +72,21 @@ fn follow_the_cache(
     layout: &PinLayout,
     sink: flowctl_aging::RecordSink<'_>,
 ) -> flowctl_datapath::Result<()> {
-    let Some(new) = scanner.source().reopen_if_replaced(layout)? else {
+    if !scanner.source().is_replaced(layout)? {
         return Ok(());
-    };
-    let old = scanner.end_all(sink)?;
-    log::warn!(
-        "the pinned flow cache was replaced: exported the {} flows left in the old one, reading the new one (capacity {})",
-        old.flows,
-        new.capacity()
-    );
+    }
+    // A failed open below leaves the old table without its lock: the next
+    // pass tries again.
+    if scanner.source().is_writer() {
+        let old = scanner.end_all(sink)?;
+        log::warn!(
+            "the pinned flow cache was replaced: exported the {} flows left in the old one",
+            old.flows
+        );
+        scanner.source_mut().release_writer();
+    }
+    let new = FlowTable::open_writer(layout)?;
+    log::warn!("reading the new flow cache (capacity {})", new.capacity());
     scanner.replace_source(new);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The scanner over the real pinned cache (root needed): a pass where most
-//! flows expire drains the cache in batches and puts the staying flows back
-//! unchanged; every record carries exactly what was counted.
+//! flows expire ends them and leaves the staying flows unchanged, every
+//! record carries exactly what was counted, and flows a dead writer was
+//! ending are exported by the next one with the reason it had.
 // Test code: a panic is how a failure is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,8 +12,8 @@ use std::{
 };
 
 use flowctl_aging::{Scanner, Timeouts, Watermarks};
-use flowctl_datapath::{flow_table::ReadMode, test_run::DetachedDatapath, FlowTable, PinLayout};
-use flowctl_model::{boot_time_ns, EndReason, FlowKey, FlowRecord, FlowStats};
+use flowctl_datapath::{test_run::DetachedDatapath, Error, FlowTable, PinLayout};
+use flowctl_model::{boot_time_ns, EndReason, Ending, FlowKey, FlowRecord, FlowSource, FlowStats};
 
 const S: u64 = 1_000_000_000;
 
@@ -25,7 +26,8 @@ impl Drop for Pins {
 }
 
 /// A detached datapath with an 8192-flow cache pinned under a directory of
-/// this test's own (`tag`), removed when the returned [`Pins`] is dropped.
+/// this test's own (`tag`), removed when the returned [`Pins`] is dropped;
+/// and a reader of it.
 fn cache(tag: &str) -> (Pins, PinLayout, FlowTable) {
     let base = PathBuf::from(format!("/sys/fs/bpf/flowctl-test-scanner{tag}-{}", std::process::id()));
     let pins = Pins(base.clone());
@@ -57,10 +59,13 @@ fn flow(i: u32, last_seen_ns: u64) -> (FlowKey, FlowStats) {
     (key, value)
 }
 
-/// The agent's scanner over the pinned cache, reading `batch` flows per call.
-fn scanner(layout: &PinLayout, batch: usize) -> Scanner<FlowTable> {
-    let mut table = FlowTable::open(layout).unwrap();
-    table.set_read_mode(ReadMode::Batch, batch);
+/// The agent's scanner over the pinned cache (its writer), walking `chunk`
+/// flows at a time, with `flows` inserted as the datapath would have
+/// counted them.
+fn scanner(layout: &PinLayout, chunk: usize, flows: &[(FlowKey, FlowStats)]) -> Scanner<FlowTable> {
+    let mut table = FlowTable::open_writer(layout).unwrap();
+    table.set_chunk(chunk);
+    table.insert(flows).unwrap();
     Scanner::new(table, timeouts(Duration::from_secs(5)), Watermarks::default())
 }
 
@@ -100,15 +105,14 @@ fn timeouts(idle: Duration) -> Timeouts {
 
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
-fn a_mass_expiry_drains_the_cache_and_puts_the_staying_flows_back() {
+fn a_mass_expiry_ends_the_idle_flows_and_leaves_the_staying_ones_unchanged() {
     let (_pins, layout, table) = cache("");
 
-    // 2900 flows idle for 100 s, 100 active a second ago, mixed over the buckets.
+    // 2900 flows idle for 10 s, 100 active a second ago, mixed over the slots.
     let (active, idle) = moments();
     let flows: Vec<_> = (0..3000)
         .map(|i| flow(i, if i % 30 == 0 { active } else { idle }))
         .collect();
-    table.insert_batch(&flows).unwrap();
     let staying: HashMap<FlowKey, FlowStats> = flows
         .iter()
         .filter(|(_, v)| v.last_seen_ns == active)
@@ -116,14 +120,10 @@ fn a_mass_expiry_drains_the_cache_and_puts_the_staying_flows_back() {
         .collect();
     assert_eq!(staying.len(), 100);
 
-    let mut scanner = scanner(&layout, 100);
+    let mut scanner = scanner(&layout, 100, &flows);
+    assert_eq!(table.free_slots(), 8192 - 3000);
     let records = pass(&mut scanner, false);
     assert_eq!(records.len(), 2900);
-    assert!(
-        scanner.drained_flows() >= 2000,
-        "most chunks after the first must be drained, got {}",
-        scanner.drained_flows()
-    );
     let counted: HashMap<FlowKey, FlowStats> = flows.iter().copied().collect();
     for r in &records {
         assert_eq!(r.reason, EndReason::IdleTimeout);
@@ -131,51 +131,76 @@ fn a_mass_expiry_drains_the_cache_and_puts_the_staying_flows_back() {
         assert_eq!((r.packets(), r.octets()), (v.packets, v.octets), "{:?}", r.key);
         assert!(!staying.contains_key(&r.key));
     }
-    let left: HashMap<FlowKey, FlowStats> = table.read_all().unwrap().into_iter().collect();
-    assert_eq!(left, staying, "the staying flows are back, counters unchanged");
+    let left: HashMap<FlowKey, FlowStats> = table
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.key, e.stats))
+        .collect();
+    assert_eq!(left, staying, "the staying flows are untouched");
+    assert_eq!(table.free_slots(), 8192 - 100, "the ended flows' slots are free again");
 
     let end = pass(&mut scanner, true);
     assert_eq!(end.len(), 100);
     assert!(end.iter().all(|r| r.reason == EndReason::ForcedEnd));
     assert!(table.is_empty().unwrap());
+    assert_eq!(table.free_slots(), 8192);
 }
 
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
-fn a_pass_where_few_flows_expire_only_reads() {
-    let (_pins, layout, table) = cache("-few");
-    let (active, idle) = moments();
-    let flows: Vec<_> = (0..1000)
-        .map(|i| flow(i, if i % 2 == 0 { active } else { idle }))
+fn one_writer_at_a_time_and_the_next_exports_what_a_dead_one_was_ending() {
+    let (_pins, layout, reader) = cache("-writer");
+    let (_, idle) = moments();
+    let flows: Vec<_> = (0..10).map(|i| flow(i, idle)).collect();
+    let first = FlowTable::open_writer(&layout).unwrap();
+    first.insert(&flows).unwrap();
+    assert!(matches!(FlowTable::open_writer(&layout), Err(Error::CacheBusy(_))));
+    // The first writer closes four flows for idleness and dies before
+    // settling them.
+    let entries = first.read_all().unwrap();
+    let closed: Vec<Ending> = entries[..4]
+        .iter()
+        .map(|e| Ending::of(e, EndReason::IdleTimeout))
         .collect();
-    table.insert_batch(&flows).unwrap();
+    first.close(&closed).unwrap();
+    drop(first);
+    assert_eq!(reader.len().unwrap(), 6);
 
-    let mut scanner = scanner(&layout, 50);
-    assert_eq!(pass(&mut scanner, false).len(), 500);
-    assert_eq!(scanner.drained_flows(), 0, "half the flows expire: no chunk is drained");
-    assert_eq!(table.len().unwrap(), 500);
+    let mut next = Scanner::new(
+        FlowTable::open_writer(&layout).unwrap(),
+        timeouts(Duration::from_secs(3600)),
+        Watermarks::default(),
+    );
+    let records = pass(&mut next, false);
+    let ended: HashSet<FlowKey> = closed.iter().map(|e| e.key).collect();
+    assert_eq!(records.len(), 4);
+    for r in &records {
+        assert!(ended.contains(&r.key));
+        assert_eq!(r.reason, EndReason::IdleTimeout, "the reason it was closed for");
+        let (_, v) = flows.iter().find(|(k, _)| *k == r.key).unwrap();
+        assert_eq!((r.packets(), r.octets()), (v.packets, v.octets));
+    }
+    assert_eq!(reader.free_slots(), 8192 - 6);
 }
 
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
-fn passes_hand_their_records_over_in_chunks_as_they_walk() {
+fn passes_hand_their_records_over_in_chunks() {
     let (_pins, layout, table) = cache("-sink");
     let (active, idle) = moments();
     // 2000 idle flows, 1000 active ones.
     let flows: Vec<_> = (0..3000)
         .map(|i| flow(i, if i % 3 == 0 { active } else { idle }))
         .collect();
-    table.insert_batch(&flows).unwrap();
 
-    let mut scanner = scanner(&layout, 100);
+    let mut scanner = scanner(&layout, 100, &flows);
     scanner.set_chunk_records(300);
     let mut chunks: Vec<Vec<FlowRecord>> = Vec::new();
     let out = scanner.scan(&mut |c| chunks.push(c)).unwrap();
     assert_eq!(out.records_made.get(EndReason::IdleTimeout), 2000);
     assert!(chunks.len() >= 6, "{} chunks", chunks.len());
-    // A chunk is handed over between two reads of the cache: at most one
-    // read's worth (100 flows) past the chunk size.
-    assert!(chunks.iter().all(|c| !c.is_empty() && c.len() < 300 + 100));
+    assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= 300));
     let keys: HashSet<FlowKey> = chunks.iter().flatten().map(|r| r.key).collect();
     assert_eq!(keys.len(), 2000, "each ended flow exactly once");
 

@@ -2,9 +2,9 @@
 //! now and why, and its record, built from the counters taken out of the
 //! cache.
 //!
-//! Every record, an active-timeout one included, is built from a cache entry
-//! read and deleted in one step (the scanner takes it): the flow goes on in a
-//! new entry. So the records of a flow count disjoint packets and sum to
+//! Every record, an active-timeout one included, is built from the final
+//! counters of a cache entry the scanner closed and settled: the flow goes
+//! on in a new entry. So the records of a flow count disjoint packets and sum to
 //! exactly what the datapath counted. State is kept between scans only for
 //! flows that need it: the totals of earlier records, which
 //! `packetTotalCount`/`octetTotalCount` carry on from, and when a TCP FIN or
@@ -14,7 +14,7 @@ use std::{collections::HashMap, time::Duration};
 
 use flowctl_model::{
     proto::{TCP, TCP_FIN, TCP_RST},
-    BootClock, EndReason, FlowKey, FlowRecord, FlowStats,
+    BootClock, EndReason, Ending, FlowKey, FlowRecord, FlowStats,
 };
 
 use crate::{Timeouts, Watermarks};
@@ -22,6 +22,8 @@ use crate::{Timeouts, Watermarks};
 /// A flow to report now, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Expiry {
+    /// Its slot in the cache.
+    pub slot: u32,
     /// The flow.
     pub key: FlowKey,
     /// Its counters in the snapshot the decision was made on.
@@ -31,12 +33,13 @@ pub struct Expiry {
 }
 
 impl Expiry {
-    /// Whether the flow is still reported, given the counters it had when it
-    /// was taken out of the cache: an eviction is called off for a flow that
-    /// saw packets since the scan read it (it is no longer among the least
-    /// recently active flows); any other reason stands.
-    pub fn still_due(&self, last: &FlowStats) -> bool {
-        self.reason != EndReason::LackOfResources || last.last_seen_ns <= self.stats.last_seen_ns
+    /// The flow to close in the cache.
+    pub fn ending(&self) -> Ending {
+        Ending {
+            slot: self.slot,
+            key: self.key,
+            reason: self.reason,
+        }
     }
 }
 
@@ -66,8 +69,11 @@ pub(crate) struct Tracked {
 pub struct Aging {
     pub(crate) timeouts: Timeouts,
     pub(crate) watermarks: Watermarks,
-    pub(crate) tracked: HashMap<FlowKey, Tracked>,
+    pub(crate) tracked: HashMap<FlowKey, Tracked, foldhash::fast::RandomState>,
     pub(crate) generation: u64,
+    /// Whether active-timeout records carry their totals over to the
+    /// flow's next records.
+    carry_totals: bool,
 }
 
 impl Aging {
@@ -76,9 +82,19 @@ impl Aging {
         Self {
             timeouts,
             watermarks,
-            tracked: HashMap::new(),
+            tracked: HashMap::default(),
             generation: 0,
+            carry_totals: true,
         }
+    }
+
+    /// Whether `packetTotalCount`/`octetTotalCount` of a flow's records go
+    /// on from its earlier active-timeout records (the default). That needs
+    /// state for every flow an active timeout reported, looked up on every
+    /// scan (about 150 bytes a flow); when no template exports totals the
+    /// agent turns it off, and a record's totals are its own counts.
+    pub fn set_carry_totals(&mut self, carry: bool) {
+        self.carry_totals = carry;
     }
 
     /// Changes the timers (configuration reload); state is kept.
@@ -139,9 +155,10 @@ impl Aging {
         (elapsed(stats.first_seen_ns) >= t.active).then_some(EndReason::ActiveTimeout)
     }
 
-    /// The record of a cache entry from its final counters (read and deleted
-    /// in one step). With [`EndReason::ActiveTimeout`] the flow goes on in a
-    /// new entry, and its totals carry over to that entry's records.
+    /// The record of a cache entry from its final counters (closed and
+    /// settled). With [`EndReason::ActiveTimeout`] the flow goes on in a
+    /// new entry, and its totals carry over to that entry's records (unless
+    /// totals are not carried: see [`Aging::set_carry_totals`]).
     pub fn finish(&mut self, key: &FlowKey, last: &FlowStats, reason: EndReason, clock: &BootClock) -> FlowRecord {
         let tracked = self.untrack(key);
         let carried = tracked.and_then(|t| t.carried);
@@ -149,7 +166,9 @@ impl Aging {
             Some(c) => (c.packets + last.packets, c.octets + last.octets),
             None => (last.packets, last.octets),
         };
-        if reason == EndReason::ActiveTimeout {
+        let tcp_end_seen_ns = tracked.and_then(|t| t.tcp_end_seen_ns);
+        // State for the flow's next entry, only when something needs it.
+        if reason == EndReason::ActiveTimeout && (self.carry_totals || tcp_end_seen_ns.is_some()) {
             let carried = Carried {
                 packets: total_packets,
                 octets: total_octets,
@@ -159,7 +178,7 @@ impl Aging {
                 *key,
                 Tracked {
                     carried: Some(carried),
-                    tcp_end_seen_ns: tracked.and_then(|t| t.tcp_end_seen_ns),
+                    tcp_end_seen_ns,
                     seen_in: self.generation,
                 },
             );

@@ -14,7 +14,7 @@
 
 use std::cmp::Ordering;
 
-use flowctl_model::{EndReason, FlowKey, FlowStats};
+use flowctl_model::{EndReason, FlowEntry, FlowKey, FlowStats};
 
 use crate::{Expiry, Watermarks};
 
@@ -39,6 +39,7 @@ pub struct Eviction {
 
 #[derive(Debug)]
 struct Candidate {
+    slot: u32,
     key: FlowKey,
     stats: FlowStats,
 }
@@ -87,13 +88,15 @@ impl Candidates {
     /// Considers one flow that stays. Amortised constant time: flows are
     /// kept until there are half as many again as `bound`, then only the
     /// `bound` oldest stay (a linear selection) and set the cutoff.
-    pub(crate) fn offer(&mut self, key: &FlowKey, stats: &FlowStats) {
-        if self.bound == 0 || self.cutoff.is_some_and(|(t, k)| (stats.last_seen_ns, key) >= (t, &k)) {
+    pub(crate) fn offer(&mut self, entry: &FlowEntry) {
+        let rank = (entry.stats.last_seen_ns, &entry.key);
+        if self.bound == 0 || self.cutoff.is_some_and(|(t, k)| rank >= (t, &k)) {
             return;
         }
         self.kept.push(Candidate {
-            key: *key,
-            stats: *stats,
+            slot: entry.slot,
+            key: entry.key,
+            stats: entry.stats,
         });
         if self.kept.len() >= self.bound + self.bound / 2 + 64 {
             self.kept.select_nth_unstable(self.bound - 1);
@@ -142,6 +145,7 @@ impl Eviction {
         self.flows
             .into_iter()
             .map(|c| Expiry {
+                slot: c.slot,
                 key: c.key,
                 stats: c.stats,
                 reason: EndReason::LackOfResources,

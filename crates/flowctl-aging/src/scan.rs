@@ -1,5 +1,5 @@
 //! A scan of the cache, fed chunk by chunk so that the agent never holds a
-//! snapshot of the whole cache (a million flows would be ~100 MB):
+//! snapshot of the whole cache (a million flows would be ~110 MB):
 //! [`Aging::begin_scan`], [`Aging::scan_chunk`] per chunk, then
 //! [`Aging::end_scan`], which says whether the cache is nearly full and, if
 //! so, returns the [`Eviction`] chosen during the walk (no second walk).
@@ -47,16 +47,17 @@ impl Aging {
     /// Decides which flows of one chunk to report now, appending them to
     /// `out`. Every flow of the cache must be in exactly one chunk.
     pub fn scan_chunk(&mut self, pass: &mut ScanPass, chunk: &[FlowEntry], out: &mut Vec<Expiry>) {
-        for (key, stats) in chunk {
-            match self.decide(key, stats, pass.now_ns, pass.generation) {
+        for entry in chunk {
+            match self.decide(&entry.key, &entry.stats, pass.now_ns, pass.generation) {
                 Some(reason) => out.push(Expiry {
-                    key: *key,
-                    stats: *stats,
+                    slot: entry.slot,
+                    key: entry.key,
+                    stats: entry.stats,
                     reason,
                 }),
                 None => {
                     pass.staying += 1;
-                    pass.candidates.offer(key, stats);
+                    pass.candidates.offer(entry);
                 }
             }
         }

@@ -1,44 +1,33 @@
 //! One aging pass over a [`FlowSource`]: walks the cache, ages each chunk,
-//! takes the flows that are reported out of the cache, and hands their
+//! closes the flows that are reported, then settles them and hands their
 //! records to a sink. Generic over the source, so the rules that lose
-//! nothing are the same against the pinned eBPF map and against the
+//! nothing are the same against the pinned eBPF maps and against the
 //! in-memory fake the unit tests use.
 //!
 //! A pass walks the cache a chunk at a time: each chunk is aged and its
-//! reported flows taken before the next chunk is read, so memory is one
-//! chunk plus the eviction candidates (at most 1.5 times the flows between
-//! the low watermark and the capacity) plus the records, never a copy of the
-//! whole cache. Evicted flows (the oldest that stay when the cache is nearly
-//! full) are chosen during that walk and taken after it.
-//!
-//! Taking a flow is one system call on the real cache (~1-2 µs), which
-//! dominates a pass where most flows end (a burst of short flows going idle
-//! together). So when at least 90 % of a chunk expired, the next chunk is
-//! read and deleted in one step instead (a draining walk): its expired flows
-//! are already out with their final counters, and the few that stay are put
-//! back, counters unchanged. The walk returns to plain reads after a chunk
-//! with fewer expiries.
-//!
-//! Records go to the sink in chunks of about [`CHUNK_RECORDS`] as the pass
-//! walks (between two reads of the cache), so a pass that ends a million
-//! flows never holds all their records at once; the sink may block (the
-//! agent waits for its collectors there).
+//! reported flows closed (their keys leave the cache: their next packets
+//! start new entries) before the next chunk is read, so memory is one chunk
+//! plus the eviction candidates (at most 1.5 times the flows between the low
+//! watermark and the capacity), never a copy of the whole cache. Evicted
+//! flows (the oldest that stay when the cache is nearly full) are chosen
+//! during that walk and closed after it. Then one settle waits until no
+//! packet can still land in a closed flow (one RCU grace period on the real
+//! cache, for the whole pass) and hands every closed flow over with its
+//! final counters; their records go to the sink in chunks of about
+//! [`CHUNK_RECORDS`], so a pass that ends a million flows never holds all
+//! their records at once. The sink may block (the agent waits for its
+//! collectors there).
 
 use std::time::{Duration, Instant};
 
 use flowctl_model::{
-    BootClock, DatapathCounters, EndReason, FlowEntry, FlowKey, FlowRecord, FlowSource, FlowStats, FlowWalk, PutBack,
-    ReasonCounts,
+    BootClock, DatapathCounters, EndReason, Ending, FlowKey, FlowRecord, FlowSource, FlowStats, FlowWalk, ReasonCounts,
 };
 
-use crate::{Aging, Expiry, Timeouts, Watermarks};
+use crate::{Aging, Timeouts, Watermarks};
 
 /// Records a pass hands to its sink at a time (about 3.5 MiB).
 pub const CHUNK_RECORDS: usize = 32_768;
-
-/// The share of a chunk (in tenths) whose flows must expire for the next
-/// chunk to be drained rather than read.
-const MASS_EXPIRY_TENTHS: usize = 9;
 
 /// Where a pass hands its records, a chunk at a time.
 pub type RecordSink<'a> = &'a mut dyn FnMut(Vec<FlowRecord>);
@@ -64,8 +53,6 @@ pub struct ScanOutcome {
 pub struct Scanner<S> {
     source: S,
     aging: Aging,
-    /// Flows read by draining walks (chunks after a mass expiry) so far.
-    drained: u64,
     /// Records per hand-over to a sink.
     chunk_records: usize,
 }
@@ -76,7 +63,6 @@ impl<S: FlowSource> Scanner<S> {
         Self {
             source,
             aging: Aging::new(timeouts, watermarks),
-            drained: 0,
             chunk_records: CHUNK_RECORDS,
         }
     }
@@ -107,14 +93,14 @@ impl<S: FlowSource> Scanner<S> {
         self.aging.set_timeouts(timeouts);
     }
 
+    /// Whether totals carry over active timeouts ([`Aging::set_carry_totals`]).
+    pub fn set_carry_totals(&mut self, carry: bool) {
+        self.aging.set_carry_totals(carry);
+    }
+
     /// Changes the eviction watermarks.
     pub fn set_watermarks(&mut self, watermarks: Watermarks) {
         self.aging.set_watermarks(watermarks);
-    }
-
-    /// Flows read by draining walks (chunks after a mass expiry) so far.
-    pub fn drained_flows(&self) -> u64 {
-        self.drained
     }
 
     /// Records per hand-over to a sink (default [`CHUNK_RECORDS`]).
@@ -122,107 +108,106 @@ impl<S: FlowSource> Scanner<S> {
         self.chunk_records = records.max(1);
     }
 
-    /// One aging pass: every flow that is due is taken out of the cache and
-    /// its record handed to `sink`. If the cache fails in the middle, the
-    /// records of the flows already taken out are handed over before the
-    /// error is returned: nothing taken out of the cache is dropped.
+    /// One aging pass: every flow that is due is closed, settled, and its
+    /// record handed to `sink`. If the cache fails in the middle, the flows
+    /// already closed are still settled and handed over before the error is
+    /// returned: nothing taken out of the cache is dropped.
     pub fn scan(&mut self, sink: RecordSink<'_>) -> Result<ScanOutcome, S::Error> {
         let started = Instant::now();
-        let mut pass = Pass::new(&self.source, sink, self.chunk_records);
-        let walked = self.walk_and_take(&mut pass);
-        pass.finish(&self.source, started, walked)
+        let walked = self.walk_and_close();
+        self.settle_and_finish(sink, started, walked)
     }
 
-    /// Ends every flow (reason 4): flush and shutdown. The cache is drained
-    /// a chunk at a time, each flow read and deleted in one step; what was
-    /// drained before an error is handed over before it is returned.
+    /// Ends every flow (reason 4): flush and shutdown.
     pub fn end_all(&mut self, sink: RecordSink<'_>) -> Result<ScanOutcome, S::Error> {
-        let started = Instant::now();
-        let mut pass = Pass::new(&self.source, sink, self.chunk_records);
-        let drained = self.drain_all(&mut pass);
-        pass.finish(&self.source, started, drained)
+        self.end_where(|_| true, sink)
     }
 
-    /// Ends the flows `select` picks (reason 4): a flush. Each is read and
-    /// deleted in one step as the cache is walked.
+    /// Ends the flows `select` picks (reason 4): a flush.
     pub fn end_where(
         &mut self,
         select: impl Fn(&FlowKey) -> bool,
         sink: RecordSink<'_>,
     ) -> Result<ScanOutcome, S::Error> {
         let started = Instant::now();
-        let mut pass = Pass::new(&self.source, sink, self.chunk_records);
-        let taken = self.take_where(&select, &mut pass);
-        pass.finish(&self.source, started, taken)
+        let closed = self.close_where(&select);
+        self.settle_and_finish(sink, started, closed)
     }
 
-    fn take_where(&mut self, select: &dyn Fn(&FlowKey) -> bool, pass: &mut Pass<'_>) -> Result<(), S::Error> {
-        let mut chosen = Vec::new();
-        let mut walk = self.source.walk();
-        while let Some(chunk) = walk.next_chunk()? {
-            pass.out.flows += chunk.len();
-            chosen.extend(chunk.iter().filter(|(k, _)| select(k)).map(|(k, s)| Expiry {
-                key: *k,
-                stats: *s,
-                reason: EndReason::ForcedEnd,
-            }));
-            for e in chosen.drain(..) {
-                pass.take(&self.source, &mut self.aging, &e)?;
-            }
-            pass.hand_over_if_full();
-        }
-        Ok(())
-    }
-
-    fn walk_and_take(&mut self, pass: &mut Pass<'_>) -> Result<(), S::Error> {
-        let Self {
-            source, aging, drained, ..
-        } = self;
-        let mut scan = aging.begin_scan(source.now_ns(), pass.out.capacity);
-        let mut expiries = Vec::new();
+    /// Closes the flows `select` picks; returns how many flows were walked.
+    fn close_where(&mut self, select: &dyn Fn(&FlowKey) -> bool) -> Result<usize, S::Error> {
+        let source = &self.source;
+        let mut flows = 0;
+        let mut endings = Vec::new();
         let mut walk = source.walk();
-        loop {
-            let draining = walk.drains();
-            let Some(chunk) = walk.next_chunk()? else { break };
-            pass.out.flows += chunk.len();
+        while let Some(chunk) = walk.next_chunk()? {
+            flows += chunk.len();
+            endings.extend(
+                chunk
+                    .iter()
+                    .filter(|e| select(&e.key))
+                    .map(|e| Ending::of(e, EndReason::ForcedEnd)),
+            );
+            close(source, &mut endings)?;
+        }
+        Ok(flows)
+    }
+
+    /// Ages every flow and closes the reported ones; returns how many flows
+    /// were walked.
+    fn walk_and_close(&mut self) -> Result<usize, S::Error> {
+        let Self { source, aging, .. } = self;
+        let mut scan = aging.begin_scan(source.now_ns(), source.capacity());
+        let mut flows = 0;
+        let mut expiries = Vec::new();
+        let mut endings = Vec::new();
+        let mut walk = source.walk();
+        while let Some(chunk) = walk.next_chunk()? {
+            flows += chunk.len();
             aging.scan_chunk(&mut scan, chunk, &mut expiries);
-            let mass_expiry = expiries.len() * 10 >= chunk.len() * MASS_EXPIRY_TENTHS;
-            if draining {
-                *drained += chunk.len() as u64;
-                let settled = pass.settle_drained(source, aging, chunk, &expiries);
-                expiries.clear();
-                settled?;
-            } else {
-                // Flows of walked buckets leave the map: the walk goes on unaffected.
-                for e in expiries.drain(..) {
-                    pass.take(source, aging, &e)?;
-                }
-            }
-            walk.set_drain(mass_expiry);
-            pass.hand_over_if_full();
+            endings.extend(expiries.drain(..).map(|e| e.ending()));
+            close(&*source, &mut endings)?;
         }
         drop(walk);
         // The oldest staying flows were picked during the walk: no second one.
         if let Some(eviction) = aging.end_scan(scan) {
-            for e in eviction.into_expiries() {
-                pass.take(source, aging, &e)?;
-                pass.hand_over_if_full();
-            }
+            endings.extend(eviction.into_expiries().iter().map(|e| e.ending()));
+            close(&*source, &mut endings)?;
         }
-        Ok(())
+        Ok(flows)
     }
 
-    fn drain_all(&mut self, pass: &mut Pass<'_>) -> Result<(), S::Error> {
-        let mut drain = self.source.drain();
-        while let Some(chunk) = drain.next_chunk()? {
-            pass.out.flows += chunk.len();
-            for (key, last) in chunk {
-                pass.record(&mut self.aging, key, last, EndReason::ForcedEnd);
-            }
+    /// Settles every closed flow into records handed to `sink`, then
+    /// returns the walk's error if it had one, else the outcome.
+    fn settle_and_finish(
+        &mut self,
+        sink: RecordSink<'_>,
+        started: Instant,
+        walked: Result<usize, S::Error>,
+    ) -> Result<ScanOutcome, S::Error> {
+        let Self {
+            source,
+            aging,
+            chunk_records,
+        } = self;
+        let mut pass = Pass::new(&*source, sink, *chunk_records);
+        let settled = source.settle(&mut |ending, last| {
+            pass.record(aging, &ending.key, &last, ending.reason);
             pass.hand_over_if_full();
-        }
-        Ok(())
+        });
+        pass.out.flows = *walked.as_ref().unwrap_or(&0);
+        pass.finish(&*source, started, walked.and(settled))
     }
+}
+
+/// Closes `endings` in the cache and empties the list.
+fn close<S: FlowSource>(source: &S, endings: &mut Vec<Ending>) -> Result<(), S::Error> {
+    if endings.is_empty() {
+        return Ok(());
+    }
+    let result = source.close(endings);
+    endings.clear();
+    result
 }
 
 /// A pass in progress: its records not yet handed over, and its outcome.
@@ -248,67 +233,11 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// Ends a flow taken out of the cache: its record, counted by reason.
+    /// Ends a flow settled out of the cache: its record, counted by reason.
     fn record(&mut self, aging: &mut Aging, key: &FlowKey, last: &FlowStats, reason: EndReason) {
         self.out.ended.add(reason, 1);
         self.out.records_made.add(reason, 1);
         self.records.push(aging.finish(key, last, reason, &self.clock));
-    }
-
-    /// Takes one reported flow out of the cache and records it. An evicted
-    /// flow that was active since the walk read it goes back; if it cannot,
-    /// its counters are reported now (nothing counted is lost).
-    fn take<S: FlowSource>(&mut self, source: &S, aging: &mut Aging, e: &Expiry) -> Result<(), S::Error> {
-        let Some(last) = source.take(&e.key)? else {
-            aging.forget(&e.key);
-            return Ok(());
-        };
-        let reason = if e.still_due(&last) {
-            e.reason
-        } else {
-            match source.put_back(&e.key, &last)? {
-                PutBack::Restored => return Ok(()),
-                PutBack::Exists => EndReason::ActiveTimeout,
-                PutBack::Full => EndReason::LackOfResources,
-            }
-        };
-        self.record(aging, &e.key, &last, reason);
-        Ok(())
-    }
-
-    /// A chunk read by a draining walk is out of the cache with its final
-    /// counters: records the expired flows, puts the others back. A flow
-    /// that cannot go back (a packet re-created it meanwhile, the cache
-    /// filled up, or putting it back failed) is reported now, as an
-    /// active-timeout record (its totals carry over to the new entry) or
-    /// for lack of resources. The whole chunk is settled even after an
-    /// error, which is returned at the end.
-    fn settle_drained<S: FlowSource>(
-        &mut self,
-        source: &S,
-        aging: &mut Aging,
-        chunk: &[FlowEntry],
-        expiries: &[Expiry],
-    ) -> Result<(), S::Error> {
-        // Expiries come in chunk order: one merge pass tells the two apart.
-        let mut expired = expiries.iter().peekable();
-        let mut failed = None;
-        for (key, stats) in chunk {
-            let reason = match expired.next_if(|e| e.key == *key) {
-                Some(e) => e.reason,
-                None => match source.put_back(key, stats) {
-                    Ok(PutBack::Restored) => continue,
-                    Ok(PutBack::Exists) => EndReason::ActiveTimeout,
-                    Ok(PutBack::Full) => EndReason::LackOfResources,
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                        EndReason::ActiveTimeout
-                    }
-                },
-            };
-            self.record(aging, key, stats, reason);
-        }
-        failed.map_or(Ok(()), Err)
     }
 
     /// Hands the records over once there are a chunk's worth.

@@ -250,14 +250,14 @@ fn flows_sharing_one_timestamp_are_evicted_by_key_down_to_the_low_watermark() {
 }
 
 #[test]
-fn eviction_spares_flows_active_since_the_walk() {
+fn an_evicted_flow_keeps_the_packets_it_got_after_the_walk() {
     let mut h = Harness::new(timeouts(600, 6000, 5), Watermarks { high: 0.9, low: 0.5 }, 10);
     for port in 0..10u16 {
         h.packet(key(17, port), 10, 0, u64::from(port) * S);
     }
-    // Flows 0 and 3 send again after the walk, just before they are taken.
+    // Flows 0 and 3 send again after the walk, just before they are closed.
     h.scanner.source().set_hook(|op, cache| {
-        if let Op::Take(k) = op {
+        if let Op::Close(k) = op {
             if matches!(k.src_port, 0 | 3) {
                 cache.now_ns = 21 * S;
                 cache.packet(k, 10, 0);
@@ -265,28 +265,24 @@ fn eviction_spares_flows_active_since_the_walk() {
         }
         Ok(())
     });
-    let ports: Vec<u16> = h.scan(20 * S).iter().map(|r| r.key.src_port).collect();
+    let recs = h.scan(20 * S);
+    let evicted: Vec<(u16, u64)> = recs.iter().map(|r| (r.key.src_port, r.packets())).collect();
     assert_eq!(
-        ports,
-        vec![1, 2, 4],
-        "oldest first; the active ones stay, nothing newer is taken instead"
+        evicted,
+        vec![(0, 2), (1, 1), (2, 1), (3, 2), (4, 1)],
+        "the oldest at the walk, with every packet they got until closed"
     );
-    let c = h.cache();
-    assert_eq!(
-        (c.flows[&key(17, 0)].packets, c.flows[&key(17, 3)].packets),
-        (2, 2),
-        "put back whole"
-    );
+    assert!(recs.iter().all(|r| r.reason == EndReason::LackOfResources));
 }
 
 #[test]
-fn a_packet_between_the_walk_and_the_take_is_in_the_record() {
+fn a_packet_on_its_way_when_the_flow_closed_is_in_the_record() {
     let mut h = Harness::new(timeouts(10, 600, 5), Watermarks::default(), 100);
     let k = key(17, 1);
     h.packet(k, 100, 0, 0);
     h.scanner.source().set_hook(move |op, cache| {
-        if op == Op::Take(k) {
-            cache.packet(k, 40, 0);
+        if op == Op::Settle {
+            assert!(cache.late_packet(k, 40));
         }
         Ok(())
     });
@@ -296,7 +292,7 @@ fn a_packet_between_the_walk_and_the_take_is_in_the_record() {
 }
 
 #[test]
-fn a_flow_deleted_by_someone_else_is_forgotten() {
+fn a_flow_deleted_by_someone_else_is_skipped_and_its_state_expires() {
     let mut h = Harness::new(timeouts(60, 10, 5), Watermarks::default(), 100);
     let k = key(17, 9);
     h.packet(k, 10, 0, 0);
@@ -304,17 +300,19 @@ fn a_flow_deleted_by_someone_else_is_forgotten() {
     assert_eq!(h.scan(10 * S).len(), 1);
     h.packet(k, 10, 0, 11 * S);
     h.scanner.source().set_hook(move |op, cache| {
-        if op == Op::Take(k) {
+        if op == Op::Close(k) {
             cache.flows.clear(); // flowctl flush --discard
         }
         Ok(())
     });
     assert!(h.scan(30 * S).is_empty());
+    h.scanner.source().clear_hook();
+    assert!(h.scan(200 * S).is_empty());
     assert_eq!(h.scanner.aging().tracked_flows(), 0);
 }
 
 #[test]
-fn a_mass_expiry_drains_the_next_chunks_and_puts_the_staying_flows_back() {
+fn a_mass_expiry_ends_every_idle_flow_in_one_pass_and_leaves_the_rest_alone() {
     let mut h = Harness::with_chunk(timeouts(30, 600, 5), Watermarks::default(), 10_000, 100);
     for i in 0..3000u16 {
         let at = if i % 30 == 0 { 99 * S } else { 0 };
@@ -324,73 +322,18 @@ fn a_mass_expiry_drains_the_next_chunks_and_puts_the_staying_flows_back() {
         .cache()
         .flows
         .iter()
-        .filter(|(_, s)| s.last_seen_ns > 0)
-        .map(|(k, s)| (*k, *s))
+        .filter(|(_, l)| l.stats.last_seen_ns > 0)
+        .map(|(k, l)| (*k, *l))
         .collect();
     assert_eq!(staying.len(), 100);
     let recs = h.scan(100 * S);
     assert_eq!(recs.len(), 2900);
     assert!(recs.iter().all(|r| r.reason == EndReason::IdleTimeout));
-    assert!(
-        h.scanner.drained_flows() >= 2000,
-        "drained {}",
-        h.scanner.drained_flows()
-    );
-    assert_eq!(
-        h.cache().flows,
-        staying,
-        "the staying flows are back, counters unchanged"
-    );
+    assert_eq!(h.cache().flows, staying, "the staying flows are untouched");
     let counted = h.cache().counted.clone();
     let mut all = recs;
     all.extend(h.end_all());
     assert_eq!(sums(&all), counted);
-}
-
-#[test]
-fn a_drained_flow_that_cannot_go_back_is_reported_not_lost() {
-    let mut h = Harness::with_chunk(timeouts(30, 600, 5), Watermarks { high: 1.0, low: 1.0 }, 1000, 10);
-    // Chunk 1: all idle, so chunk 2 is drained. Chunk 2 holds one idle flow
-    // and two staying ones.
-    for i in 0..10u16 {
-        h.packet(key(17, i), 100, 0, 0);
-    }
-    h.packet(key(17, 10), 100, 0, 0);
-    h.packet(key(17, 11), 100, 0, 99 * S);
-    h.packet(key(17, 12), 100, 0, 99 * S);
-    // After chunk 2 was drained, flow 11 sends again (so it exists when it
-    // is put back) and the cache fills up (so flow 12 cannot go back).
-    h.scanner.source().set_hook(|op, cache| {
-        if op == Op::PutBack(key(17, 11)) {
-            cache.packet(key(17, 11), 7, 0);
-        }
-        if op == Op::PutBack(key(17, 12)) {
-            cache.capacity = cache.flows.len() as u32;
-        }
-        Ok(())
-    });
-    let recs = h.scan(100 * S);
-    let reason_of = |port| {
-        recs.iter()
-            .find(|r| r.key.src_port == port)
-            .map(|r| (r.reason, r.packets()))
-    };
-    assert_eq!(reason_of(10), Some((EndReason::IdleTimeout, 1)));
-    assert_eq!(
-        reason_of(11),
-        Some((EndReason::ActiveTimeout, 1)),
-        "re-created meanwhile: reported"
-    );
-    assert_eq!(
-        reason_of(12),
-        Some((EndReason::LackOfResources, 1)),
-        "no room to go back: reported"
-    );
-    assert_eq!(
-        h.cache().flows[&key(17, 11)].packets,
-        1,
-        "the new entry holds the new packet"
-    );
 }
 
 /// Deterministic xorshift for the long runs below.
@@ -423,11 +366,17 @@ fn records_sum_to_exactly_what_was_counted_whatever_happens() {
         t.idle_tcp = Duration::from_secs(1 + rng.next() % 40);
         let chunk = 1 + (rng.next() % 16) as usize;
         let mut h = Harness::with_chunk(t, Watermarks { high: 0.9, low: 0.6 }, 40, chunk);
-        // Packets also arrive while a pass runs, between any two operations.
+        // Packets also arrive while a pass runs, between any two operations,
+        // and some land in flows closed a moment before.
         let mut hook_rng = Rng(seed + 7);
         h.scanner.source().set_hook(move |_, cache| {
             if hook_rng.next().is_multiple_of(3) {
                 random_packet(&mut hook_rng, cache, 60);
+            }
+            if !cache.closing.is_empty() && hook_rng.next().is_multiple_of(2) {
+                let i = (hook_rng.next() % cache.closing.len() as u64) as usize;
+                let k = cache.closing[i].0.key;
+                cache.late_packet(k, 40 + hook_rng.next() % 1400);
             }
             Ok(())
         });
@@ -451,10 +400,10 @@ fn records_sum_to_exactly_what_was_counted_whatever_happens() {
         let forced = h.end_all();
         assert!(forced.iter().all(|r| r.reason == EndReason::ForcedEnd));
         exported.extend(forced);
-        // Packets during the last drain call start entries left for the next agent.
-        exported.extend(h.cache().flows.iter().map(|(k, s)| FlowRecord {
+        // Packets during the last pass start entries left for the next agent.
+        exported.extend(h.cache().flows.iter().map(|(k, l)| FlowRecord {
             key: *k,
-            stats: *s,
+            stats: l.stats,
             ..Default::default()
         }));
         let counted = h.cache().counted.clone();
@@ -525,22 +474,24 @@ fn idle_flows(n: u16, chunk: usize) -> Harness {
 /// what was counted.
 fn assert_nothing_lost(h: &Harness, records: &[FlowRecord]) {
     let mut all = sums(records);
-    for (k, s) in &h.cache().flows {
+    let cache = h.cache();
+    let left = cache.flows.iter().map(|(k, l)| (k, &l.stats));
+    for (k, s) in left.chain(cache.closing.iter().map(|(e, s)| (&e.key, s))) {
         let e = all.entry(*k).or_default();
         e.0 += s.packets;
         e.1 += s.octets;
     }
-    assert_eq!(all, h.cache().counted);
+    assert_eq!(all, cache.counted);
 }
 
 #[test]
 fn an_error_in_the_middle_of_a_pass_hands_over_every_record_made_before_it() {
     let mut h = idle_flows(100, 10);
-    let mut takes = 0;
+    let mut closes = 0;
     h.scanner.source().set_hook(move |op, _| {
-        if matches!(op, Op::Take(_)) {
-            takes += 1;
-            if takes == 5 {
+        if matches!(op, Op::Close(_)) {
+            closes += 1;
+            if closes == 5 {
                 return Err(MemoryError("injected".into()));
             }
         }
@@ -549,47 +500,41 @@ fn an_error_in_the_middle_of_a_pass_hands_over_every_record_made_before_it() {
     let mut records = Vec::new();
     let err = h.scanner.scan(&mut |c| records.extend(c)).unwrap_err();
     assert_eq!(err.to_string(), "injected");
-    assert!(!records.is_empty(), "records of flows already taken are handed over");
+    assert_eq!(records.len(), 4, "the flows closed before the error are handed over");
     assert_nothing_lost(&h, &records);
 }
 
 #[test]
-fn a_failed_put_back_reports_the_flow_instead_of_dropping_it() {
-    // The first chunk expires entirely, so the second is drained; one of
-    // its staying flows cannot be put back.
+fn a_failed_settle_keeps_the_closed_flows_for_the_next_pass() {
     let mut h = idle_flows(10, 10);
-    for port in 10..20 {
-        h.packet(key(17, port), 100, 0, 99 * S);
-    }
-    h.cache().now_ns = 100 * S;
-    h.scanner.source().set_hook(|op, _| match op {
-        Op::PutBack(k) if k.src_port == 12 => Err(MemoryError("injected".into())),
-        _ => Ok(()),
+    let mut settles = 0;
+    h.scanner.source().set_hook(move |op, _| {
+        if op == Op::Settle {
+            settles += 1;
+            if settles == 1 {
+                return Err(MemoryError("injected".into()));
+            }
+        }
+        Ok(())
     });
     let mut records = Vec::new();
     assert!(h.scanner.scan(&mut |c| records.extend(c)).is_err());
-    let reported: Vec<_> = records
-        .iter()
-        .filter(|r| r.key.src_port >= 10)
-        .map(|r| (r.key.src_port, r.reason))
-        .collect();
-    assert_eq!(
-        reported,
-        vec![(12, EndReason::ActiveTimeout)],
-        "reported, its totals carried over"
-    );
-    assert_eq!(h.cache().flows.len(), 9, "the other staying flows are back");
+    assert!(records.is_empty());
+    assert_nothing_lost(&h, &records);
+    h.scanner.scan(&mut |c| records.extend(c)).unwrap();
+    assert_eq!(records.len(), 10);
+    assert!(records.iter().all(|r| r.reason == EndReason::IdleTimeout));
     assert_nothing_lost(&h, &records);
 }
 
 #[test]
-fn an_error_while_ending_every_flow_hands_over_what_was_drained() {
+fn an_error_while_ending_every_flow_hands_over_what_was_closed() {
     let mut h = idle_flows(30, 10);
-    let mut drains = 0;
+    let mut reads = 0;
     h.scanner.source().set_hook(move |op, _| {
-        if op == Op::Drain {
-            drains += 1;
-            if drains == 3 {
+        if op == Op::Read {
+            reads += 1;
+            if reads == 3 {
                 return Err(MemoryError("injected".into()));
             }
         }
@@ -620,4 +565,33 @@ fn end_where_ends_exactly_the_selected_flows_with_reason_4() {
         .all(|r| r.reason == EndReason::ForcedEnd && r.packets() == 1));
     assert_eq!((out.flows, out.ended.get(EndReason::ForcedEnd)), (20, 4));
     assert_eq!(h.flows_left(), 16);
+}
+
+#[test]
+fn without_carried_totals_an_active_timeout_leaves_no_state_unless_a_fin_was_seen() {
+    let mut h = Harness::new(timeouts(60, 2, 5), Watermarks::default(), 100);
+    h.scanner.set_carry_totals(false);
+    let (udp, tcp) = (key(17, 1), key(6, 2));
+    h.packet(udp, 100, 0, 0);
+    h.packet(udp, 100, 0, S);
+    h.packet(tcp, 60, 0x02, 0);
+    h.packet(tcp, 60, 0x11, S); // FIN|ACK
+    let first = h.scan(2 * S);
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|r| r.reason == EndReason::ActiveTimeout));
+    assert_eq!(
+        h.scanner.aging().tracked_flows(),
+        1,
+        "only the flow whose FIN must carry over"
+    );
+    h.packet(udp, 100, 0, 3 * S);
+    h.packet(tcp, 52, 0x10, 3 * S);
+    let rest = h.scan(100 * S);
+    let of = |k: FlowKey| rest.iter().find(|r| r.key == k).unwrap();
+    assert_eq!(
+        (of(udp).packets(), of(udp).total_packets),
+        (1, 1),
+        "a record's totals are its own"
+    );
+    assert_eq!(of(tcp).reason, EndReason::EndOfFlow, "the FIN still ends the tail");
 }

@@ -9,7 +9,7 @@
 
 use std::{fs, mem::size_of};
 
-use flowctl_model::{FlowKey, FlowStats};
+use flowctl_model::{FlowKey, FlowSlot, SpareSlot};
 
 use crate::{Error, Result};
 
@@ -17,21 +17,28 @@ use crate::{Error, Result};
 pub const MAX_FLOWS_LIMIT: u32 = 1 << 24;
 
 /// Per-element bookkeeping of a preallocated kernel hash map (`struct
-/// htab_elem` up to its key) plus, for a per-CPU map, the pointer to the
-/// per-CPU values.
-const ELEMENT_OVERHEAD: u64 = 48 + 8;
+/// htab_elem` up to its key).
+const HASH_ELEMENT_OVERHEAD: u64 = 48;
 /// A hash bucket (a list head and its lock); the kernel rounds the bucket
 /// count up to a power of two.
 const BUCKET_BYTES: u64 = 16;
+/// A position of the ring of free slots (a power of two of them).
+const RING_POSITION_BYTES: u64 = 4;
 
 /// Kernel memory of a flow cache of `max_flows` entries on a machine with
-/// `cpus` possible CPUs: the kernel's own figure (`memlock` in `bpftool map
-/// show`) to within a few kilobytes.
+/// `cpus` possible CPUs: the kernel's own figure (the sum of `memlock` in
+/// `bpftool map show` over the cache's maps) to within a few kilobytes.
+/// Per flow: a hash element (key and slot index), a bucket, a slot and a
+/// ring position, whatever the number of CPUs; the CPUs only add a spare
+/// hash element and a spare slot index each.
 pub fn cache_bytes(max_flows: u32, cpus: usize) -> u64 {
     let round8 = |n: usize| (n as u64).div_ceil(8) * 8;
     let entries = u64::from(max_flows);
-    let per_entry = ELEMENT_OVERHEAD + round8(size_of::<FlowKey>()) + round8(size_of::<FlowStats>()) * cpus as u64;
-    entries * per_entry + entries.next_power_of_two() * BUCKET_BYTES
+    let hash_element = HASH_ELEMENT_OVERHEAD + round8(size_of::<FlowKey>()) + round8(size_of::<u32>());
+    let per_flow = hash_element + round8(size_of::<FlowSlot>());
+    let positions = entries.max(2).next_power_of_two();
+    let per_cpu = hash_element + round8(size_of::<SpareSlot>());
+    entries * per_flow + positions * (BUCKET_BYTES + RING_POSITION_BYTES) + cpus as u64 * per_cpu + 4096
 }
 
 /// Memory a new map could take, and where that bound comes from.
@@ -173,16 +180,13 @@ mod tests {
     }
 
     #[test]
-    fn memory_grows_with_flows_and_cpus() {
-        let two = cache_bytes(65536, 2);
-        let value = size_of::<FlowStats>().div_ceil(8) as u64 * 8;
-        assert_eq!(cache_bytes(65536, 32) - two, 65536 * 30 * value);
-        assert_eq!(cache_bytes(131072, 2), 2 * two);
-        // Buckets come in powers of two.
-        assert_eq!(
-            cache_bytes(65537, 2) - cache_bytes(65536, 2),
-            two / 65536 - BUCKET_BYTES + 65536 * BUCKET_BYTES
-        );
+    fn memory_per_flow_does_not_grow_with_the_cpus() {
+        let per_flow = |cpus| cache_bytes(1 << 20, cpus) as f64 / f64::from(1u32 << 20);
+        assert!(per_flow(2) <= 256.0, "{}", per_flow(2));
+        assert!(per_flow(256) - per_flow(2) < 1.0, "{} {}", per_flow(2), per_flow(256));
+        // Buckets and ring positions come in powers of two.
+        let just_over = cache_bytes(65537, 2) - cache_bytes(65536, 2);
+        assert!(just_over > 65536 * (BUCKET_BYTES + RING_POSITION_BYTES));
     }
 
     #[test]

@@ -99,6 +99,12 @@ pub enum Error {
         /// Where the bound on available memory comes from.
         bound: String,
     },
+    /// Another process ends the flows of this cache.
+    #[error("another flowctl process (the agent, or a flush) is ending the flows of the cache under {}; stop it first, or go through the agent", .0.display())]
+    CacheBusy(PathBuf),
+    /// Ending flows was asked of a table opened for reading only.
+    #[error("the flow cache was opened for reading only")]
+    NotWriter,
     /// A kernel or bpffs operation failed.
     #[error("{action}: {source}")]
     Io {

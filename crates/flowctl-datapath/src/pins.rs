@@ -3,7 +3,11 @@
 //! ```text
 //! /sys/fs/bpf/flowctl/                 0700
 //! └── v<LAYOUT_VERSION>/               0700, one per map layout
-//!     ├── flowctl_flows                per-CPU flow hash (pinned map)
+//!     ├── flowctl_flows                flow hash: key -> slot (pinned map)
+//!     ├── flowctl_slots                flow slots (pinned, memory-mappable array)
+//!     ├── flowctl_ring                 ring of free slots (pinned, memory-mappable array)
+//!     ├── flowctl_ringctl              the ring's positions (pinned, memory-mappable array)
+//!     ├── flowctl_spare                per-CPU spare slots (pinned map)
 //!     ├── flowctl_stats                per-CPU datapath counters (pinned map)
 //!     └── links/<netns inode>/<ifindex>-<ingress|egress>   pinned tcx links
 //! ```
@@ -15,7 +19,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use flowctl_model::{COUNTERS_MAP, FLOWS_MAP, LAYOUT_VERSION};
+use flowctl_model::{COUNTERS_MAP, FLOWS_MAP, LAYOUT_VERSION, RINGCTL_MAP, RING_MAP, SLOTS_MAP, SPARE_MAP};
 
 use crate::{Direction, Error, Result};
 
@@ -54,6 +58,26 @@ impl PinLayout {
     /// Pin path of the flow hash map.
     pub fn flows_map(&self) -> PathBuf {
         self.root.join(FLOWS_MAP)
+    }
+
+    /// Pin path of the flow slots.
+    pub fn slots_map(&self) -> PathBuf {
+        self.root.join(SLOTS_MAP)
+    }
+
+    /// Pin path of the ring of free slots.
+    pub fn ring_map(&self) -> PathBuf {
+        self.root.join(RING_MAP)
+    }
+
+    /// Pin path of the ring's positions.
+    pub fn ringctl_map(&self) -> PathBuf {
+        self.root.join(RINGCTL_MAP)
+    }
+
+    /// Pin path of the per-CPU spare slots.
+    pub fn spare_map(&self) -> PathBuf {
+        self.root.join(SPARE_MAP)
     }
 
     /// Pin path of the datapath counters map.

@@ -1,13 +1,14 @@
-//! FlowTable over the real pinned cache (root needed): the batch walk and
-//! the per-key walk read the same flows, draining empties the cache, and
-//! flows filled from user space read back exactly.
+//! FlowTable over the real pinned cache (root needed): walks read every
+//! flow once, closed flows settle with their reason and exact counters and
+//! free their slots, only the writer ends flows, and the memory estimate
+//! is what the kernel charges.
 // Test code: a panic is how a failure is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{collections::HashMap, path::PathBuf};
 
-use flowctl_datapath::{flow_table::ReadMode, test_run::DetachedDatapath, FlowTable, PinLayout};
-use flowctl_model::{FlowKey, FlowSource, FlowStats, FlowWalk, PutBack};
+use flowctl_datapath::{test_run::DetachedDatapath, Error, FlowTable, PinLayout};
+use flowctl_model::{EndReason, Ending, FlowEntry, FlowKey, FlowSource, FlowStats, FlowWalk};
 
 /// A loaded (not attached) datapath with its own pins, removed on drop.
 struct Cache {
@@ -28,8 +29,12 @@ impl Cache {
         }
     }
 
-    fn table(&self) -> FlowTable {
+    fn reader(&self) -> FlowTable {
         FlowTable::open(&self.layout).unwrap()
+    }
+
+    fn writer(&self) -> FlowTable {
+        FlowTable::open_writer(&self.layout).unwrap()
     }
 }
 
@@ -63,32 +68,31 @@ fn flow(i: u32) -> (FlowKey, FlowStats) {
 
 fn fill(table: &FlowTable, n: u32) -> HashMap<FlowKey, FlowStats> {
     let flows: Vec<_> = (0..n).map(flow).collect();
-    table.insert_batch(&flows).unwrap();
+    table.insert(&flows).unwrap();
     flows.iter().copied().collect()
 }
 
-fn as_map(flows: Vec<(FlowKey, FlowStats)>) -> HashMap<FlowKey, FlowStats> {
+fn as_map(flows: Vec<FlowEntry>) -> HashMap<FlowKey, FlowStats> {
     let n = flows.len();
-    let map: HashMap<_, _> = flows.into_iter().collect();
+    let map: HashMap<_, _> = flows.into_iter().map(|e| (e.key, e.stats)).collect();
     assert_eq!(map.len(), n, "a flow was read twice");
     map
 }
 
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
-fn batch_and_per_key_walks_read_the_same_flows() {
-    let cache = Cache::new("modes", 8192);
-    let mut table = cache.table();
+fn a_walk_reads_every_flow_once_in_chunks() {
+    let cache = Cache::new("walk", 8192);
+    let mut table = cache.writer();
     assert!(table.is_empty().unwrap());
     assert!(table.read_all().unwrap().is_empty());
     let want = fill(&table, 5000);
-
-    table.set_read_mode(ReadMode::Batch, 333);
+    table.set_chunk(333);
     assert_eq!(as_map(table.read_all().unwrap()), want);
     assert_eq!(table.len().unwrap(), 5000);
-    table.set_read_mode(ReadMode::PerKey, 333);
-    assert_eq!(as_map(table.read_all().unwrap()), want);
     assert_eq!(table.keys().unwrap().len(), 5000);
+    // Another process reads the same flows.
+    assert_eq!(as_map(cache.reader().read_all().unwrap()), want);
 
     let mut walk = table.walk();
     let mut chunks = 0;
@@ -101,91 +105,66 @@ fn batch_and_per_key_walks_read_the_same_flows() {
 
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
-fn draining_reads_every_flow_once_and_empties_the_cache() {
-    for mode in [ReadMode::Batch, ReadMode::PerKey] {
-        let cache = Cache::new(&format!("drain-{mode:?}"), 4096);
-        let mut table = cache.table();
-        table.set_read_mode(mode, 500);
-        let want = fill(&table, 3000);
-        let mut got = Vec::new();
-        let mut drain = table.drain();
-        while let Some(chunk) = drain.next_chunk().unwrap() {
-            got.extend_from_slice(chunk);
-        }
-        assert_eq!(as_map(got), want, "{mode:?}");
-        assert!(table.is_empty().unwrap(), "{mode:?}");
+fn closed_flows_leave_at_once_and_settle_with_their_reason_and_counters() {
+    let cache = Cache::new("close", 4096);
+    let table = cache.writer();
+    let want = fill(&table, 3000);
+    let entries = table.read_all().unwrap();
+    let reasons = [EndReason::IdleTimeout, EndReason::ActiveTimeout, EndReason::EndOfFlow];
+    let endings: Vec<Ending> = entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(i, e)| Ending::of(e, reasons[i % 3]))
+        .collect();
+    table.close(&endings).unwrap();
+    // Closing them again changes nothing.
+    table.close(&endings).unwrap();
+    assert_eq!(table.len().unwrap(), 1500, "closed flows are gone from walks");
+    assert_eq!(table.get(&endings[0].key).unwrap(), None);
+    assert_eq!(table.free_slots(), 4096 - 3000, "slots are freed by the settle only");
+
+    let mut settled = Vec::new();
+    table.settle(&mut |e, s| settled.push((e, s))).unwrap();
+    assert_eq!(settled.len(), 1500);
+    for ((ending, stats), asked) in settled.iter().zip(&endings) {
+        assert_eq!(ending, asked, "in close order, with the reason given");
+        assert_eq!(*stats, want[&ending.key]);
     }
+    assert_eq!(table.free_slots(), 4096 - 1500);
+    let mut again = 0;
+    table.settle(&mut |_, _| again += 1).unwrap();
+    assert_eq!(again, 0, "each flow is settled once");
 }
 
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
-fn take_reads_and_deletes_one_flow() {
-    let cache = Cache::new("take", 64);
-    let mut table = cache.table();
+fn get_reads_one_flow_and_readers_cannot_end_flows() {
+    let cache = Cache::new("get", 64);
+    let table = cache.writer();
     let want = fill(&table, 10);
+    let reader = cache.reader();
     let (k, _) = flow(3);
-    assert_eq!(table.get(&k).unwrap(), Some(want[&k]));
-    assert_eq!(table.take(&k).unwrap(), Some(want[&k]));
-    assert_eq!(table.take(&k).unwrap(), None);
-    assert_eq!(table.get(&k).unwrap(), None);
-    let (k4, _) = flow(4);
-    assert!(table.remove(&k4).unwrap());
-    assert!(!table.remove(&k4).unwrap());
-    assert_eq!(table.len().unwrap(), 8);
+    assert_eq!(reader.get(&k).unwrap(), Some(want[&k]));
+    assert_eq!(reader.get(&flow(11).0).unwrap(), None);
+    let entry = reader.read_all().unwrap()[0];
+    let err = reader.close(&[Ending::of(&entry, EndReason::ForcedEnd)]).unwrap_err();
+    assert!(matches!(err, Error::NotWriter), "{err}");
+    assert!(reader.insert(&[flow(20)]).is_err());
 }
 
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_full_cache_refuses_more_flows_from_user_space() {
     let cache = Cache::new("full", 100);
-    let table = cache.table();
+    let table = cache.writer();
     let flows: Vec<_> = (0..101).map(flow).collect();
-    let err = table.insert_batch(&flows).unwrap_err();
+    let err = table.insert(&flows).unwrap_err();
     assert!(err.to_string().starts_with("inserting flows:"), "{err}");
-    assert_eq!(table.len().unwrap(), 100);
-}
-
-#[test]
-#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
-fn a_walk_can_switch_between_reading_and_draining_chunk_by_chunk() {
-    let cache = Cache::new("switch", 4096);
-    let mut table = cache.table();
-    table.set_read_mode(ReadMode::Batch, 200);
-    let want = fill(&table, 2000);
-    let (mut kept, mut drained) = (HashMap::new(), HashMap::new());
-    let mut walk = table.walk();
-    let mut draining = walk.drains();
-    while let Some(chunk) = walk.next_chunk().unwrap() {
-        let into = if draining { &mut drained } else { &mut kept };
-        into.extend(chunk.iter().copied());
-        draining = !draining;
-        walk.set_drain(draining);
-    }
-    assert!(!kept.is_empty() && !drained.is_empty());
-    assert_eq!(kept.len() + drained.len(), 2000, "every flow read once");
-    let left = as_map(table.read_all().unwrap());
-    assert_eq!(
-        left, kept,
-        "what was only read is still there, what was drained is gone"
-    );
-    for (k, s) in &drained {
-        assert_eq!(want[k], *s);
-    }
-}
-
-#[test]
-#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
-fn put_back_restores_a_drained_flow_unless_it_came_back_or_the_cache_is_full() {
-    let cache = Cache::new("putback", 16);
-    let table = cache.table();
-    let want = fill(&table, 16);
-    let (k, _) = flow(5);
-    let taken = table.take(&k).unwrap().unwrap();
-    assert_eq!(table.put_back(&k, &taken).unwrap(), PutBack::Restored);
-    assert_eq!(table.get(&k).unwrap(), Some(want[&k]), "counters unchanged");
-    assert_eq!(table.put_back(&k, &taken).unwrap(), PutBack::Exists);
-    let (other, _) = flow(99);
-    assert_eq!(table.put_back(&other, &taken).unwrap(), PutBack::Full, "16 of 16");
+    assert_eq!(table.len().unwrap(), 0, "all or nothing");
+    assert_eq!(table.free_slots(), 100);
+    fill(&table, 100);
+    assert_eq!(table.free_slots(), 0);
 }
 
 /// The kernel's own figure for a pinned map's memory (`memlock` in its
@@ -211,8 +190,16 @@ fn the_memory_estimate_is_what_the_kernel_charges() {
     }
     for max_flows in [4096, 100_000] {
         let cache = Cache::new(&format!("memlock{max_flows}"), max_flows);
-        let cpus = cache.table().possible_cpus();
-        let kernel = kernel_memlock(&cache.layout.flows_map());
+        let cpus = aya::util::nr_cpus().unwrap();
+        let l = &cache.layout;
+        let maps = [
+            l.flows_map(),
+            l.slots_map(),
+            l.ring_map(),
+            l.ringctl_map(),
+            l.spare_map(),
+        ];
+        let kernel: u64 = maps.iter().map(|m| kernel_memlock(m)).sum();
         let estimate = flowctl_datapath::cache_memory::cache_bytes(max_flows, cpus);
         let error = estimate.abs_diff(kernel) as f64 / kernel as f64;
         assert!(

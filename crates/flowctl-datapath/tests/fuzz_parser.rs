@@ -38,7 +38,7 @@ use flowctl_datapath::{
     test_run::{DetachedDatapath, SkbContext},
     Direction, FlowTable, PinLayout,
 };
-use flowctl_model::{key_addr, DatapathCounters, FlowKey, FlowSource, FlowStats, MPLS_PRESENT};
+use flowctl_model::{key_addr, DatapathCounters, EndReason, Ending, FlowKey, FlowSource, FlowStats, MPLS_PRESENT};
 use frames::{Ext, Frame, L3, L4};
 use model::{Expect, Run, NETNS};
 use proptest::prelude::*;
@@ -84,17 +84,20 @@ impl Harness {
         ));
         let layout = PinLayout::under(&base);
         let datapath = DetachedDatapath::load(&layout, NETNS, None).expect("load datapath (run as root)");
-        let table = FlowTable::open(&layout).expect("open the flow cache");
+        let table = FlowTable::open_writer(&layout).expect("open the flow cache");
         Self { base, datapath, table }
     }
 
     /// Empties the flow cache; returns what was in it.
     fn take_flows(&self) -> Vec<(FlowKey, FlowStats)> {
         let flows = self.table.read_all().expect("read flows");
-        for (key, _) in &flows {
-            self.table.take(key).expect("delete a flow");
-        }
-        flows
+        let endings: Vec<Ending> = flows.iter().map(|f| Ending::of(f, EndReason::ForcedEnd)).collect();
+        self.table.close(&endings).expect("close flows");
+        let mut taken = Vec::new();
+        self.table
+            .settle(&mut |e, s| taken.push((e.key, s)))
+            .expect("settle flows");
+        taken
     }
 
     fn counters(&self) -> DatapathCounters {

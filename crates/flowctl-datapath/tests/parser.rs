@@ -56,7 +56,13 @@ impl Harness {
     }
 
     fn flows(&self) -> Vec<(FlowKey, FlowStats)> {
-        let mut f = FlowTable::open(&self.layout).unwrap().read_all().unwrap();
+        let mut f: Vec<_> = FlowTable::open(&self.layout)
+            .unwrap()
+            .read_all()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.key, e.stats))
+            .collect();
         f.sort_by_key(|(k, _)| *k);
         f
     }

@@ -27,7 +27,7 @@ fn a_pinned_map_with_another_value_size_is_refused() {
     let layout = PinLayout::under(&dir.0);
     layout.prepare().expect("bpffs (run as root)");
 
-    // What an older build with an 8-byte value would have left behind.
+    // A map of another layout (8-byte values) left at the flow hash's pin.
     let stale = PerCpuHashMap::<MapData, FlowKey, u64>::create(16, 0).unwrap();
     stale.pin(layout.flows_map()).unwrap();
 
@@ -39,14 +39,14 @@ fn a_pinned_map_with_another_value_size_is_refused() {
             Error::LayoutMismatch {
                 what: "value size",
                 found: 8,
-                expected: 40,
+                expected: 4,
                 ..
             }
         ),
         "{err}"
     );
     let msg = err.to_string();
-    assert!(msg.contains("value size 8") && msg.contains("expects 40"), "{msg}");
+    assert!(msg.contains("value size 8") && msg.contains("expects 4;"), "{msg}");
 
     let open = FlowTable::open(&layout);
     assert!(
@@ -74,7 +74,15 @@ fn the_pin_directory_is_versioned_and_private() {
             d.display()
         );
     }
-    for f in [layout.flows_map(), layout.counters_map()] {
+    let maps = [
+        layout.flows_map(),
+        layout.slots_map(),
+        layout.ring_map(),
+        layout.ringctl_map(),
+        layout.spare_map(),
+        layout.counters_map(),
+    ];
+    for f in maps {
         assert_eq!(
             std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
             0o600,

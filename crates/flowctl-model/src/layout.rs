@@ -3,10 +3,18 @@
 
 /// Version of the map layout; names the pin directory (`v<N>`).
 /// Must equal `FLOWCTL_LAYOUT_VERSION` in `bpf/flowctl.h`.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
-/// Name of the per-CPU flow hash map in the object file and in bpffs.
+/// Name of the flow hash (key -> slot index) in the object file and in bpffs.
 pub const FLOWS_MAP: &str = "flowctl_flows";
+/// Name of the array of flow slots (memory-mapped by user space).
+pub const SLOTS_MAP: &str = "flowctl_slots";
+/// Name of the ring of free slot indexes.
+pub const RING_MAP: &str = "flowctl_ring";
+/// Name of the ring's positions (one [`crate::SlotRing`]).
+pub const RINGCTL_MAP: &str = "flowctl_ringctl";
+/// Name of the per-CPU spare slots.
+pub const SPARE_MAP: &str = "flowctl_spare";
 /// Name of the per-CPU datapath counters array in the object file and in bpffs.
 pub const COUNTERS_MAP: &str = "flowctl_stats";
 /// Name of the egress classifier in the object file.

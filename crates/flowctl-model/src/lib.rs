@@ -1,9 +1,9 @@
 //! The flow model: what the datapath, aging and the IPFIX encoder agree a
 //! flow is.
 //!
-//! - the key and counters exactly as the eBPF datapath writes them
-//!   (`#[repr(C)]` mirrors of `bpf/flowctl.h`, checked by `tests/layout.rs`),
-//!   and how per-CPU counters merge;
+//! - the key and the flow cache's slots exactly as the eBPF datapath writes
+//!   them (`#[repr(C)]` mirrors of `bpf/flowctl.h`, checked by
+//!   `tests/layout.rs`), and a flow's counters as user space reads them;
 //! - the records aging hands to exporters, and why they are made;
 //! - the datapath's clock and its conversion to wall-clock time;
 //! - [`FlowSource`], the contract between a flow cache and the scanner that
@@ -22,6 +22,7 @@ pub mod proto;
 mod reason;
 mod record;
 mod selector;
+mod slot;
 mod source;
 mod stats;
 
@@ -31,16 +32,26 @@ pub use layout::*;
 pub use reason::{EndReason, ReasonCounts};
 pub use record::FlowRecord;
 pub use selector::FlowSelector;
-pub use source::{FlowEntry, FlowSource, FlowWalk, PutBack};
+pub use slot::{
+    closing_bits, closing_reason, first_meta, meta, slot_state, FlowSlot, RingPair, SlotRing, SpareSlot, SLOT_CLOSING,
+    SLOT_FREE, SLOT_LIVE,
+};
+pub use source::{Ending, FlowEntry, FlowSource, FlowWalk};
 pub use stats::{DatapathCounters, FlowStats};
 
 #[cfg(feature = "aya")]
 mod pod {
-    // SAFETY: all three are #[repr(C)] structs of integers with explicit
+    // SAFETY: all of these are #[repr(C)] structs of integers with explicit
     // padding fields, so every bit pattern is valid and there are no holes.
     unsafe impl aya::Pod for super::FlowKey {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::FlowStats {}
+    unsafe impl aya::Pod for super::FlowSlot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SlotRing {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RingPair {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SpareSlot {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::DatapathCounters {}
 }

@@ -1,35 +1,56 @@
 //! Where the aging scanner reads flows from: the contract between the flow
-//! cache (the pinned eBPF map, or an in-memory fake) and the scanner.
+//! cache (the pinned eBPF maps, or an in-memory fake) and the scanner.
 
-use crate::{BootClock, DatapathCounters, FlowKey, FlowStats};
+use crate::{BootClock, DatapathCounters, EndReason, FlowKey, FlowStats};
 
-/// One flow and its counters, as a walk returns it.
-pub type FlowEntry = (FlowKey, FlowStats);
-
-/// What [`FlowSource::put_back`] did.
+/// One flow as a walk reads it: its place in the cache, its key, and its
+/// counters at that moment (packets may be added to them right after).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PutBack {
-    /// The flow is in the cache again, counters unchanged.
-    Restored,
-    /// A packet re-created the flow meanwhile: the counters given are not in
-    /// the cache, the caller must report them.
-    Exists,
-    /// The cache is full: the counters given are not in the cache.
-    Full,
+pub struct FlowEntry {
+    /// Where the flow's counters are (a slot of the cache).
+    pub slot: u32,
+    /// The flow.
+    pub key: FlowKey,
+    /// Its counters when read.
+    pub stats: FlowStats,
+}
+
+/// A flow being ended, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// Its slot, from the walk that read it.
+    pub slot: u32,
+    /// The flow.
+    pub key: FlowKey,
+    /// Why it ends.
+    pub reason: EndReason,
+}
+
+impl Ending {
+    /// Ends the flow `entry` for `reason`.
+    pub fn of(entry: &FlowEntry, reason: EndReason) -> Self {
+        Self {
+            slot: entry.slot,
+            key: entry.key,
+            reason,
+        }
+    }
 }
 
 /// A flow cache that a datapath counts into while the scanner ages it.
 ///
-/// The scanner loses nothing counted because every implementation keeps
-/// these rules:
-/// - a walk returns each flow present for the whole walk exactly once, and
-///   never a flow twice, even while flows are taken, put back, inserted or
-///   deleted during it;
-/// - [`take`](Self::take) and a draining walk read and delete a flow in one
-///   step: a packet counted after it starts a new entry, never lands in the
-///   one read;
-/// - [`put_back`](Self::put_back) never merges into or overwrites an entry
-///   that exists.
+/// Ending flows takes two steps, so that nothing counted is lost or counted
+/// on the wrong flow:
+/// 1. [`close`](Self::close) takes the flows' keys out of the cache: their
+///    next packets start new entries, but a packet already on its way may
+///    still be added to a closed flow;
+/// 2. [`settle`](Self::settle) waits until none can be (an RCU grace period
+///    on the real cache), then hands over each closed flow with its final
+///    counters and frees its place.
+///
+/// A walk returns every flow present for the whole walk exactly once, and
+/// closed flows never. A flow closed by a process that died before settling
+/// it is settled by the next one, with the reason it was closed for.
 pub trait FlowSource {
     /// Errors of the cache's operations.
     type Error: std::error::Error + Send + Sync + 'static;
@@ -40,15 +61,16 @@ pub trait FlowSource {
 
     /// Most flows the cache holds.
     fn capacity(&self) -> u32;
-    /// A walk that reads every flow, a chunk at a time; flows stay.
+    /// A walk that reads every live flow, a chunk at a time; flows stay.
     fn walk(&self) -> Self::Walk<'_>;
-    /// A walk that reads and deletes every flow, a chunk at a time.
-    fn drain(&self) -> Self::Walk<'_>;
-    /// Reads and deletes one flow in one step; `None` if it is not there.
-    fn take(&self, key: &FlowKey) -> Result<Option<FlowStats>, Self::Error>;
-    /// Inserts counters read out of the cache back, unless the flow exists
-    /// again or the cache is full.
-    fn put_back(&self, key: &FlowKey, stats: &FlowStats) -> Result<PutBack, Self::Error>;
+    /// Takes the keys of `flows` out of the cache; a flow no longer there
+    /// (closed already) is skipped. On error, the flows before the failing
+    /// one may be closed: [`settle`](Self::settle) still hands them over.
+    fn close(&self, flows: &[Ending]) -> Result<(), Self::Error>;
+    /// Hands every closed flow to `sink` with its final counters, in the
+    /// order they were closed, and frees its place. On error nothing more
+    /// is handed over and the rest stays closed for a later call.
+    fn settle(&self, sink: &mut dyn FnMut(Ending, FlowStats)) -> Result<(), Self::Error>;
     /// The datapath's own counters (not recorded, non-IP, malformed).
     fn counters(&self) -> Result<DatapathCounters, Self::Error>;
     /// The time now on the clock of the cache's timestamps (boot-time ns).
@@ -62,12 +84,7 @@ pub trait FlowWalk {
     /// Errors of the walk.
     type Error;
 
-    /// The next chunk of flows (counters merged over CPUs), `None` once
-    /// every flow was returned. The slice is overwritten by the next call.
+    /// The next chunk of live flows, `None` once every flow was returned.
+    /// The slice is overwritten by the next call.
     fn next_chunk(&mut self) -> Result<Option<&[FlowEntry]>, Self::Error>;
-    /// Whether the following chunks are read and deleted (`true`) or only
-    /// read; the cursor stays where it is.
-    fn set_drain(&mut self, drain: bool);
-    /// Whether the next chunk will be read and deleted.
-    fn drains(&self) -> bool;
 }

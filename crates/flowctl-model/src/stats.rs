@@ -1,11 +1,8 @@
-//! A flow's counters, as the datapath keeps them and as user space merges
-//! them, and the datapath's own counters.
+//! A flow's counters as user space reads them, and the datapath's own
+//! counters.
 
-/// The counters of one flow (`struct flow_value` in `bpf/flowctl.h`, byte
-/// for byte): one CPU's slot of a per-CPU cache entry, or every slot merged
-/// by [`FlowStats::merge`]. Adding a per-flow field means adding it here, in
-/// the header, and its merge rule in [`FlowStats::absorb`].
-#[repr(C)]
+/// The counters of one flow, read from its slot of the cache
+/// ([`crate::FlowSlot::stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FlowStats {
@@ -30,18 +27,9 @@ pub struct FlowStats {
 }
 
 impl FlowStats {
-    /// Merges per-CPU slots; slots that saw no packet are ignored. `None`
-    /// when no slot saw a packet.
-    pub fn merge(slots: &[FlowStats]) -> Option<Self> {
-        let mut seen = slots.iter().filter(|s| s.packets > 0);
-        let mut merged = *seen.next()?;
-        seen.for_each(|s| merged.absorb(s));
-        Some(merged)
-    }
-
-    /// Adds the counters of another slot of the same flow that saw packets:
-    /// sums, the earliest first and latest last packet, OR of the flags, the
-    /// TTL range, and the TOS of the earlier first packet.
+    /// Adds the counters of later packets of the same flow: sums, the
+    /// earliest first and latest last packet, OR of the flags, the TTL
+    /// range, and the TOS of the earlier first packet.
     pub fn absorb(&mut self, other: &FlowStats) {
         self.packets += other.packets;
         self.octets += other.octets;
@@ -69,7 +57,7 @@ pub struct DatapathCounters {
     pub malformed_packets: u64,
     /// Their octets from the Ethernet header on.
     pub malformed_octets: u64,
-    /// IP packets not recorded because the flow map was full.
+    /// IP packets not recorded: no free slot (the cache was full).
     pub not_recorded_packets: u64,
     /// Their L3 octets.
     pub not_recorded_octets: u64,
@@ -91,47 +79,32 @@ impl DatapathCounters {
 mod tests {
     use super::*;
 
-    fn slot(packets: u64, first: u64, last: u64, flags: u16, ttl: (u8, u8), tos: u8) -> FlowStats {
-        FlowStats {
-            packets,
-            octets: packets * 100,
-            first_seen_ns: first,
-            last_seen_ns: last,
-            tcp_flags: flags,
-            min_ttl: ttl.0,
-            max_ttl: ttl.1,
-            tos,
+    #[test]
+    fn absorbing_later_packets_keeps_the_first_ones_tos() {
+        let mut first = FlowStats {
+            packets: 2,
+            first_seen_ns: 200,
+            last_seen_ns: 700,
+            min_ttl: 63,
+            max_ttl: 63,
+            tos: 0x20,
             ..Default::default()
-        }
-    }
-
-    #[test]
-    fn merge_ignores_idle_cpus_and_combines_the_rest() {
-        let merged = FlowStats::merge(&[
-            FlowStats::default(),
-            slot(3, 500, 900, 0x02, (60, 64), 0x10),
-            slot(2, 200, 700, 0x11, (63, 63), 0x20),
-        ]);
-        assert_eq!(merged, Some(slot(5, 200, 900, 0x13, (60, 64), 0x20)));
-    }
-
-    #[test]
-    fn one_slot_of_merged_stats_merges_back_to_them() {
-        let merged = FlowStats::merge(&[
-            slot(3, 500, 900, 0x02, (60, 64), 0x10),
-            slot(2, 200, 700, 0x11, (63, 63), 0x20),
-        ]);
-        let Some(merged) = merged else {
-            panic!("two slots with packets merge")
         };
-        assert_eq!(FlowStats::merge(&[FlowStats::default(), merged]), Some(merged));
-        assert_eq!(FlowStats::merge(&[merged]), Some(merged));
-    }
-
-    #[test]
-    fn merge_of_empty_slots_is_none() {
-        assert_eq!(FlowStats::merge(&[FlowStats::default(), FlowStats::default()]), None);
-        assert_eq!(FlowStats::merge(&[]), None);
+        first.absorb(&FlowStats {
+            packets: 3,
+            first_seen_ns: 500,
+            last_seen_ns: 900,
+            tcp_flags: 0x02,
+            min_ttl: 60,
+            max_ttl: 64,
+            tos: 0x10,
+            ..Default::default()
+        });
+        assert_eq!((first.packets, first.first_seen_ns, first.last_seen_ns), (5, 200, 900));
+        assert_eq!(
+            (first.min_ttl, first.max_ttl, first.tos, first.tcp_flags),
+            (60, 64, 0x20, 0x02)
+        );
     }
 
     #[test]

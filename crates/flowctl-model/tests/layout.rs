@@ -6,7 +6,10 @@
 
 use std::{collections::BTreeMap, mem::offset_of, path::PathBuf, process::Command};
 
-use flowctl_model::{DatapathCounters, FlowKey, FlowStats, LAYOUT_VERSION};
+use flowctl_model::{
+    meta, DatapathCounters, FlowKey, FlowSlot, RingPair, SlotRing, SpareSlot, LAYOUT_VERSION, SLOT_CLOSING, SLOT_FREE,
+    SLOT_LIVE,
+};
 
 const FIELDS: &[(&str, &[&str])] = &[
     (
@@ -29,19 +32,20 @@ const FIELDS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "flow_value",
+        "flow_slot",
         &[
+            "key",
+            "pad",
             "packets",
             "octets",
             "first_seen_ns",
             "last_seen_ns",
-            "tcp_flags",
-            "min_ttl",
-            "max_ttl",
-            "tos",
-            "pad",
+            "meta",
         ],
     ),
+    ("slot_ring", &["head", "tail", "mask", "pad"]),
+    ("spare_slot", &["slot", "held"]),
+    ("ring_pair", &["slot"]),
     (
         "datapath_counters",
         &[
@@ -55,11 +59,26 @@ const FIELDS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Constants of the header, by the name the comparison uses.
+const CONSTANTS: &[(&str, &str)] = &[
+    ("slot_free", "FLOWCTL_SLOT_FREE"),
+    ("slot_live", "FLOWCTL_SLOT_LIVE"),
+    ("slot_closing", "FLOWCTL_SLOT_CLOSING"),
+    ("ttl_min_shift", "FLOWCTL_META_TTL_MIN_SHIFT"),
+    ("ttl_max_shift", "FLOWCTL_META_TTL_MAX_SHIFT"),
+    ("tos_shift", "FLOWCTL_META_TOS_SHIFT"),
+    ("state_shift", "FLOWCTL_META_STATE_SHIFT"),
+    ("reason_shift", "FLOWCTL_META_REASON_SHIFT"),
+];
+
 /// Compiles and runs the C side; returns "struct.field" -> offset and "struct" -> size.
 fn c_layout() -> BTreeMap<String, usize> {
     let bpf_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bpf");
     let mut src = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"flowctl.h\"\nint main(void) {\n");
     src.push_str("printf(\"version %d\\n\", FLOWCTL_LAYOUT_VERSION);\n");
+    for (name, c_name) in CONSTANTS {
+        src.push_str(&format!("printf(\"{name} %d\\n\", {c_name});\n"));
+    }
     for (name, fields) in FIELDS {
         src.push_str(&format!("printf(\"{name} %zu\\n\", sizeof(struct {name}));\n"));
         for f in *fields {
@@ -108,6 +127,14 @@ fn rust_types_match_c_header() {
     let c = c_layout();
     let mut rust = BTreeMap::new();
     rust.insert("version".to_string(), LAYOUT_VERSION as usize);
+    rust.insert("slot_free".to_string(), SLOT_FREE as usize);
+    rust.insert("slot_live".to_string(), SLOT_LIVE as usize);
+    rust.insert("slot_closing".to_string(), SLOT_CLOSING as usize);
+    rust.insert("ttl_min_shift".to_string(), meta::TTL_MIN_SHIFT as usize);
+    rust.insert("ttl_max_shift".to_string(), meta::TTL_MAX_SHIFT as usize);
+    rust.insert("tos_shift".to_string(), meta::TOS_SHIFT as usize);
+    rust.insert("state_shift".to_string(), meta::STATE_SHIFT as usize);
+    rust.insert("reason_shift".to_string(), meta::REASON_SHIFT as usize);
     rust_layout!(
         rust,
         "flow_key",
@@ -131,20 +158,13 @@ fn rust_types_match_c_header() {
     );
     rust_layout!(
         rust,
-        "flow_value",
-        FlowStats,
-        [
-            packets,
-            octets,
-            first_seen_ns,
-            last_seen_ns,
-            tcp_flags,
-            min_ttl,
-            max_ttl,
-            tos,
-            pad
-        ]
+        "flow_slot",
+        FlowSlot,
+        [key, pad, packets, octets, first_seen_ns, last_seen_ns, meta]
     );
+    rust_layout!(rust, "slot_ring", SlotRing, [head, tail, mask, pad]);
+    rust_layout!(rust, "spare_slot", SpareSlot, [slot, held]);
+    rust_layout!(rust, "ring_pair", RingPair, [slot]);
     rust_layout!(
         rust,
         "datapath_counters",

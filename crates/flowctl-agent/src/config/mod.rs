@@ -119,6 +119,18 @@ const DEFAULT_FIELDS: &[&str] = &[
     "ipVersion",
 ];
 
+impl AgentConfig {
+    /// Whether a template exports `packetTotalCount` or `octetTotalCount`
+    /// (IE 86, 85): only then do totals carry over active timeouts, which
+    /// costs the agent state for every long flow.
+    pub fn exports_totals(&self) -> bool {
+        self.templates
+            .iter()
+            .flat_map(|t| &t.fields)
+            .any(|f| matches!(f.id, 85 | 86))
+    }
+}
+
 /// Field names of the built-in template for IP version 4 or 6.
 pub fn default_fields(ip_version: u8) -> Vec<String> {
     DEFAULT_FIELDS

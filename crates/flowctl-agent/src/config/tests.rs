@@ -277,3 +277,15 @@ fn directories_and_devices_are_not_read_as_configuration() {
     let message = super::read(std::path::Path::new("/dev/zero")).unwrap_err().to_string();
     assert!(message.contains("not a regular file"), "{message}");
 }
+
+#[test]
+fn totals_are_carried_only_for_templates_that_export_them() {
+    assert!(
+        !check(COLLECTOR).unwrap().exports_totals(),
+        "the built-in templates do not"
+    );
+    let with_totals = format!(
+        "{COLLECTOR}templates:\n  - id: 300\n    fields: [sourceIPv4Address, packetTotalCount]\n  - id: 301\n    fields: [sourceIPv6Address]\n"
+    );
+    assert!(check(&with_totals).unwrap().exports_totals());
+}

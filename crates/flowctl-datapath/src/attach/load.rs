@@ -4,7 +4,10 @@
 use std::{fs, io, mem::size_of, path::Path};
 
 use aya::{maps::MapInfo, programs::SchedClassifier, EbpfLoader};
-use flowctl_model::{DatapathCounters, FlowKey, FlowStats, COUNTERS_MAP, FLOWS_MAP, NETNS_INO_GLOBAL, RAW_IP_GLOBAL};
+use flowctl_model::{
+    DatapathCounters, FlowKey, FlowSlot, RingPair, SlotRing, SpareSlot, COUNTERS_MAP, FLOWS_MAP, NETNS_INO_GLOBAL,
+    RAW_IP_GLOBAL, RINGCTL_MAP, RING_MAP, SLOTS_MAP, SPARE_MAP,
+};
 
 use super::DEFAULT_MAX_FLOWS;
 use crate::{netlink::LinkKind, Direction, Error, PinLayout, Result, DATAPATH_OBJECT};
@@ -19,13 +22,22 @@ pub(crate) fn check_pinned_maps(layout: &PinLayout, max_flows: Option<u32>) -> R
             });
         }
     }
-    checked_map_info(&layout.counters_map(), size_of::<u32>(), size_of::<DatapathCounters>())?;
+    let u32_key = size_of::<u32>();
+    for (path, value) in [
+        (layout.slots_map(), size_of::<FlowSlot>()),
+        (layout.ring_map(), size_of::<RingPair>()),
+        (layout.ringctl_map(), size_of::<SlotRing>()),
+        (layout.spare_map(), size_of::<SpareSlot>()),
+        (layout.counters_map(), size_of::<DatapathCounters>()),
+    ] {
+        checked_map_info(&path, u32_key, value)?;
+    }
     Ok(())
 }
 
 /// Kernel info of the pinned flow cache, checked against this build's layout.
 pub(crate) fn pinned_flows_map(layout: &PinLayout) -> Result<Option<MapInfo>> {
-    checked_map_info(&layout.flows_map(), size_of::<FlowKey>(), size_of::<FlowStats>())
+    checked_map_info(&layout.flows_map(), size_of::<FlowKey>(), size_of::<u32>())
 }
 
 /// Kernel info of a pinned map, refusing one whose key or value size is not
@@ -75,16 +87,67 @@ pub(crate) fn load_object(
         let cpus = crate::map_ops::possible_cpus().map_err(|e| Error::io("counting the possible CPUs", e))?;
         crate::cache_memory::check(max_flows.unwrap_or(DEFAULT_MAX_FLOWS), cpus)?;
     }
-    let flows_pin = layout.flows_map();
-    let counters_pin = layout.counters_map();
-    EbpfLoader::new()
-        .map_pin_path(FLOWS_MAP, flows_pin.as_path())
-        .map_pin_path(COUNTERS_MAP, counters_pin.as_path())
-        .map_max_entries(FLOWS_MAP, max_flows.unwrap_or(DEFAULT_MAX_FLOWS))
+    let max_flows = max_flows.unwrap_or(DEFAULT_MAX_FLOWS);
+    let pins = [
+        (FLOWS_MAP, layout.flows_map()),
+        (SLOTS_MAP, layout.slots_map()),
+        (RING_MAP, layout.ring_map()),
+        (RINGCTL_MAP, layout.ringctl_map()),
+        (SPARE_MAP, layout.spare_map()),
+        (COUNTERS_MAP, layout.counters_map()),
+    ];
+    let mut loader = EbpfLoader::new();
+    for (name, pin) in &pins {
+        loader.map_pin_path(name, pin.as_path());
+    }
+    let ebpf = loader
+        .map_max_entries(FLOWS_MAP, max_flows)
+        .map_max_entries(SLOTS_MAP, max_flows)
+        .map_max_entries(RING_MAP, ring_pairs(max_flows))
         .override_global(NETNS_INO_GLOBAL, &netns_ino, true)
         .override_global(RAW_IP_GLOBAL, &u8::from(kind == LinkKind::RawIp), true)
         .load(DATAPATH_OBJECT)
-        .map_err(|e| Error::bpf("loading the eBPF datapath", e))
+        .map_err(|e| Error::bpf("loading the eBPF datapath", e))?;
+    fill_ring(&ebpf)?;
+    Ok(ebpf)
+}
+
+/// Elements of the ring of free slots for a cache of `max_flows`: two
+/// positions each, a power of two of them, at least `max_flows`.
+fn ring_pairs(max_flows: u32) -> u32 {
+    max_flows.max(2).next_power_of_two() / 2
+}
+
+/// Puts every slot on the ring of a cache just created (a no-op for one
+/// that was pinned already).
+fn fill_ring(ebpf: &aya::Ebpf) -> Result<()> {
+    use std::os::fd::AsFd;
+    let fd = |name: &str| -> Result<std::os::fd::BorrowedFd<'_>> {
+        let map = ebpf.map(name).ok_or_else(|| Error::Bpf {
+            action: "loading".into(),
+            message: format!("map {name} missing from the object"),
+        })?;
+        let data: &aya::maps::MapData = match map {
+            aya::maps::Map::Array(d) | aya::maps::Map::HashMap(d) | aya::maps::Map::PerCpuArray(d) => d,
+            _ => {
+                return Err(Error::Bpf {
+                    action: "loading".into(),
+                    message: format!("map {name} has an unexpected type"),
+                })
+            }
+        };
+        Ok(data.fd().as_fd())
+    };
+    fn mapped<T>(fd: Result<std::os::fd::BorrowedFd<'_>>, name: &str) -> Result<crate::map_ops::MappedArray<T>> {
+        fd.and_then(|f| crate::map_ops::MappedArray::new(f).map_err(|e| Error::io(format!("mapping {name}"), e)))
+    }
+    let slots: crate::map_ops::MappedArray<FlowSlot> = mapped(fd(SLOTS_MAP), SLOTS_MAP)?;
+    let ring = crate::flow_table::FreeRing {
+        pairs: mapped(fd(RING_MAP), RING_MAP)?,
+        ctl: mapped(fd(RINGCTL_MAP), RINGCTL_MAP)?,
+    };
+    ring.fill_once(slots.len() as u32);
+    Ok(())
 }
 
 /// The classifier of `direction` in a loaded object.

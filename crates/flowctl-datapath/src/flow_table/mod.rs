@@ -1,97 +1,167 @@
-//! The pinned flow cache, opened from any process: read, count, delete.
-//! It is the [`FlowSource`] the agent's scanner ages.
+//! The pinned flow cache, opened from any process: the [`FlowSource`] the
+//! agent's scanner ages, and what `dump`, `status` and `flush` read.
 //!
-//! Reading walks the map with batch system calls ([`TableWalk`]), a few
-//! thousand flows per call; a kernel that refuses them gets the per-key walk.
+//! Three shared maps (layout: `bpf/flowctl.h`): the hash from flow key to
+//! slot index, the slots (mapped into this process: a walk reads them in
+//! place, without a system call per flow), and the ring of free slots.
+//! Ending flows ([`FlowSource::close`], then [`FlowSource::settle`]) is
+//! reserved to the process holding the cache's writer lock
+//! ([`FlowTable::open_writer`]): the agent, or `flowctl flush --discard`.
+//!
+//! Closing marks each slot closing (with the reason) and deletes the keys
+//! from the hash in one batch call; settling waits for one RCU grace period
+//! for all of them, after which no eBPF program can still add to a closed
+//! slot, then reads each slot's final counters and gives the slot back to
+//! the ring. A writer that died between the two leaves closing slots; the
+//! next writer settles them with the reason they were closed for.
 
+mod lock;
+mod ring;
+mod slots;
 mod walk;
+
+use std::cell::RefCell;
+
+use aya::maps::{Map, MapData, PerCpuArray};
+use flowctl_model::{
+    closing_bits, closing_reason, BootClock, DatapathCounters, Ending, FlowEntry, FlowKey, FlowSource, FlowStats,
+    FlowWalk, SLOT_CLOSING, SLOT_LIVE,
+};
 
 use std::os::fd::AsFd;
 
-use aya::maps::{Map, MapData, PerCpuArray};
-use flowctl_model::{BootClock, DatapathCounters, FlowEntry, FlowKey, FlowSource, FlowStats, FlowWalk, PutBack};
+pub use walk::SlotWalk;
 
-pub use walk::{ReadMode, TableWalk};
+use crate::{
+    attach::pinned_flows_map,
+    map_ops::{GracePeriod, KeyIndex, MappedArray},
+    Error, PinLayout, Result,
+};
+use lock::WriterLock;
+pub(crate) use ring::FreeRing;
+use slots::Slots;
 
-use crate::{attach::pinned_flows_map, map_ops::PerCpuHash, Error, PinLayout, Result};
+/// Flows per chunk of a walk.
+const WALK_CHUNK: usize = 8192;
+/// Closed flows read and given back per step of a settle.
+const SETTLE_CHUNK: usize = 8192;
 
-/// Per-CPU buffer budget of one batch call: batches hold about this many
-/// bytes of keys and values, whatever the number of CPUs.
-const BATCH_BYTES: usize = 1 << 20;
+/// What only the writer has.
+struct Writer {
+    _lock: WriterLock,
+    grace: GracePeriod,
+    /// Slots closed and not settled yet, in close order.
+    closing: RefCell<Vec<u32>>,
+}
 
 /// The pinned flow cache and datapath counters.
 pub struct FlowTable {
-    flows: PerCpuHash<FlowKey, FlowStats>,
+    index: KeyIndex<FlowKey>,
+    slots: Slots,
+    ring: FreeRing,
     counters: PerCpuArray<MapData, DatapathCounters>,
+    writer: Option<Writer>,
     max_flows: u32,
-    /// Kernel id of the flow map, to tell when the pinned one is another.
+    /// Kernel id of the flow hash, to tell when the pinned one is another.
     map_id: u32,
-    batch_size: usize,
-    mode: ReadMode,
+    chunk: usize,
 }
 
 impl FlowTable {
-    /// Opens the pinned maps, refusing ones of another layout.
+    /// Opens the pinned maps for reading, refusing ones of another layout.
     pub fn open(layout: &PinLayout) -> Result<Self> {
         let flows_path = layout.flows_map();
         let info = pinned_flows_map(layout)?.ok_or_else(|| Error::NotAttached(flows_path.clone()))?;
         let open = |path: std::path::PathBuf| {
             MapData::from_pin(&path).map_err(|e| Error::bpf(format!("opening pinned map {}", path.display()), e))
         };
-        let flows_map = open(flows_path)?;
-        let flows = PerCpuHash::new(flows_map.fd().as_fd()).map_err(|e| Error::io("opening the flow cache", e))?;
+        let index = KeyIndex::new(open(flows_path)?.fd().as_fd()).map_err(|e| Error::io("opening the flow hash", e))?;
+        let slots = MappedArray::new(open(layout.slots_map())?.fd().as_fd())
+            .map_err(|e| Error::io("mapping the flow slots", e))?;
+        let pairs = MappedArray::new(open(layout.ring_map())?.fd().as_fd())
+            .map_err(|e| Error::io("mapping the ring of free slots", e))?;
+        let ctl = MappedArray::new(open(layout.ringctl_map())?.fd().as_fd())
+            .map_err(|e| Error::io("mapping the ring's positions", e))?;
         let counters = PerCpuArray::try_from(Map::PerCpuArray(open(layout.counters_map())?))
             .map_err(|e| Error::bpf("opening the datapath counters", e))?;
-        let entry_bytes = size_of::<FlowKey>() + size_of::<FlowStats>() * flows.possible_cpus();
         Ok(Self {
-            flows,
+            index,
+            slots: Slots(slots),
+            ring: FreeRing { pairs, ctl },
             counters,
+            writer: None,
             max_flows: info.max_entries(),
             map_id: info.id(),
-            batch_size: (BATCH_BYTES / entry_bytes).clamp(64, 16384),
-            mode: ReadMode::Batch,
+            chunk: WALK_CHUNK,
         })
     }
 
-    /// A new table if the cache pinned under `layout` is no longer the map
-    /// this one reads (`flowctl detach --all --purge`, then an attach that
-    /// created another cache); `None` while it is the same, or while
-    /// nothing is pinned.
-    pub fn reopen_if_replaced(&self, layout: &PinLayout) -> Result<Option<FlowTable>> {
-        match pinned_flows_map(layout)? {
-            Some(info) if info.id() != self.map_id => FlowTable::open(layout).map(Some),
-            _ => Ok(None),
+    /// Opens the pinned maps as their one writer (the process that ends
+    /// flows), refusing if another process is; settles what a writer that
+    /// died left closing.
+    pub fn open_writer(layout: &PinLayout) -> Result<Self> {
+        let lock = WriterLock::take(layout.root())?;
+        let mut table = Self::open(layout)?;
+        let grace = GracePeriod::new().map_err(|e| Error::io("creating the grace-period maps", e))?;
+        table.writer = Some(Writer {
+            _lock: lock,
+            grace,
+            closing: RefCell::new(Vec::new()),
+        });
+        let recovered = table.recover_closing()?;
+        if recovered > 0 {
+            log::warn!("{recovered} flows a previous run was ending are exported now");
         }
+        Ok(table)
     }
 
-    /// Number of per-CPU slots of every flow.
-    pub fn possible_cpus(&self) -> usize {
-        self.flows.possible_cpus()
-    }
-
-    /// Flows read per batch call.
-    pub fn batch_size(&self) -> usize {
-        self.batch_size
-    }
-
-    /// Chooses how flows are read ([`ReadMode::Batch`] unless changed) and
-    /// how many per call; for benchmarks and tests of the per-key path.
-    pub fn set_read_mode(&mut self, mode: ReadMode, batch_size: usize) {
-        self.mode = mode;
-        self.batch_size = batch_size.max(1);
-    }
-
-    /// Keys present now.
-    pub fn keys(&self) -> Result<Vec<FlowKey>> {
-        let mut keys = Vec::new();
-        let mut walk = self.walk();
-        while let Some(chunk) = walk.next_chunk()? {
-            keys.extend(chunk.iter().map(|(k, _)| *k));
+    /// Takes over the slots left closing: their keys leave the hash if they
+    /// still lead there, and they are settled with the next settle.
+    fn recover_closing(&self) -> Result<usize> {
+        let Some(writer) = &self.writer else { return Ok(0) };
+        let mut closing = writer.closing.borrow_mut();
+        for i in 0..self.slots.len() as u32 {
+            if self.slots.state(i) == Some(SLOT_CLOSING) {
+                if let Some(key) = self.slots.key(i) {
+                    if self
+                        .index
+                        .lookup(&key)
+                        .map_err(|e| Error::io("reading the flow hash", e))?
+                        == Some(i)
+                    {
+                        self.index.delete(&key).map_err(|e| Error::io("deleting a flow", e))?;
+                    }
+                }
+                closing.push(i);
+            }
         }
-        Ok(keys)
+        Ok(closing.len())
     }
 
-    /// Number of flows in the cache.
+    /// Whether the cache pinned under `layout` is no longer the one this
+    /// table reads (`flowctl detach --all --purge`, then an attach that
+    /// created another cache); `false` while nothing is pinned.
+    pub fn is_replaced(&self, layout: &PinLayout) -> Result<bool> {
+        Ok(pinned_flows_map(layout)?.is_some_and(|info| info.id() != self.map_id))
+    }
+
+    /// Whether this table may end flows (it holds the writer lock).
+    pub fn is_writer(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Gives up the writer lock (after ending every flow this table holds),
+    /// so that the replacing cache can be opened for writing.
+    pub fn release_writer(&mut self) {
+        self.writer = None;
+    }
+
+    /// Flows per chunk of a walk (default 8192).
+    pub fn set_chunk(&mut self, flows: usize) {
+        self.chunk = flows.max(1);
+    }
+
+    /// Number of live flows in the cache.
     pub fn len(&self) -> Result<usize> {
         let mut n = 0;
         let mut walk = self.walk();
@@ -101,13 +171,17 @@ impl FlowTable {
         Ok(n)
     }
 
-    /// Whether the cache is empty.
+    /// Whether the cache holds no live flow.
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.walk().next_chunk()?.is_none())
     }
 
-    /// Every flow with its counters summed over CPUs. Each flow is returned
-    /// at most once even while the datapath inserts and deletes entries.
+    /// Slots on the ring of free slots now.
+    pub fn free_slots(&self) -> u64 {
+        self.ring.free()
+    }
+
+    /// Every live flow with its counters now.
     pub fn read_all(&self) -> Result<Vec<FlowEntry>> {
         let mut out = Vec::new();
         let mut walk = self.walk();
@@ -117,75 +191,150 @@ impl FlowTable {
         Ok(out)
     }
 
+    /// Keys of the live flows.
+    pub fn keys(&self) -> Result<Vec<FlowKey>> {
+        Ok(self.read_all()?.into_iter().map(|e| e.key).collect())
+    }
+
     /// One flow's counters, `None` if the flow is not (or no longer) there.
     pub fn get(&self, key: &FlowKey) -> Result<Option<FlowStats>> {
-        let values = self.flows.lookup(key).map_err(|e| Error::io("reading a flow", e))?;
-        Ok(values.and_then(|v| FlowStats::merge(&v)))
+        let Some(slot) = self
+            .index
+            .lookup(key)
+            .map_err(|e| Error::io("reading the flow hash", e))?
+        else {
+            return Ok(None);
+        };
+        Ok((self.slots.key(slot).as_ref() == Some(key))
+            .then(|| self.slots.stats(slot))
+            .flatten())
     }
 
-    /// Deletes one flow; `false` if it was not there.
-    pub fn remove(&mut self, key: &FlowKey) -> Result<bool> {
-        self.flows.delete(key).map_err(|e| Error::io("deleting a flow", e))
-    }
-
-    /// Inserts or replaces flows from user space in one batch call, each
-    /// counted on CPU 0: filling the cache for tests and benchmarks.
-    pub fn insert_batch(&self, flows: &[FlowEntry]) -> Result<()> {
-        let cpus = self.possible_cpus();
-        let keys: Vec<FlowKey> = flows.iter().map(|(k, _)| *k).collect();
-        let mut values = vec![FlowStats::default(); flows.len() * cpus];
-        for (i, (_, v)) in flows.iter().enumerate() {
-            values[i * cpus] = *v;
+    /// Inserts flows from user space, as the datapath would have counted
+    /// them (tests and benchmarks): each takes a free slot and is published
+    /// in one batch call. The keys must be new to the cache (one that is
+    /// there already would be replaced and its slot lost). Refuses more
+    /// flows than free slots, inserting none.
+    pub fn insert(&self, flows: &[(FlowKey, FlowStats)]) -> Result<()> {
+        self.writer()?;
+        let mut taken = Vec::with_capacity(flows.len());
+        for (key, stats) in flows {
+            let Some(slot) = self.ring.take() else {
+                self.ring.give_back(&taken);
+                return Err(Error::io(
+                    "inserting flows",
+                    std::io::Error::from_raw_os_error(libc::E2BIG),
+                ));
+            };
+            self.slots.fill(slot, key, stats);
+            taken.push(slot);
         }
-        self.flows
-            .update_batch(&keys, &values)
-            .map_err(|e| Error::io("inserting flows", e))
+        let keys: Vec<FlowKey> = flows.iter().map(|(k, _)| *k).collect();
+        if let Err(e) = self.index.insert_all(&keys, &taken) {
+            // Undo: whatever was published goes through close and settle.
+            let published: Vec<Ending> = keys
+                .iter()
+                .zip(&taken)
+                .filter(|(k, s)| self.index.lookup(k).ok().flatten() == Some(**s))
+                .map(|(k, s)| Ending {
+                    slot: *s,
+                    key: *k,
+                    reason: flowctl_model::EndReason::ForcedEnd,
+                })
+                .collect();
+            let unpublished: Vec<u32> = taken
+                .iter()
+                .copied()
+                .filter(|s| !published.iter().any(|p| p.slot == *s))
+                .collect();
+            self.ring.give_back(&unpublished);
+            published.iter().for_each(|p| self.slots.make_live(p.slot));
+            self.close(&published)?;
+            return Err(Error::io("inserting flows", e));
+        }
+        taken.iter().for_each(|s| self.slots.make_live(*s));
+        Ok(())
+    }
+
+    fn writer(&self) -> Result<&Writer> {
+        self.writer.as_ref().ok_or(Error::NotWriter)
     }
 }
 
 impl FlowSource for FlowTable {
     type Error = Error;
-    type Walk<'a> = TableWalk<'a>;
+    type Walk<'a> = SlotWalk<'a>;
 
     fn capacity(&self) -> u32 {
         self.max_flows
     }
 
-    /// A walk over every flow, chunk by chunk; flows stay in the cache.
-    fn walk(&self) -> TableWalk<'_> {
-        TableWalk::new(self, false)
+    /// A walk over the live slots, in slot order, read in place.
+    fn walk(&self) -> SlotWalk<'_> {
+        SlotWalk::new(self)
     }
 
-    /// A walk that reads and deletes every flow, each in one step (whole
-    /// hash buckets per call), so that nothing counted is lost: a packet
-    /// after its flow's bucket was drained starts a new entry.
-    fn drain(&self) -> TableWalk<'_> {
-        TableWalk::new(self, true)
-    }
-
-    /// Reads and deletes one flow in a single step (nothing counted in
-    /// between is lost). `None` if the flow was not there.
-    fn take(&self, key: &FlowKey) -> Result<Option<FlowStats>> {
-        let values = self
-            .flows
-            .lookup_and_delete(key)
-            .map_err(|e| Error::io("reading and deleting a flow", e))?;
-        Ok(values.and_then(|v| FlowStats::merge(&v)))
-    }
-
-    /// Puts back a flow read out of the cache that should have stayed, with
-    /// its merged counters on CPU 0's slot (merging gives the same stats),
-    /// unless the datapath created the flow again meanwhile or the cache
-    /// filled up.
-    fn put_back(&self, key: &FlowKey, stats: &FlowStats) -> Result<PutBack> {
-        let mut values = vec![FlowStats::default(); self.possible_cpus()];
-        values[0] = *stats;
-        match self.flows.insert_new(key, &values) {
-            Ok(true) => Ok(PutBack::Restored),
-            Ok(false) => Ok(PutBack::Exists),
-            Err(e) if e.raw_os_error() == Some(libc::E2BIG) => Ok(PutBack::Full),
-            Err(e) => Err(Error::io("putting a flow back", e)),
+    /// Marks the slots closing and deletes their keys in one batch call.
+    /// A slot that no longer holds the flow is skipped.
+    fn close(&self, flows: &[Ending]) -> Result<()> {
+        let writer = self.writer()?;
+        let mine: Vec<&Ending> = flows
+            .iter()
+            .filter(|e| self.slots.state(e.slot) == Some(SLOT_LIVE) && self.slots.key(e.slot) == Some(e.key))
+            .collect();
+        mine.iter()
+            .for_each(|e| self.slots.set_state_bits(e.slot, closing_bits(e.reason)));
+        let keys: Vec<FlowKey> = mine.iter().map(|e| e.key).collect();
+        let deleted = self.index.delete_all(&keys);
+        let mut closing = writer.closing.borrow_mut();
+        if deleted.is_ok() {
+            closing.extend(mine.iter().map(|e| e.slot));
+            return Ok(());
         }
+        // Find out which keys left the hash: those are closing; the others
+        // count on; a slot whose key cannot be looked up stays closing for
+        // the next writer's recovery.
+        for e in mine {
+            match self.index.lookup(&e.key) {
+                Ok(Some(s)) if s == e.slot => self.slots.make_live(e.slot),
+                Ok(_) => closing.push(e.slot),
+                Err(_) => {}
+            }
+        }
+        deleted.map_err(|e| Error::io("deleting flows", e))
+    }
+
+    /// One grace period, then every closed slot's final counters, a chunk
+    /// at a time: read, given back to the ring, handed to `sink`.
+    fn settle(&self, sink: &mut dyn FnMut(Ending, FlowStats)) -> Result<()> {
+        let writer = self.writer()?;
+        if writer.closing.borrow().is_empty() {
+            return Ok(());
+        }
+        writer
+            .grace
+            .wait()
+            .map_err(|e| Error::io("waiting for a grace period", e))?;
+        let closing = std::mem::take(&mut *writer.closing.borrow_mut());
+        let mut settled = Vec::with_capacity(SETTLE_CHUNK.min(closing.len()));
+        for chunk in closing.chunks(SETTLE_CHUNK) {
+            settled.clear();
+            for &slot in chunk {
+                let (Some(word), Some(key), Some(stats)) =
+                    (self.slots.meta_word(slot), self.slots.key(slot), self.slots.stats(slot))
+                else {
+                    continue;
+                };
+                let reason = closing_reason(word).unwrap_or(flowctl_model::EndReason::ForcedEnd);
+                settled.push((Ending { slot, key, reason }, stats));
+                self.slots.free(slot);
+            }
+            self.ring.give_back(chunk);
+            for (ending, stats) in settled.drain(..) {
+                sink(ending, stats);
+            }
+        }
+        Ok(())
     }
 
     /// Datapath counters summed over CPUs.

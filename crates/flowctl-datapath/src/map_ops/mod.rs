@@ -1,27 +1,25 @@
-//! Map operations aya 0.14 does not offer for per-CPU hash maps, as raw
-//! `bpf(2)` commands.
+//! Map operations aya 0.14 does not offer, as raw `bpf(2)` commands and
+//! memory mappings.
 //!
-//! - [`PerCpuHash`]: a map whose key and value sizes were checked against
-//!   the Rust types, with per-key lookup, listing, and atomic
-//!   lookup-and-delete (`BPF_MAP_LOOKUP_AND_DELETE_ELEM`: the counters are
-//!   returned and the entry removed in one step, so no packet counted in
-//!   between is lost), and bulk insertion (`BPF_MAP_UPDATE_BATCH`).
-//! - [`PerCpuHashBatch`]: a walk over the whole map, many entries per system
-//!   call (`BPF_MAP_LOOKUP_BATCH`, or `BPF_MAP_LOOKUP_AND_DELETE_BATCH` to
-//!   drain it; Linux >= 5.6). This is what reads a cache of a million flows in
-//!   a fraction of a second instead of two system calls per flow.
+//! - [`KeyIndex`]: the flow hash (key -> slot index), with batch deletion
+//!   (`BPF_MAP_DELETE_BATCH`) and batch insertion.
+//! - [`MappedArray`]: a `BPF_F_MMAPABLE` array mapped into this process,
+//!   read and written in place with atomics.
+//! - [`GracePeriod`]: waits until no eBPF program can still hold a pointer
+//!   it looked up before the wait.
 //!
-//! Per-CPU values come as one slot per possible CPU, each the value size
-//! rounded up to 8 bytes. Every operation relies on the layout check done
-//! once by [`PerCpuHash::new`], so the kernel never writes past a buffer.
+//! Every map is checked (type, flags, key and value sizes) against the Rust
+//! types before the kernel writes into a Rust buffer or a mapping is used.
 
-mod batch;
-mod hash;
+mod grace;
+mod index;
+mod mapped;
 pub(crate) mod sys;
 
-pub use batch::{BatchOp, PerCpuHashBatch};
-pub use hash::PerCpuHash;
-pub use sys::{is_unsupported, possible_cpus};
+pub use grace::GracePeriod;
+pub use index::KeyIndex;
+pub use mapped::MappedArray;
+pub use sys::possible_cpus;
 
 #[cfg(test)]
 mod tests;

@@ -13,24 +13,21 @@ pub(crate) mod cmd {
     pub const MAP_LOOKUP_ELEM: libc::c_long = 1;
     pub const MAP_UPDATE_ELEM: libc::c_long = 2;
     pub const MAP_DELETE_ELEM: libc::c_long = 3;
-    pub const MAP_GET_NEXT_KEY: libc::c_long = 4;
     pub const PROG_LOAD: libc::c_long = 5;
     pub const OBJ_GET: libc::c_long = 7;
     pub const OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-    pub const MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
-    pub const MAP_LOOKUP_BATCH: libc::c_long = 24;
-    pub const MAP_LOOKUP_AND_DELETE_BATCH: libc::c_long = 25;
     pub const MAP_UPDATE_BATCH: libc::c_long = 26;
+    pub const MAP_DELETE_BATCH: libc::c_long = 27;
 }
 
-/// `BPF_MAP_TYPE_PERCPU_HASH`.
-pub const MAP_TYPE_PERCPU_HASH: u32 = 5;
-/// `BPF_MAP_TYPE_LRU_PERCPU_HASH`.
-pub const MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
-
-/// The kernel's internal `ENOTSUPP` (not a libc constant, but it reaches user
-/// space from the batch commands of map types that lack them).
-const ENOTSUPP: i32 = 524;
+/// `BPF_MAP_TYPE_HASH`.
+pub const MAP_TYPE_HASH: u32 = 1;
+/// `BPF_MAP_TYPE_ARRAY`.
+pub const MAP_TYPE_ARRAY: u32 = 2;
+/// `BPF_MAP_TYPE_ARRAY_OF_MAPS`.
+pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
+/// `BPF_F_MMAPABLE`: an array user space can mmap.
+pub const F_MMAPABLE: u32 = 1 << 10;
 
 /// Issues `bpf(cmd, attr, sizeof attr)`.
 pub(crate) fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<()> {
@@ -75,16 +72,6 @@ pub(crate) fn obj_get(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd
     bpf_fd(cmd::OBJ_GET, &mut attr)
 }
 
-/// Whether the kernel refused a command because this map type or kernel does
-/// not have it (`EINVAL` on kernels that predate it, `ENOTSUPP`/`EOPNOTSUPP`
-/// for map types without it): the caller should fall back to per-key calls.
-pub fn is_unsupported(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(ENOTSUPP)
-    )
-}
-
 /// The head of `struct bpf_map_info`: what the layout check needs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -123,32 +110,35 @@ impl MapInfo {
         Ok(info)
     }
 
-    /// Checks that this is a per-CPU hash map whose keys are exactly `K` and
-    /// whose per-CPU slots are exactly `V` (value size rounded up to 8), so
-    /// that buffers of `K` and `V` hold what the kernel writes.
-    pub fn check_per_cpu_hash<K, V>(&self) -> io::Result<()> {
+    /// Checks that this is a hash map of keys `K` and values `V`, so that
+    /// buffers of `K` and `V` hold what the kernel writes.
+    pub fn check_hash<K, V>(&self) -> io::Result<()> {
+        self.check(MAP_TYPE_HASH, "hash", 0, size_of::<K>(), size_of::<V>())
+    }
+
+    /// Checks that this is a memory-mappable array of values `V`.
+    pub fn check_mmapable_array<V>(&self) -> io::Result<()> {
+        self.check(
+            MAP_TYPE_ARRAY,
+            "mmapable array",
+            F_MMAPABLE,
+            size_of::<u32>(),
+            size_of::<V>(),
+        )
+    }
+
+    fn check(&self, map_type: u32, what: &str, flags: u32, key: usize, value: usize) -> io::Result<()> {
         let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
-        if self.map_type != MAP_TYPE_PERCPU_HASH && self.map_type != MAP_TYPE_LRU_PERCPU_HASH {
+        if self.map_type != map_type || self.map_flags & flags != flags {
             return invalid(format!(
-                "map {} is of type {}, not a per-CPU hash",
-                self.id, self.map_type
+                "map {} is of type {} (flags {:#x}), not a {what}",
+                self.id, self.map_type, self.map_flags
             ));
         }
-        if !size_of::<V>().is_multiple_of(8) {
+        if self.key_size as usize != key || self.value_size as usize != value {
             return invalid(format!(
-                "per-CPU value type of {} bytes is not 8-byte slots",
-                size_of::<V>()
-            ));
-        }
-        let slot = (self.value_size as usize).next_multiple_of(8);
-        if self.key_size as usize != size_of::<K>() || slot != size_of::<V>() {
-            return invalid(format!(
-                "map {} has {}-byte keys and {}-byte values, expected {} and {}",
-                self.id,
-                self.key_size,
-                self.value_size,
-                size_of::<K>(),
-                size_of::<V>()
+                "map {} has {}-byte keys and {}-byte values, expected {key} and {value}",
+                self.id, self.key_size, self.value_size
             ));
         }
         Ok(())
@@ -158,10 +148,4 @@ impl MapInfo {
 /// Number of possible CPUs: the number of per-CPU slots of every value.
 pub fn possible_cpus() -> io::Result<usize> {
     aya::util::nr_cpus().map_err(|(what, e)| io::Error::new(e.kind(), format!("reading {what}: {e}")))
-}
-
-/// `count` zeroed values of a plain-old-data type.
-pub(super) fn zeroed_vec<T: aya::Pod>(count: usize) -> Vec<T> {
-    // SAFETY: Pod types are valid for any bit pattern, all zeroes included.
-    vec![unsafe { std::mem::zeroed::<T>() }; count]
 }

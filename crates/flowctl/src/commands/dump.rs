@@ -16,16 +16,16 @@ pub fn dump(layout: &PinLayout, args: &DumpArgs) -> anyhow::Result<()> {
     let mut flows: Vec<_> = table
         .read_all()?
         .into_iter()
-        .filter(|(k, _)| args.filter.matches(k))
+        .filter(|f| args.filter.matches(&f.key))
         .collect();
     match args.sort {
-        Some(SortKey::Packets) => flows.sort_by_key(|f| std::cmp::Reverse(f.1.packets)),
-        Some(SortKey::Bytes) => flows.sort_by_key(|f| std::cmp::Reverse(f.1.octets)),
-        None => flows.sort_by_key(|(k, s)| (s.first_seen_ns, *k)),
+        Some(SortKey::Packets) => flows.sort_by_key(|f| std::cmp::Reverse(f.stats.packets)),
+        Some(SortKey::Bytes) => flows.sort_by_key(|f| std::cmp::Reverse(f.stats.octets)),
+        None => flows.sort_by_key(|f| (f.stats.first_seen_ns, f.key)),
     }
     let views: Vec<FlowView> = flows
         .iter()
-        .map(|(k, s)| FlowView::new(k, s, &clock, &mut names))
+        .map(|f| FlowView::new(&f.key, &f.stats, &clock, &mut names))
         .collect();
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&views)?),

@@ -5,6 +5,7 @@ use std::io::ErrorKind;
 use anyhow::{anyhow, bail};
 use flowctl_agent::control::{self, Request, Response};
 use flowctl_datapath::{FlowTable, PinLayout};
+use flowctl_model::{EndReason, Ending, FlowSource};
 
 use crate::cli::FlushArgs;
 
@@ -40,15 +41,18 @@ pub fn flush(layout: &PinLayout, args: &FlushArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Deletes the matching flows from the cache; nothing is exported.
+/// Ends the matching flows in the cache without exporting them.
 fn discard(layout: &PinLayout, args: &FlushArgs) -> anyhow::Result<()> {
-    let mut table = FlowTable::open(layout)?;
+    let table = FlowTable::open_writer(layout)?;
+    let endings: Vec<Ending> = table
+        .read_all()?
+        .iter()
+        .filter(|f| args.all || args.filter.matches(&f.key))
+        .map(|f| Ending::of(f, EndReason::ForcedEnd))
+        .collect();
+    table.close(&endings)?;
     let mut removed = 0usize;
-    for key in table.keys()? {
-        if (args.all || args.filter.matches(&key)) && table.remove(&key)? {
-            removed += 1;
-        }
-    }
+    table.settle(&mut |_, _| removed += 1)?;
     println!("flushed {removed} flow(s): discarded, not exported");
     Ok(())
 }

@@ -1,0 +1,133 @@
+//! The flow slots as user space reads and writes them in the mapping shared
+//! with the datapath: every field through an atomic of its size, since
+//! eBPF programs add to them at any time.
+
+use std::{
+    mem::offset_of,
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+};
+
+use flowctl_model::{first_meta, meta, slot_state, FlowKey, FlowSlot, FlowStats};
+
+use crate::map_ops::MappedArray;
+
+/// The slots of the cache, mapped.
+pub(crate) struct Slots(pub(crate) MappedArray<FlowSlot>);
+
+/// One field of a slot.
+fn field<T>(slot: NonNull<FlowSlot>, offset: usize) -> *mut T {
+    // SAFETY: offset is the offset of a field of FlowSlot, inside the slot.
+    unsafe { slot.as_ptr().cast::<u8>().add(offset).cast::<T>() }
+}
+
+/// The u64 field at `offset` of a slot of `_slots`, borrowed from it.
+fn u64_at(_slots: &Slots, slot: NonNull<FlowSlot>, offset: usize) -> &AtomicU64 {
+    // SAFETY: the field is 8-byte aligned (FlowSlot is repr(C) with u64
+    // fields at multiples of 8, and the mapping is page aligned) and lives
+    // as long as the mapping, which the returned borrow cannot outlive.
+    unsafe { AtomicU64::from_ptr(field(slot, offset)) }
+}
+
+/// The u32 at `offset` of a slot of `_slots`, borrowed from it.
+fn u32_at(_slots: &Slots, slot: NonNull<FlowSlot>, offset: usize) -> &AtomicU32 {
+    // SAFETY: as above, for a 4-byte aligned u32.
+    unsafe { AtomicU32::from_ptr(field(slot, offset)) }
+}
+
+impl Slots {
+    /// Number of slots.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn at(&self, i: u32) -> Option<NonNull<FlowSlot>> {
+        self.0.get(i as usize)
+    }
+
+    fn meta(&self, slot: NonNull<FlowSlot>) -> &AtomicU64 {
+        u64_at(self, slot, offset_of!(FlowSlot, meta))
+    }
+
+    /// The `meta` word of slot `i` (acquire: a live slot's fields, written
+    /// before it was made live, are visible after).
+    pub(crate) fn meta_word(&self, i: u32) -> Option<u64> {
+        self.at(i).map(|s| self.meta(s).load(Ordering::Acquire))
+    }
+
+    /// The state of slot `i`.
+    pub(crate) fn state(&self, i: u32) -> Option<u8> {
+        self.meta_word(i).map(slot_state)
+    }
+
+    /// Replaces the state and reason bits of slot `i` with `bits`,
+    /// atomically with the datapath's updates of the other bits.
+    pub(crate) fn set_state_bits(&self, i: u32, bits: u64) {
+        if let Some(s) = self.at(i) {
+            let _ = self.meta(s).fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
+                Some(m & !meta::STATE_AND_REASON | bits)
+            });
+        }
+    }
+
+    /// Marks slot `i` free. Only for a slot no eBPF program can reach any
+    /// more (settled after a grace period, or never published).
+    pub(crate) fn free(&self, i: u32) {
+        if let Some(s) = self.at(i) {
+            self.meta(s).store(0, Ordering::Release);
+        }
+    }
+
+    /// The key of slot `i`. Written once, before the slot was made live.
+    pub(crate) fn key(&self, i: u32) -> Option<FlowKey> {
+        let s = self.at(i)?;
+        let words = offset_of!(FlowSlot, key);
+        let mut raw = [0u32; size_of::<FlowKey>() / 4];
+        for (n, w) in raw.iter_mut().enumerate() {
+            *w = u32_at(self, s, words + 4 * n).load(Ordering::Relaxed);
+        }
+        // SAFETY: FlowKey is repr(C), 4-byte aligned, made only of integers
+        // and as large as `raw`: every bit pattern is a valid key.
+        Some(unsafe { std::mem::transmute::<[u32; size_of::<FlowKey>() / 4], FlowKey>(raw) })
+    }
+
+    /// The counters of slot `i` now.
+    pub(crate) fn stats(&self, i: u32) -> Option<FlowStats> {
+        let s = self.at(i)?;
+        let u64_of = |o| u64_at(self, s, o).load(Ordering::Relaxed);
+        Some(
+            FlowSlot {
+                packets: u64_of(offset_of!(FlowSlot, packets)),
+                octets: u64_of(offset_of!(FlowSlot, octets)),
+                first_seen_ns: u64_of(offset_of!(FlowSlot, first_seen_ns)),
+                last_seen_ns: u64_of(offset_of!(FlowSlot, last_seen_ns)),
+                meta: u64_of(offset_of!(FlowSlot, meta)),
+                ..Default::default()
+            }
+            .stats(),
+        )
+    }
+
+    /// Fills slot `i` for a flow inserted from user space (tests and
+    /// benchmarks), leaving it free: the caller publishes it.
+    pub(crate) fn fill(&self, i: u32, key: &FlowKey, stats: &FlowStats) {
+        let Some(s) = self.at(i) else { return };
+        // SAFETY: FlowKey is repr(C), 4-byte aligned and 60 bytes: it reads
+        // as 15 words.
+        let words: [u32; size_of::<FlowKey>() / 4] = unsafe { std::mem::transmute(*key) };
+        for (n, w) in words.iter().enumerate() {
+            u32_at(self, s, offset_of!(FlowSlot, key) + 4 * n).store(*w, Ordering::Relaxed);
+        }
+        u64_at(self, s, offset_of!(FlowSlot, packets)).store(stats.packets, Ordering::Relaxed);
+        u64_at(self, s, offset_of!(FlowSlot, octets)).store(stats.octets, Ordering::Relaxed);
+        u64_at(self, s, offset_of!(FlowSlot, first_seen_ns)).store(stats.first_seen_ns, Ordering::Relaxed);
+        u64_at(self, s, offset_of!(FlowSlot, last_seen_ns)).store(stats.last_seen_ns, Ordering::Relaxed);
+        self.meta(s).store(first_meta(stats), Ordering::Release);
+    }
+
+    /// Makes slot `i` live, after its key was published (user-space
+    /// inserts).
+    pub(crate) fn make_live(&self, i: u32) {
+        self.set_state_bits(i, u64::from(flowctl_model::SLOT_LIVE) << meta::STATE_SHIFT);
+    }
+}
