@@ -85,6 +85,15 @@ impl Candidates {
         }
     }
 
+    /// No candidates: for a scan that cannot end with an eviction.
+    pub(crate) fn none() -> Self {
+        Self {
+            bound: 0,
+            kept: Vec::new(),
+            cutoff: None,
+        }
+    }
+
     /// Considers one flow that stays. Amortised constant time: flows are
     /// kept until there are half as many again as `bound`, then only the
     /// `bound` oldest stay (a linear selection) and set the cutoff.

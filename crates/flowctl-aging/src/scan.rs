@@ -32,15 +32,22 @@ impl ScanPass {
 
 impl Aging {
     /// Starts a scan, at boot time `now_ns`, of a cache holding at most
-    /// `capacity` flows.
-    pub fn begin_scan(&mut self, now_ns: u64, capacity: u32) -> ScanPass {
+    /// `capacity` flows, and at most `occupancy` now if that is known: when
+    /// it is below the high watermark no eviction can follow, and the scan
+    /// does not spend time choosing candidates.
+    pub fn begin_scan(&mut self, now_ns: u64, capacity: u32, occupancy: Option<usize>) -> ScanPass {
         self.generation += 1;
+        let high = (self.watermarks.high * f64::from(capacity)) as usize;
+        let candidates = match occupancy {
+            Some(n) if n < high.max(1) => Candidates::none(),
+            _ => Candidates::new(self.watermarks, capacity),
+        };
         ScanPass {
             now_ns,
             generation: self.generation,
             capacity,
             staying: 0,
-            candidates: Candidates::new(self.watermarks, capacity),
+            candidates,
         }
     }
 

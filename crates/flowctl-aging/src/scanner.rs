@@ -157,7 +157,7 @@ impl<S: FlowSource> Scanner<S> {
     /// were walked.
     fn walk_and_close(&mut self) -> Result<usize, S::Error> {
         let Self { source, aging, .. } = self;
-        let mut scan = aging.begin_scan(source.now_ns(), source.capacity());
+        let mut scan = aging.begin_scan(source.now_ns(), source.capacity(), source.occupancy_bound());
         let mut flows = 0;
         let mut expiries = Vec::new();
         let mut endings = Vec::new();

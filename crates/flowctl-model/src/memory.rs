@@ -202,6 +202,11 @@ impl FlowSource for MemorySource {
         self.cache.borrow().capacity
     }
 
+    fn occupancy_bound(&self) -> Option<usize> {
+        let c = self.cache.borrow();
+        Some(c.flows.len() + c.closing.len())
+    }
+
     fn walk(&self) -> MemoryWalk<'_> {
         MemoryWalk {
             source: self,

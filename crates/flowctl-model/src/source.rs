@@ -61,6 +61,13 @@ pub trait FlowSource {
 
     /// Most flows the cache holds.
     fn capacity(&self) -> u32;
+    /// At least as many flows as the cache holds now, if the cache knows
+    /// it without a walk (the real cache: its slots minus the free ones).
+    /// A scan skips choosing eviction candidates when even this many
+    /// flows stay below the eviction watermark.
+    fn occupancy_bound(&self) -> Option<usize> {
+        None
+    }
     /// A walk that reads every live flow, a chunk at a time; flows stay.
     fn walk(&self) -> Self::Walk<'_>;
     /// Takes the keys of `flows` out of the cache; a flow no longer there

@@ -269,6 +269,12 @@ impl FlowSource for FlowTable {
         self.max_flows
     }
 
+    /// Slots not on the ring of free slots: live, closing, and a CPU's
+    /// spare at most each.
+    fn occupancy_bound(&self) -> Option<usize> {
+        Some((self.slots.len() as u64).saturating_sub(self.ring.free()) as usize)
+    }
+
     /// A walk over the live slots, in slot order, read in place.
     fn walk(&self) -> SlotWalk<'_> {
         SlotWalk::new(self)
