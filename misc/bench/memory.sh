@@ -9,8 +9,10 @@
 # them, and the script prints, per flow:
 #   memlock   what the kernel reports for the maps (bpftool map show); on
 #             6.1 an estimate from key, value and entry counts
-#   used      MemFree before the maps were created minus MemFree after: the
-#             memory really taken, allocator overhead included
+#   used      what the maps really took: the growth of vmalloc'd memory
+#             (VmallocUsed: hash elements and buckets, arrays), per-CPU
+#             allocations (Percpu: per-CPU values) and unreclaimable slab
+#             (SUnreclaim) in /proc/meminfo, allocator overhead included
 # Old layout (flowctl up to layout 2): one per-CPU hash, 60-byte keys and
 # 40-byte values per possible CPU. New layout (3): a hash of 60-byte keys to
 # 4-byte slot indexes, an array of 104-byte slots, the ring of free slots
@@ -27,23 +29,31 @@ cd "$(dirname "$0")/../.."
 if [ "${1:-}" = --in-guest ]; then
     flows=$2
     dir=/sys/fs/bpf/memory-bench
-    free_kb() { awk '/^MemFree:/ { print $2 }' /proc/meminfo; }
+    used_kb() { awk '/^(VmallocUsed|Percpu|SUnreclaim):/ { s += $2 } END { print s }' /proc/meminfo; }
     memlock() { bpftool map show pinned "$1" | sed -n 's/.*memlock \([0-9]*\)B.*/\1/p'; }
     # Creates the maps given as "name type key value entries flags" lines;
     # prints memlock and used bytes.
     measure() {
         rm -rf "$dir" && mkdir -p "$dir"
-        sync; echo 3 >/proc/sys/vm/drop_caches
         local before after total=0 name type key value entries flags
-        before=$(free_kb)
+        before=$(used_kb)
         while read -r name type key value entries flags; do
             bpftool map create "$dir/$name" type "$type" key "$key" value "$value" entries "$entries" \
                 name "$name" flags "$flags"
             total=$((total + $(memlock "$dir/$name")))
         done
-        after=$(free_kb)
-        echo "$total $(((before - after) * 1024))"
+        after=$(used_kb)
+        echo "$total $(((after - before) * 1024))"
         rm -rf "$dir"
+        # Maps are freed in the background: wait until the memory is back,
+        # so that the next measurement does not see it go.
+        local last=-1 now i
+        for i in $(seq 100); do
+            now=$(used_kb)
+            [ $((now - last)) -lt 1024 ] && [ $((last - now)) -lt 1024 ] && break
+            last=$now
+            sleep 0.2
+        done
     }
     pow2=1
     while [ "$pow2" -lt "$flows" ]; do pow2=$((pow2 * 2)); done

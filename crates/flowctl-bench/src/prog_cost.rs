@@ -26,6 +26,8 @@ pub fn run(args: &ProgCostArgs) -> Result<()> {
     let frame = frames::frame(&spec, frames::FIRST_SRC_PORT);
     let mut bare = load(BARE_OBJECT, "bare_counter")?;
     let mut flowctl = load(flowctl_datapath::DATAPATH_OBJECT, "flowctl_egress")?;
+    // Its private cache has no free slot until its ring is filled.
+    flowctl_datapath::fill_ring(&flowctl).context("filling the ring of free slots")?;
     let (mut bare_ns, mut flowctl_ns) = (Vec::new(), Vec::new());
     for _ in 0..args.rounds {
         bare_ns.push(ns_per_run(&mut bare, "bare_counter", &frame, args.repeat)?);

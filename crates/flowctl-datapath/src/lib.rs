@@ -18,8 +18,8 @@ pub mod test_run;
 use std::fmt;
 
 pub use attach::{
-    attach, attachments, detach, detach_all, remove_attachment, status, AttachMode, AttachRequest, Attachment,
-    AttachmentState, Hook, Order, Status,
+    attach, attachments, detach, detach_all, fill_ring, remove_attachment, status, AttachMode, AttachRequest,
+    Attachment, AttachmentState, Hook, Order, Status,
 };
 pub use error::{Error, Result};
 pub use flow_table::FlowTable;

@@ -119,8 +119,9 @@ fn ring_pairs(max_flows: u32) -> u32 {
 }
 
 /// Puts every slot on the ring of a cache just created (a no-op for one
-/// that was pinned already).
-fn fill_ring(ebpf: &aya::Ebpf) -> Result<()> {
+/// that was pinned already): done by every load here; public for tools
+/// that load [`crate::DATAPATH_OBJECT`] themselves, with private maps.
+pub fn fill_ring(ebpf: &aya::Ebpf) -> Result<()> {
     use std::os::fd::AsFd;
     let fd = |name: &str| -> Result<std::os::fd::BorrowedFd<'_>> {
         let map = ebpf.map(name).ok_or_else(|| Error::Bpf {

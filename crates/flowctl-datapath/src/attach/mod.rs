@@ -26,6 +26,7 @@ use std::{collections::HashMap, fmt, fs, io, path::Path, str::FromStr};
 use aya::{programs::TcAttachType, util::KernelVersion};
 use flowctl_model::{DatapathCounters, FlowSource};
 
+pub use load::fill_ring;
 pub(crate) use load::{classifier_mut, load_object, pinned_flows_map};
 
 use crate::{
