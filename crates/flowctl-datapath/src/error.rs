@@ -105,6 +105,18 @@ pub enum Error {
     /// Ending flows was asked of a table opened for reading only.
     #[error("the flow cache was opened for reading only")]
     NotWriter,
+    /// The kernel's verifier refused a program.
+    #[error(
+        "the kernel's verifier refused {program} ({errno}): {reason}; please report it with the output of `uname -r`"
+    )]
+    VerifierRefused {
+        /// The program.
+        program: String,
+        /// The error of BPF_PROG_LOAD.
+        errno: String,
+        /// The verifier's last message.
+        reason: String,
+    },
     /// A kernel or bpffs operation failed.
     #[error("{action}: {source}")]
     Io {
@@ -136,6 +148,22 @@ impl Error {
         }
     }
 
+    /// A program the kernel refused to load: the verifier's own reason
+    /// when it gave one (a refusal is EACCES or EINVAL, which must not read
+    /// as a missing privilege), else what [`Error::bpf`] makes of it.
+    pub fn program_load(program: &str, err: aya::programs::ProgramError) -> Self {
+        if let aya::programs::ProgramError::LoadError { io_error, verifier_log } = &err {
+            if let Some(reason) = verifier_reason(&verifier_log.to_string()) {
+                return Error::VerifierRefused {
+                    program: program.to_string(),
+                    errno: io_error.to_string(),
+                    reason,
+                };
+            }
+        }
+        Error::bpf(format!("verifying {program}"), err)
+    }
+
     /// Wraps any aya error, flattening its source chain into one line and
     /// mapping permission failures to [`Error::PermissionDenied`].
     pub fn bpf(action: impl Into<String>, err: impl std::error::Error) -> Self {
@@ -155,5 +183,37 @@ impl Error {
             return Error::PermissionDenied { action };
         }
         Error::Bpf { action, message }
+    }
+}
+
+/// The line of a verifier log that says why it refused the program: the
+/// last one that is not statistics; `None` for an empty log.
+fn verifier_reason(log: &str) -> Option<String> {
+    const STATS: [&str; 5] = [
+        "processed ",
+        "verification time",
+        "stack depth",
+        "-- END",
+        "max_states_per_insn",
+    ];
+    log.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !STATS.iter().any(|s| l.starts_with(s)))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod verifier_tests {
+    use super::verifier_reason;
+
+    #[test]
+    fn the_reason_is_the_last_line_before_the_statistics() {
+        let log = "func#0 @0\n1433: (63) *(u32 *)(r10 -40) = r6\nattempt to corrupt spilled pointer on stack\nverification time 26433 usec\nstack depth 56\nprocessed 3734 insns (limit 1000000) max_states_per_insn 4\n";
+        assert_eq!(
+            verifier_reason(log).as_deref(),
+            Some("attempt to corrupt spilled pointer on stack")
+        );
+        assert_eq!(verifier_reason(""), None);
+        assert_eq!(verifier_reason("\nverification time 1 usec\n"), None);
     }
 }

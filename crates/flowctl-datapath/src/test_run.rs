@@ -69,7 +69,7 @@ impl DetachedDatapath {
             let program = classifier_mut(&mut ebpf, direction)?;
             program
                 .load()
-                .map_err(|e| Error::bpf(format!("verifying {}", direction.program_name()), e))?;
+                .map_err(|e| Error::program_load(direction.program_name(), e))?;
         }
         Ok(Self { ebpf })
     }

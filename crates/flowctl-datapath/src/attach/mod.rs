@@ -274,7 +274,7 @@ pub fn attach(layout: &PinLayout, req: &AttachRequest) -> Result<Vec<Attachment>
                 let program = classifier_mut(&mut ebpf, direction)?;
                 if program.fd().is_err() {
                     let name = direction.program_name();
-                    program.load().map_err(|e| Error::bpf(format!("verifying {name}"), e))?;
+                    program.load().map_err(|e| Error::program_load(name, e))?;
                 }
                 let pin = pin_path(layout, netns_ino, iface.ifindex, direction, hook);
                 match hook {
