@@ -64,6 +64,20 @@ volatile const __u32 NETNS_INO = 0;
  */
 volatile const __u8 RAW_IP = 0;
 
+/*
+ * Packet selection (sampling) of this program instance, set at load time.
+ * SAMPLE_INTERVAL 0 or 1 meters every packet: the verifier then knows the
+ * test below is false and removes the selection code (a load of a frozen
+ * constant and no branch remain). Else one packet in SAMPLE_INTERVAL is
+ * metered: at random when SAMPLE_THRESHOLD is not 0 (a packet is selected
+ * when bpf_get_prandom_u32() < SAMPLE_THRESHOLD = 2^32 / N, no division),
+ * else every SAMPLE_INTERVAL-th packet on each CPU (flowctl_sampler).
+ * SAMPLING is what the flows of this instance carry in flow_key.sampling.
+ */
+volatile const __u32 SAMPLE_INTERVAL = 0;
+volatile const __u32 SAMPLE_THRESHOLD = 0;
+volatile const __u32 SAMPLING = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, DEFAULT_MAX_FLOWS);
@@ -122,6 +136,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct clock_cache);
 } flowctl_clock SEC(".maps");
+
+/* Private to each loaded object (so to each attachment), never pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sampler);
+} flowctl_sampler SEC(".maps");
 
 /* Header buffers, aligned so copies into them use word stores. */
 #define HDR_BUF __attribute__((aligned(8)))
@@ -310,7 +332,7 @@ static __always_inline void add_packet(struct flow_slot *v, const struct packet_
 	note_ttl(v, m->ttl);
 }
 
-/* Whether slot key a is flow key b (60 bytes, compared as words). */
+/* Whether slot key a is flow key b (64 bytes, compared as words). */
 static __always_inline int same_key(const struct flow_key *a, const struct flow_key *b)
 {
 	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
@@ -642,8 +664,31 @@ static __always_inline __u16 parse_mpls(struct __sk_buff *skb, struct scratch *s
 	return 0;
 }
 
+/*
+ * Whether this packet is passed over by the attachment's packet selection
+ * (only called when SAMPLE_INTERVAL > 1). Nothing else is read or written
+ * for a packet passed over: it costs a random number, or a per-CPU counter.
+ */
+static __always_inline int passed_over(void)
+{
+	if (SAMPLE_THRESHOLD)
+		return bpf_get_prandom_u32() >= SAMPLE_THRESHOLD;
+	__u32 zero = 0;
+	struct sampler *c = bpf_map_lookup_elem(&flowctl_sampler, &zero);
+	if (!c)
+		return 0;
+	if (c->count + 1 < SAMPLE_INTERVAL) {
+		c->count += 1;
+		return 1;
+	}
+	c->count = 0;
+	return 0;
+}
+
 static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 {
+	if (SAMPLE_INTERVAL > 1 && passed_over())
+		return TC_ACT_UNSPEC;
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&flowctl_scratch, &zero);
 	if (!s)
@@ -696,6 +741,7 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 	key->vlan_id = vlan;
 	key->inner_vlan_id = inner_vlan;
 	key->netns_ino = NETNS_INO;
+	key->sampling = SAMPLING;
 	key->direction = direction;
 	key->ingress_ifindex = skb->ingress_ifindex;
 	key->egress_ifindex = direction == FLOWCTL_DIR_EGRESS ? skb->ifindex : 0;

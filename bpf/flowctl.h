@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Version of the map layout below; names the pin directory (v<N>). */
-#define FLOWCTL_LAYOUT_VERSION 3
+#define FLOWCTL_LAYOUT_VERSION 4
 
 /* flowDirection (IPFIX IE 61) values. */
 #define FLOWCTL_DIR_INGRESS 0
@@ -52,6 +52,21 @@ struct flow_key {
 	__u8 protocol;          /* IPv4 protocol / IPv6 upper-layer next header */
 	__u8 pad;               /* always 0 */
 	__u32 mpls_label;       /* top MPLS label stack entry, see above; 0 if none */
+	__u32 sampling;         /* the attachment's packet selection, see above; 0 if none */
+};
+
+/* flow_key.sampling: the interval in the low bits, and this bit when the
+ * selection is random (else it is count-based: every Nth packet per CPU). */
+#define FLOWCTL_SAMPLING_RANDOM (1u << 31)
+#define FLOWCTL_SAMPLING_INTERVAL_MASK 0x01ffffffu
+
+/* Per-CPU state of an attachment's count-based packet selection (a private
+ * per-CPU array, one element). sampling is the attachment's
+ * flow_key.sampling, written by user space at load so that `flowctl
+ * status` can show it; the datapath never reads it. */
+struct sampler {
+	__u32 count;            /* packets passed over since the last one selected */
+	__u32 sampling;
 };
 
 /*
@@ -95,7 +110,6 @@ struct flow_key {
  */
 struct flow_slot {
 	struct flow_key key;    /* the flow this slot counts */
-	__u32 pad;              /* always 0 */
 	__u64 packets;          /* wire packets (a GSO packet counts its segments) */
 	__u64 octets;           /* IP header + payload of every wire packet */
 	__u64 first_seen_ns;    /* CLOCK_BOOTTIME of the first packet (< 1 jiffy early) */
@@ -146,5 +160,6 @@ struct datapath_counters {
 #define FLOWCTL_RINGCTL_MAP "flowctl_ringctl"
 #define FLOWCTL_SPARE_MAP "flowctl_spare"
 #define FLOWCTL_COUNTERS_MAP "flowctl_stats"
+#define FLOWCTL_SAMPLER_MAP "flowctl_sampler" /* private, never pinned */
 
 #endif /* FLOWCTL_H */

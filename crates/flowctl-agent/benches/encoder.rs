@@ -93,6 +93,7 @@ fn records(n: usize, ip_version: Option<u8>) -> VecDeque<FlowRecord> {
                     protocol,
                     pad: 0,
                     mpls_label: 0,
+                    sampling: 0,
                 },
                 stats: FlowStats {
                     packets,

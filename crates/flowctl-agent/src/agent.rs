@@ -81,6 +81,7 @@ async fn attach_all(layout: &PinLayout, config: &AgentConfig) -> Result<(), Agen
             max_flows: config.max_flows,
             mode: config.attach_mode,
             order: config.attach_order,
+            sampling: i.sampling,
         };
         let layout = layout.clone();
         let done = tokio::task::spawn_blocking(move || flowctl_datapath::attach(&layout, &request))

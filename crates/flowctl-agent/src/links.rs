@@ -186,6 +186,7 @@ impl LinkTracker {
                 max_flows: wanted.max_flows,
                 mode: wanted.mode,
                 order: wanted.order,
+                sampling: spec.sampling,
             };
             match flowctl_datapath::attach(layout, &request) {
                 Ok(done) => {
@@ -286,6 +287,7 @@ mod tests {
             interface: name.map(String::from),
             direction: Direction::Egress,
             hook: Hook::Tcx,
+            sampling: None,
             state,
         }
     }

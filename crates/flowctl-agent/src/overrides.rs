@@ -40,6 +40,10 @@ pub struct Overrides {
     pub spool_dir: Option<String>,
     /// Control socket path.
     pub control_socket: Option<String>,
+    /// Sampling interval of every interface.
+    pub sample_interval: Option<u64>,
+    /// Sampling mode of every interface.
+    pub sample_mode: Option<String>,
 }
 
 /// Splits `udp://host:port`, `tcp://host:port`, `tls://host:port` or `host:port` (UDP).
@@ -68,8 +72,20 @@ impl Overrides {
                     name: name.clone(),
                     netns: self.netns.clone(),
                     direction: self.direction.clone(),
+                    sampling: None,
                 })
                 .collect();
+        }
+        if self.sample_interval.is_some() || self.sample_mode.is_some() {
+            for i in &mut file.interfaces {
+                let s = i.sampling.get_or_insert_with(Default::default);
+                if self.sample_interval.is_some() {
+                    s.interval = self.sample_interval;
+                }
+                if self.sample_mode.is_some() {
+                    s.mode = self.sample_mode.clone();
+                }
+            }
         }
         if !self.collectors.is_empty() {
             file.collectors = self
@@ -193,5 +209,28 @@ mod tests {
         };
         off.apply(&mut file).unwrap();
         assert_eq!(file.metrics.enabled, Some(false));
+    }
+
+    #[test]
+    fn sampling_flags_set_every_interface() {
+        let mut file = crate::config::parse(
+            "interfaces:\n  - name: a\n  - name: b\n    sampling: {interval: 5, mode: deterministic}\n",
+            "f",
+        )
+        .unwrap();
+        let o = Overrides {
+            sample_interval: Some(100),
+            ..Default::default()
+        };
+        o.apply(&mut file).unwrap();
+        let got: Vec<_> = file
+            .interfaces
+            .iter()
+            .map(|i| {
+                let s = i.sampling.clone().unwrap();
+                (s.interval, s.mode)
+            })
+            .collect();
+        assert_eq!(got, [(Some(100), None), (Some(100), Some("deterministic".to_string()))]);
     }
 }

@@ -7,6 +7,7 @@ use crate::{
     Direction, Error, PinLayout, Result,
 };
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
+use flowctl_model::Sampling;
 
 /// Offsets in the kernel's `struct __sk_buff` (include/uapi/linux/bpf.h).
 const SKB_INGRESS_IFINDEX: usize = 36;
@@ -63,8 +64,24 @@ impl DetachedDatapath {
     /// Loads the datapath with its maps pinned under `layout`; flows are keyed
     /// with `netns_ino`.
     pub fn load(layout: &PinLayout, netns_ino: u32, max_flows: Option<u32>) -> Result<Self> {
+        Self::load_sampled(layout, netns_ino, max_flows, Sampling::NONE)
+    }
+
+    /// [`DetachedDatapath::load`], metering the packets `sampling` selects.
+    pub fn load_sampled(
+        layout: &PinLayout,
+        netns_ino: u32,
+        max_flows: Option<u32>,
+        sampling: Sampling,
+    ) -> Result<Self> {
         layout.prepare()?;
-        let mut ebpf = load_object(layout, netns_ino, max_flows, crate::netlink::LinkKind::Ethernet)?;
+        let mut ebpf = load_object(
+            layout,
+            netns_ino,
+            max_flows,
+            crate::netlink::LinkKind::Ethernet,
+            sampling,
+        )?;
         for direction in Direction::BOTH {
             let program = classifier_mut(&mut ebpf, direction)?;
             program
@@ -77,6 +94,12 @@ impl DetachedDatapath {
     /// Runs one packet (starting at its Ethernet header) through the
     /// classifier of `direction`; returns the program's verdict.
     pub fn run(&self, direction: Direction, packet: &[u8], ctx: SkbContext) -> Result<i32> {
+        self.run_repeated(direction, packet, ctx, 1)
+    }
+
+    /// Runs one packet `repeat` times in one `BPF_PROG_TEST_RUN` (on one CPU,
+    /// the caller's); returns the verdict of the last run.
+    pub fn run_repeated(&self, direction: Direction, packet: &[u8], ctx: SkbContext, repeat: u32) -> Result<i32> {
         let name = direction.program_name();
         let program: &SchedClassifier = self
             .ebpf
@@ -93,6 +116,7 @@ impl DetachedDatapath {
             data_in: Some(packet),
             data_out: Some(&mut out),
             ctx_in: Some(&ctx_bytes),
+            repeat: repeat.max(1),
             ..TestRunOptions::new()
         };
         let result = program.test_run(opts).map_err(|e| Error::bpf("BPF_PROG_TEST_RUN", e))?;

@@ -193,6 +193,7 @@ fn key4(protocol: u8, src_port: u16, dst_port: u16) -> FlowKey {
         protocol,
         pad: 0,
         mpls_label: 0,
+        sampling: 0,
     }
 }
 

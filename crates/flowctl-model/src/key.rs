@@ -43,6 +43,10 @@ pub struct FlowKey {
     /// [`MPLS_PRESENT`] | its first 3 bytes (`label << 4 | TC << 1 | S`, IPFIX's
     /// `mplsTopLabelStackSection`). See [`FlowKey::mpls_top_label`].
     pub mpls_label: u32,
+    /// The packet selection of the attachment that metered the flow, as a
+    /// [`Sampling::word`](crate::Sampling::word): 0 when it metered every
+    /// packet. Flows metered at different rates are different flows.
+    pub sampling: u32,
 }
 
 /// Set in [`FlowKey::mpls_label`] when the packet had an MPLS label stack

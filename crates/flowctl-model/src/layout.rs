@@ -3,7 +3,7 @@
 
 /// Version of the map layout; names the pin directory (`v<N>`).
 /// Must equal `FLOWCTL_LAYOUT_VERSION` in `bpf/flowctl.h`.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Name of the flow hash (key -> slot index) in the object file and in bpffs.
 pub const FLOWS_MAP: &str = "flowctl_flows";
@@ -17,6 +17,9 @@ pub const RINGCTL_MAP: &str = "flowctl_ringctl";
 pub const SPARE_MAP: &str = "flowctl_spare";
 /// Name of the per-CPU datapath counters array in the object file and in bpffs.
 pub const COUNTERS_MAP: &str = "flowctl_stats";
+/// Name of the per-CPU state of an attachment's count-based sampling (a
+/// private map of each loaded program, never pinned; one [`crate::Sampler`]).
+pub const SAMPLER_MAP: &str = "flowctl_sampler";
 /// Name of the egress classifier in the object file.
 pub const EGRESS_PROGRAM: &str = "flowctl_egress";
 /// Name of the ingress classifier in the object file.
@@ -27,6 +30,15 @@ pub const NETNS_INO_GLOBAL: &str = "NETNS_INO";
 /// carries bare IP packets (no link-layer header: tun, WireGuard, ip
 /// tunnels, ppp).
 pub const RAW_IP_GLOBAL: &str = "RAW_IP";
+/// Name of the read-only global holding the attachment's sampling interval
+/// (0 or 1: every packet).
+pub const SAMPLE_INTERVAL_GLOBAL: &str = "SAMPLE_INTERVAL";
+/// Name of the read-only global holding the random selection threshold
+/// ([`crate::Sampling::threshold`]); 0 for count-based selection.
+pub const SAMPLE_THRESHOLD_GLOBAL: &str = "SAMPLE_THRESHOLD";
+/// Name of the read-only global holding what the attachment's flows carry
+/// in [`crate::FlowKey::sampling`] ([`crate::Sampling::word`]).
+pub const SAMPLING_GLOBAL: &str = "SAMPLING";
 
 /// `flowDirection` (IPFIX IE 61) value for ingress.
 pub const DIRECTION_INGRESS: u8 = 0;

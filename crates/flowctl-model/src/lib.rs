@@ -21,6 +21,7 @@ pub mod memory;
 pub mod proto;
 mod reason;
 mod record;
+mod sampling;
 mod selector;
 mod slot;
 mod source;
@@ -31,6 +32,7 @@ pub use key::{key_addr, FlowKey, MplsLabel, MPLS_PRESENT};
 pub use layout::*;
 pub use reason::{EndReason, ReasonCounts};
 pub use record::FlowRecord;
+pub use sampling::*;
 pub use selector::FlowSelector;
 pub use slot::{
     closing_bits, closing_reason, first_meta, meta, slot_state, FlowSlot, RingPair, SlotRing, SpareSlot, SLOT_CLOSING,
@@ -54,4 +56,6 @@ mod pod {
     unsafe impl aya::Pod for super::SpareSlot {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::DatapathCounters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Sampler {}
 }

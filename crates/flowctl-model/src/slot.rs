@@ -64,8 +64,6 @@ pub fn first_meta(stats: &FlowStats) -> u64 {
 pub struct FlowSlot {
     /// The flow this slot counts.
     pub key: FlowKey,
-    /// Always 0.
-    pub pad: u32,
     /// Wire packets.
     pub packets: u64,
     /// L3 octets.

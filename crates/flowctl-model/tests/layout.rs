@@ -7,8 +7,8 @@
 use std::{collections::BTreeMap, mem::offset_of, path::PathBuf, process::Command};
 
 use flowctl_model::{
-    meta, DatapathCounters, FlowKey, FlowSlot, RingPair, SlotRing, SpareSlot, LAYOUT_VERSION, SLOT_CLOSING, SLOT_FREE,
-    SLOT_LIVE,
+    meta, DatapathCounters, FlowKey, FlowSlot, RingPair, Sampler, SlotRing, SpareSlot, LAYOUT_VERSION,
+    SAMPLING_INTERVAL_MASK, SAMPLING_RANDOM, SLOT_CLOSING, SLOT_FREE, SLOT_LIVE,
 };
 
 const FIELDS: &[(&str, &[&str])] = &[
@@ -29,22 +29,16 @@ const FIELDS: &[(&str, &[&str])] = &[
             "protocol",
             "pad",
             "mpls_label",
+            "sampling",
         ],
     ),
     (
         "flow_slot",
-        &[
-            "key",
-            "pad",
-            "packets",
-            "octets",
-            "first_seen_ns",
-            "last_seen_ns",
-            "meta",
-        ],
+        &["key", "packets", "octets", "first_seen_ns", "last_seen_ns", "meta"],
     ),
     ("slot_ring", &["head", "tail", "mask", "pad"]),
     ("spare_slot", &["slot", "held"]),
+    ("sampler", &["count", "sampling"]),
     ("ring_pair", &["slot"]),
     (
         "datapath_counters",
@@ -69,6 +63,8 @@ const CONSTANTS: &[(&str, &str)] = &[
     ("tos_shift", "FLOWCTL_META_TOS_SHIFT"),
     ("state_shift", "FLOWCTL_META_STATE_SHIFT"),
     ("reason_shift", "FLOWCTL_META_REASON_SHIFT"),
+    ("sampling_random", "FLOWCTL_SAMPLING_RANDOM"),
+    ("sampling_interval_mask", "FLOWCTL_SAMPLING_INTERVAL_MASK"),
 ];
 
 /// Compiles and runs the C side; returns "struct.field" -> offset and "struct" -> size.
@@ -77,7 +73,7 @@ fn c_layout() -> BTreeMap<String, usize> {
     let mut src = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"flowctl.h\"\nint main(void) {\n");
     src.push_str("printf(\"version %d\\n\", FLOWCTL_LAYOUT_VERSION);\n");
     for (name, c_name) in CONSTANTS {
-        src.push_str(&format!("printf(\"{name} %d\\n\", {c_name});\n"));
+        src.push_str(&format!("printf(\"{name} %lu\\n\", (unsigned long){c_name});\n"));
     }
     for (name, fields) in FIELDS {
         src.push_str(&format!("printf(\"{name} %zu\\n\", sizeof(struct {name}));\n"));
@@ -135,6 +131,8 @@ fn rust_types_match_c_header() {
     rust.insert("tos_shift".to_string(), meta::TOS_SHIFT as usize);
     rust.insert("state_shift".to_string(), meta::STATE_SHIFT as usize);
     rust.insert("reason_shift".to_string(), meta::REASON_SHIFT as usize);
+    rust.insert("sampling_random".to_string(), SAMPLING_RANDOM as usize);
+    rust.insert("sampling_interval_mask".to_string(), SAMPLING_INTERVAL_MASK as usize);
     rust_layout!(
         rust,
         "flow_key",
@@ -153,17 +151,19 @@ fn rust_types_match_c_header() {
             ip_version,
             protocol,
             pad,
-            mpls_label
+            mpls_label,
+            sampling
         ]
     );
     rust_layout!(
         rust,
         "flow_slot",
         FlowSlot,
-        [key, pad, packets, octets, first_seen_ns, last_seen_ns, meta]
+        [key, packets, octets, first_seen_ns, last_seen_ns, meta]
     );
     rust_layout!(rust, "slot_ring", SlotRing, [head, tail, mask, pad]);
     rust_layout!(rust, "spare_slot", SpareSlot, [slot, held]);
+    rust_layout!(rust, "sampler", Sampler, [count, sampling]);
     rust_layout!(rust, "ring_pair", RingPair, [slot]);
     rust_layout!(
         rust,

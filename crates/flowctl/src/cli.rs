@@ -307,6 +307,23 @@ pub struct HookArgs {
     /// Before or after the other programs on the hook [default: first].
     #[arg(long, value_name = "first|last", value_parser = parse_from_str::<Order>)]
     pub attach_order: Option<Order>,
+    /// Meter 1 packet in N (1 to 16777216) [default: 1, every packet]; the agent: on every interface.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=u64::from(flowctl_model::MAX_SAMPLE_INTERVAL)))]
+    pub sample_interval: Option<u64>,
+    /// How the 1 in N are chosen: at random, or every Nth packet on each CPU [default: random].
+    #[arg(long, value_name = "random|deterministic", value_parser = parse_from_str::<flowctl_model::SampleMode>)]
+    pub sample_mode: Option<flowctl_model::SampleMode>,
+}
+
+impl HookArgs {
+    /// The sampling the flags ask for (every packet without them).
+    pub fn sampling(&self) -> Result<flowctl_model::Sampling, String> {
+        let interval = self
+            .sample_interval
+            .map_or(Ok(1), u32::try_from)
+            .map_err(|e| e.to_string())?;
+        flowctl_model::Sampling::new(interval, self.sample_mode.unwrap_or_default())
+    }
 }
 
 /// A value parsed by its `FromStr`.

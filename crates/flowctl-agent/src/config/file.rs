@@ -78,6 +78,18 @@ pub struct InterfaceEntry {
     pub netns: Option<String>,
     /// `ingress`, `egress` or `both` (default `egress`).
     pub direction: Option<String>,
+    /// Packet sampling (default: every packet).
+    pub sampling: Option<SamplingEntry>,
+}
+
+/// `interfaces[].sampling`: meter 1 packet in `interval`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SamplingEntry {
+    /// N, 1 to 2^24 (1: every packet).
+    pub interval: Option<u64>,
+    /// `random` (default) or `deterministic` (every Nth packet per CPU).
+    pub mode: Option<String>,
 }
 
 /// `collectors[]`.

@@ -19,6 +19,7 @@ use flowctl_ipfix::{
     template::{Strictness, Template, TemplateError},
     MessageBuilder,
 };
+use flowctl_model::{SampleMode, Sampling, MAX_SAMPLE_INTERVAL};
 
 use file::{CollectorEntry, ConfigFile, InterfaceEntry, MetricsEntry, SpoolEntry, TemplateEntry, TimersEntry};
 
@@ -49,6 +50,8 @@ pub struct InterfaceSpec {
     pub netns: Option<String>,
     /// Directions to meter.
     pub directions: Vec<Direction>,
+    /// Which packets are metered.
+    pub sampling: Sampling,
 }
 
 /// One collector.
@@ -390,7 +393,23 @@ fn interface(e: &InterfaceEntry) -> Result<InterfaceSpec, String> {
         name: e.name.clone(),
         netns: e.netns.clone(),
         directions: directions(e.direction.as_deref())?,
+        sampling: sampling(e.sampling.as_ref()).map_err(|p| format!("sampling.{p}"))?,
     })
+}
+
+/// `sampling: {interval, mode}`; none: every packet.
+pub fn sampling(e: Option<&file::SamplingEntry>) -> Result<Sampling, String> {
+    let Some(e) = e else {
+        return Ok(Sampling::NONE);
+    };
+    let mode: SampleMode = match e.mode.as_deref() {
+        None => SampleMode::default(),
+        Some(m) => m.parse().map_err(|p| format!("mode: {p}"))?,
+    };
+    let interval = e.interval.unwrap_or(1);
+    let interval = u32::try_from(interval)
+        .map_err(|_| format!("interval: {interval} is out of range (1 to {MAX_SAMPLE_INTERVAL})"))?;
+    Sampling::new(interval, mode).map_err(|p| format!("interval: {p}"))
 }
 
 /// `ingress`, `egress` (default) or `both`.

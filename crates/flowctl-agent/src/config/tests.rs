@@ -71,6 +71,24 @@ metrics:
 }
 
 #[test]
+fn sampling_is_per_interface_random_by_default_and_every_packet_without_it() {
+    use flowctl_model::{SampleMode, Sampling};
+    let c = check(&format!(
+        "{COLLECTOR}interfaces:\n  - name: eth0\n    sampling: {{interval: 100}}\n  - name: eth1\n    sampling: {{interval: 8, mode: deterministic}}\n  - name: eth2\n"
+    ))
+    .unwrap();
+    let s: Vec<Sampling> = c.interfaces.iter().map(|i| i.sampling).collect();
+    assert_eq!(
+        s,
+        [
+            Sampling::new(100, SampleMode::Random).unwrap(),
+            Sampling::new(8, SampleMode::Deterministic).unwrap(),
+            Sampling::NONE
+        ]
+    );
+}
+
+#[test]
 fn metrics_default_to_loopback_port_9999_and_can_be_turned_off() {
     assert_eq!(
         check(COLLECTOR).unwrap().metrics,
@@ -155,6 +173,10 @@ fn bad_values_are_refused_naming_file_key_and_problem() {
             "test.yaml: maxFlows: 16777217 is above the limit of 16777216 flows",
         ),
         (&format!("{COLLECTOR}interfaces:\n  - name: eth0\n    direction: up\n"), "interfaces[0]: direction: \"up\""),
+        (&format!("{COLLECTOR}interfaces:\n  - name: eth0\n    sampling: {{interval: 0}}\n"), "test.yaml: interfaces[0]: sampling.interval: sampling interval 0 is out of range (1 to 16777216)"),
+        (&format!("{COLLECTOR}interfaces:\n  - name: eth0\n    sampling: {{interval: 99999999999}}\n"), "interfaces[0]: sampling.interval: 99999999999 is out of range (1 to 16777216)"),
+        (&format!("{COLLECTOR}interfaces:\n  - name: eth0\n    sampling: {{interval: 10, mode: often}}\n"), "interfaces[0]: sampling.mode: unknown sampling mode \"often\" (expected random, deterministic)"),
+        (&format!("{COLLECTOR}interfaces:\n  - name: eth0\n    sampling: {{rate: 10}}\n"), "unknown field `rate`"),
         ("collectors: 7\n", "test.yaml: collectors:"),
         (&format!("{COLLECTOR}metrics:\n  enabled: false\n  address: localhost\n"), "test.yaml: metrics.address: \"localhost\" is not a host:port"),
         (&format!("{COLLECTOR}metrics:\n  port: 9999\n"), "unknown field `port`"),

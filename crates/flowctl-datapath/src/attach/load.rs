@@ -5,8 +5,9 @@ use std::{fs, io, mem::size_of, path::Path};
 
 use aya::{maps::MapInfo, programs::SchedClassifier, EbpfLoader};
 use flowctl_model::{
-    DatapathCounters, FlowKey, FlowSlot, RingPair, SlotRing, SpareSlot, COUNTERS_MAP, FLOWS_MAP, NETNS_INO_GLOBAL,
-    RAW_IP_GLOBAL, RINGCTL_MAP, RING_MAP, SLOTS_MAP, SPARE_MAP,
+    DatapathCounters, FlowKey, FlowSlot, RingPair, Sampler, Sampling, SlotRing, SpareSlot, COUNTERS_MAP, FLOWS_MAP,
+    NETNS_INO_GLOBAL, RAW_IP_GLOBAL, RINGCTL_MAP, RING_MAP, SAMPLER_MAP, SAMPLE_INTERVAL_GLOBAL,
+    SAMPLE_THRESHOLD_GLOBAL, SAMPLING_GLOBAL, SLOTS_MAP, SPARE_MAP,
 };
 
 use super::DEFAULT_MAX_FLOWS;
@@ -75,12 +76,14 @@ fn pinned_map_info(path: &Path) -> Result<Option<MapInfo>> {
 }
 
 /// Loads the object with its maps pinned under `layout` (reusing pinned ones)
-/// for an interface of `kind` in the namespace `netns_ino`.
+/// for an interface of `kind` in the namespace `netns_ino`, selecting
+/// packets as `sampling` says.
 pub(crate) fn load_object(
     layout: &PinLayout,
     netns_ino: u32,
     max_flows: Option<u32>,
     kind: LinkKind,
+    sampling: Sampling,
 ) -> Result<aya::Ebpf> {
     check_pinned_maps(layout, max_flows)?;
     if pinned_flows_map(layout)?.is_none() {
@@ -100,16 +103,66 @@ pub(crate) fn load_object(
     for (name, pin) in &pins {
         loader.map_pin_path(name, pin.as_path());
     }
-    let ebpf = loader
+    let mut ebpf = loader
         .map_max_entries(FLOWS_MAP, max_flows)
         .map_max_entries(SLOTS_MAP, max_flows)
         .map_max_entries(RING_MAP, ring_pairs(max_flows))
         .override_global(NETNS_INO_GLOBAL, &netns_ino, true)
         .override_global(RAW_IP_GLOBAL, &u8::from(kind == LinkKind::RawIp), true)
+        .override_global(SAMPLE_INTERVAL_GLOBAL, &sampling.interval, true)
+        .override_global(SAMPLE_THRESHOLD_GLOBAL, &sampling.threshold(), true)
+        .override_global(SAMPLING_GLOBAL, &sampling.word(), true)
         .load(DATAPATH_OBJECT)
         .map_err(|e| Error::bpf("loading the eBPF datapath", e))?;
     fill_ring(&ebpf)?;
+    note_sampling(&mut ebpf, sampling)?;
     Ok(ebpf)
+}
+
+/// Writes the sampling into every CPU's element of the object's private
+/// sampler map, where [`program_sampling`] reads it back for `flowctl status`
+/// and for attach to tell whether an attachment has the rate asked for.
+fn note_sampling(ebpf: &mut aya::Ebpf, sampling: Sampling) -> Result<()> {
+    let map = ebpf.map_mut(SAMPLER_MAP).ok_or_else(|| Error::Bpf {
+        action: "loading".into(),
+        message: format!("map {SAMPLER_MAP} missing from the object"),
+    })?;
+    let mut array: aya::maps::PerCpuArray<&mut aya::maps::MapData, Sampler> =
+        aya::maps::PerCpuArray::try_from(map).map_err(|e| Error::bpf(format!("map {SAMPLER_MAP}"), e))?;
+    let cpus = crate::map_ops::possible_cpus().map_err(|e| Error::io("counting the possible CPUs", e))?;
+    let value = Sampler {
+        count: 0,
+        sampling: sampling.word(),
+    };
+    let values = aya::maps::PerCpuValues::try_from(vec![value; cpus])
+        .map_err(|e| Error::io("sizing the sampler's per-CPU values", e))?;
+    array
+        .set(0, values, 0)
+        .map_err(|e| Error::bpf(format!("writing {SAMPLER_MAP}"), e))
+}
+
+/// The sampling of a loaded program (by id), from its private sampler map;
+/// `None` when the program has no such map (or it cannot be read).
+pub(crate) fn program_sampling(program_id: u32) -> Option<Sampling> {
+    let info = aya::programs::loaded_programs()
+        .flatten()
+        .find(|p| p.id() == program_id)?;
+    for map_id in info.map_ids().ok()?.unwrap_or_default() {
+        let Ok(data) = aya::maps::MapData::from_id(map_id) else {
+            continue;
+        };
+        let Ok(map_info) = data.info() else {
+            continue;
+        };
+        if map_info.name_as_str() != Some(SAMPLER_MAP) {
+            continue;
+        }
+        let array: aya::maps::PerCpuArray<aya::maps::MapData, Sampler> =
+            aya::maps::PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data)).ok()?;
+        let values = array.get(&0, 0).ok()?;
+        return values.iter().next().map(|v| Sampling::from_word(v.sampling));
+    }
+    None
 }
 
 /// Elements of the ring of free slots for a cache of `max_flows`: two

@@ -24,10 +24,10 @@ mod tcx;
 use std::{collections::HashMap, fmt, fs, io, path::Path, str::FromStr};
 
 use aya::{programs::TcAttachType, util::KernelVersion};
-use flowctl_model::{DatapathCounters, FlowSource};
+use flowctl_model::{DatapathCounters, FlowSource, Sampling};
 
 pub use load::fill_ring;
-pub(crate) use load::{classifier_mut, load_object, pinned_flows_map};
+pub(crate) use load::{classifier_mut, load_object, pinned_flows_map, program_sampling};
 
 use crate::{
     netlink::{self, Interface},
@@ -126,6 +126,9 @@ pub struct AttachRequest {
     pub mode: AttachMode,
     /// Where in the chain.
     pub order: Order,
+    /// Which packets are metered. An attachment there with another
+    /// sampling is replaced.
+    pub sampling: Sampling,
 }
 
 /// One pinned attachment of the classifier.
@@ -143,6 +146,8 @@ pub struct Attachment {
     pub direction: Direction,
     /// The hook it uses.
     pub hook: Hook,
+    /// Which packets it meters; `None` when that cannot be read (defunct).
+    pub sampling: Option<Sampling>,
     /// Its state.
     pub state: AttachmentState,
 }
@@ -257,19 +262,30 @@ pub fn attach(layout: &PinLayout, req: &AttachRequest) -> Result<Vec<Attachment>
     let mut loaded = None;
     let mut out = Vec::new();
     for &direction in &req.directions {
-        let (hook, state) = match pinned(layout, netns_ino, iface.ifindex, direction) {
-            Some((hook, Some(_))) => (hook, AttachmentState::AlreadyAttached),
-            stale => {
-                if let Some((hook, None)) = stale {
+        let found = pinned(layout, netns_ino, iface.ifindex, direction);
+        let (hook, state) = match found {
+            Some((hook, Some(live))) if same_sampling(program_sampling(live.program_id), req.sampling) => {
+                (hook, AttachmentState::AlreadyAttached)
+            }
+            other => {
+                if let Some((hook, live)) = other {
                     let pin = pin_path(layout, netns_ino, iface.ifindex, direction, hook);
-                    log::info!("replacing the stale attachment {}", pin.display());
+                    match live {
+                        None => log::info!("replacing the stale attachment {}", pin.display()),
+                        Some(l) => log::info!(
+                            "replacing the attachment {} ({}) for sampling {}",
+                            pin.display(),
+                            program_sampling(l.program_id).map_or("unknown".into(), |s| s.to_string()),
+                            req.sampling
+                        ),
+                    }
                     remove(&pin, iface.ifindex, direction, hook)?;
                 }
                 let hook = req.mode.hook()?;
                 // Loaded once, for the first direction that needs it.
                 let mut ebpf = match loaded.take() {
                     Some(ebpf) => ebpf,
-                    None => load_object(layout, netns_ino, req.max_flows, iface.kind)?,
+                    None => load_object(layout, netns_ino, req.max_flows, iface.kind, req.sampling)?,
                 };
                 let program = classifier_mut(&mut ebpf, direction)?;
                 if program.fd().is_err() {
@@ -292,10 +308,18 @@ pub fn attach(layout: &PinLayout, req: &AttachRequest) -> Result<Vec<Attachment>
             interface: Some(req.interface.clone()),
             direction,
             hook,
+            sampling: Some(req.sampling),
             state,
         });
     }
     Ok(out)
+}
+
+/// Whether an attachment's sampling (`None`: unreadable, so a program
+/// older than sampling, which meters every packet) is `wanted`.
+fn same_sampling(found: Option<Sampling>, wanted: Sampling) -> bool {
+    let found = found.unwrap_or(Sampling::NONE);
+    found.word() == wanted.word()
 }
 
 /// Detaches the classifier from one interface. The flow cache and what it
@@ -328,6 +352,7 @@ pub fn detach(
             interface: Some(interface.to_string()),
             direction,
             hook,
+            sampling: None,
             state: AttachmentState::Detached,
         });
     }
@@ -427,10 +452,11 @@ fn each_attachment(layout: &PinLayout, mut visit: impl FnMut(&Path, Attachment) 
                 continue;
             };
             let interface = names.as_ref().and_then(|n| n.get(&ifindex).cloned());
-            let state = match interface
+            let live = interface
                 .as_ref()
-                .and_then(|_| live(&pin.path(), ifindex, direction, hook))
-            {
+                .and_then(|_| live(&pin.path(), ifindex, direction, hook));
+            let sampling = live.map(|l| program_sampling(l.program_id).unwrap_or(Sampling::NONE));
+            let state = match live {
                 Some(l) => AttachmentState::Attached {
                     program_id: l.program_id,
                     link_id: l.link_id,
@@ -444,6 +470,7 @@ fn each_attachment(layout: &PinLayout, mut visit: impl FnMut(&Path, Attachment) 
                 interface,
                 direction,
                 hook,
+                sampling,
                 state,
             };
             visit(&pin.path(), attachment)?;

@@ -61,6 +61,7 @@ pub fn random_record(rng: &mut Rng, src: &str, dst: &str, protocol: u8) -> FlowR
             } else {
                 flowctl_model::MPLS_PRESENT | (rng.next() as u32 & 0xff_ffff)
             },
+            sampling: 0,
         },
         stats: FlowStats {
             packets,

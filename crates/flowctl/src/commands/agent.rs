@@ -44,6 +44,8 @@ pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
             control_socket: args.control.control_socket.as_ref().map(|p| p.display().to_string()),
             metrics_address: args.metrics_address.clone(),
             no_metrics: args.no_metrics,
+            sample_interval: args.attach.sample_interval,
+            sample_mode: args.attach.sample_mode.map(|m| m.to_string()),
         },
     };
     // Namespaces may come from the file: entering them needs CAP_SYS_ADMIN.

@@ -13,6 +13,7 @@ pub fn attach(layout: &PinLayout, args: &AttachArgs) -> anyhow::Result<()> {
         max_flows: args.max_flows,
         mode: args.hook.attach_mode.unwrap_or_default(),
         order: args.hook.attach_order.unwrap_or_default(),
+        sampling: args.hook.sampling().map_err(anyhow::Error::msg)?,
     };
     for a in flowctl_datapath::attach(layout, &request)? {
         let what = if a.state == AttachmentState::AlreadyAttached {
@@ -46,11 +47,16 @@ pub fn detach(layout: &PinLayout, args: &DetachArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `veth0 egress (ifindex 4, netns ns1, tcx)`.
+/// `veth0 egress (ifindex 4, netns ns1, tcx)`, and `, sampling 1:100
+/// random` when sampled.
 pub fn describe(a: &Attachment) -> String {
     let name = a.interface.clone().unwrap_or_else(|| format!("#{}", a.ifindex));
+    let sampling = match a.sampling {
+        Some(s) if s.is_sampled() => format!(", sampling {s}"),
+        _ => String::new(),
+    };
     format!(
-        "{name} {} (ifindex {}, netns {}, {})",
+        "{name} {} (ifindex {}, netns {}, {}{sampling})",
         a.direction, a.ifindex, a.netns, a.hook
     )
 }

@@ -26,7 +26,9 @@ pub fn status(layout: &PinLayout, args: &StatusArgs) -> anyhow::Result<()> {
                 };
                 json!({"netns": a.netns, "interface": a.interface, "ifindex": a.ifindex,
                        "direction": a.direction.to_string(), "mode": a.hook.to_string(), "state": state,
-                       "link_id": link_id, "program_id": program_id})
+                       "link_id": link_id, "program_id": program_id,
+                       "sample_interval": a.sampling.map(|s| s.packets_per_sample()),
+                       "sample_mode": a.sampling.filter(|s| s.is_sampled()).map(|s| s.mode.to_string())})
             })
             .collect();
         let doc = json!({
@@ -43,7 +45,15 @@ pub fn status(layout: &PinLayout, args: &StatusArgs) -> anyhow::Result<()> {
 
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
-    t.set_header(["NETNS", "INTERFACE", "IFINDEX", "DIRECTION", "MODE", "STATE"]);
+    t.set_header([
+        "NETNS",
+        "INTERFACE",
+        "IFINDEX",
+        "DIRECTION",
+        "MODE",
+        "SAMPLING",
+        "STATE",
+    ]);
     for a in &s.attachments {
         let state = match a.state {
             AttachmentState::Attached {
@@ -61,6 +71,7 @@ pub fn status(layout: &PinLayout, args: &StatusArgs) -> anyhow::Result<()> {
             a.ifindex.to_string(),
             a.direction.to_string(),
             a.hook.to_string(),
+            a.sampling.map_or_else(|| "?".to_string(), |s| s.to_string()),
             state,
         ]);
     }
