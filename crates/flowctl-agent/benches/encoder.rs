@@ -121,7 +121,7 @@ fn export(session: &mut Session, templates: &TemplateSet, pending: &mut VecDeque
         bytes += black_box(msg).len();
         session.sent(0, 0);
     }
-    for (msg, n) in session.options_messages(templates, (0, 0), &[], EXPORT_TIME) {
+    for (msg, n) in session.options_messages(templates, (0, 0), &[], &[], EXPORT_TIME) {
         bytes += black_box(msg).len();
         session.sent(n, 0);
     }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use flowctl_ipfix::{encode::EncodeError, options::InterfaceInfo};
-use flowctl_model::FlowRecord;
+use flowctl_model::{FlowRecord, Sampling};
 use tokio::{
     sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore},
     time::{interval, Instant, MissedTickBehavior},
@@ -245,6 +245,7 @@ pub fn spawn(settings: CollectorSettings, templates: Arc<TemplateSet>) -> Result
         counters: counters.clone(),
         recent: Default::default(),
         interfaces: Arc::default(),
+        selectors: Vec::new(),
         exporter_address: settings.exporter_address,
     };
     tokio::spawn(task.run(rx));
@@ -282,6 +283,9 @@ struct CollectorTask {
     recent: crate::refused::Recent,
     /// The interface names options records.
     interfaces: Arc<Vec<InterfaceInfo>>,
+    /// The samplings of the records queued so far, one selector options
+    /// record each, in the order first seen.
+    selectors: Vec<Sampling>,
     /// The configured exporter address; `None`: the socket's local address.
     exporter_address: Option<std::net::IpAddr>,
 }
@@ -381,6 +385,7 @@ impl CollectorTask {
     }
 
     fn enqueue(&mut self, records: Arc<Vec<FlowRecord>>) {
+        self.learn_selectors(&records);
         self.pending.push_back(records);
         let excess = self.pending.len().saturating_sub(self.queue_limit);
         if excess > 0 {
@@ -390,6 +395,23 @@ impl CollectorTask {
             self.sent_front(excess);
         }
         self.publish();
+    }
+
+    /// Adds the samplings of `records` not described yet: the options
+    /// records go out again, before these records.
+    fn learn_selectors(&mut self, records: &[FlowRecord]) {
+        let mut last = None;
+        for r in records {
+            if last == Some(r.key.sampling) {
+                continue;
+            }
+            last = Some(r.key.sampling);
+            let s = Sampling::from_word(r.key.sampling);
+            if !self.selectors.contains(&s) {
+                self.selectors.push(s);
+                self.last_options = None;
+            }
+        }
     }
 
     /// Copies the session's totals and the queue length to the shared counters.
@@ -536,9 +558,13 @@ impl CollectorTask {
     /// The options records: exporting-process statistics, sampling and
     /// interface names.
     async fn send_options(&mut self) -> bool {
-        let messages = self
-            .session
-            .options_messages(&self.templates, self.ignored, &self.interfaces, unix_seconds());
+        let messages = self.session.options_messages(
+            &self.templates,
+            self.ignored,
+            &self.interfaces,
+            &self.selectors,
+            unix_seconds(),
+        );
         for (msg, n) in messages {
             if !self.send(&msg).await {
                 return false;

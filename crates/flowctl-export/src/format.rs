@@ -3,7 +3,7 @@
 //! [`V9Session`], each building its own messages.
 
 use flowctl_ipfix::{encode::EncodeError, options::ExporterStats, options::InterfaceInfo};
-use flowctl_model::FlowRecord;
+use flowctl_model::{FlowRecord, Sampling};
 
 use crate::{netflow9::V9Session, session::ExportSession, session::Messages, ExportFormat, TemplateSet};
 
@@ -75,11 +75,12 @@ impl Session {
         templates: &TemplateSet,
         ignored: (u64, u64),
         interfaces: &[InterfaceInfo],
+        selectors: &[Sampling],
         export_time: u32,
     ) -> Messages {
         match self {
-            Session::Ipfix(s) => s.options_messages(templates, ignored, interfaces, export_time),
-            Session::NetflowV9(s) => s.options_messages(templates, ignored, interfaces, export_time),
+            Session::Ipfix(s) => s.options_messages(templates, ignored, interfaces, selectors, export_time),
+            Session::NetflowV9(s) => s.options_messages(templates, ignored, interfaces, selectors, export_time),
         }
     }
 

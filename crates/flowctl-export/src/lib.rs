@@ -12,7 +12,7 @@ pub mod tls;
 pub mod transport;
 
 use flowctl_ipfix::{
-    options::{exporter_stats_template, interface_names_template, sampling_template, OptionsTemplate},
+    options::{exporter_stats_template, interface_names_template, selector_template, OptionsTemplate},
     template::Template,
 };
 use flowctl_model::FlowKey;
@@ -42,7 +42,9 @@ impl std::fmt::Display for ExportFormat {
 
 /// Template ID of the exporting-process statistics options template.
 pub const STATS_TEMPLATE_ID: u16 = 65000;
-/// Template ID of the sampling options template.
+/// Template ID of the sampling options template: selectors (scope
+/// `selectorId`) in IPFIX, `samplingInterval`/`samplingAlgorithm` scoped by
+/// the system in NetFlow v9.
 pub const SAMPLING_TEMPLATE_ID: u16 = 65001;
 /// Template ID of the interface names options template.
 pub const INTERFACES_TEMPLATE_ID: u16 = 65002;
@@ -56,7 +58,8 @@ pub struct TemplateSet {
     pub data: Vec<Template>,
     /// Exporting-process statistics options template.
     pub stats: OptionsTemplate,
-    /// Sampling options template.
+    /// Sampling options template (IPFIX selectors, one record per sampling
+    /// in use).
     pub sampling: OptionsTemplate,
     /// Interface names options template.
     pub interfaces: OptionsTemplate,
@@ -68,7 +71,7 @@ impl TemplateSet {
         Self {
             data,
             stats: exporter_stats_template(STATS_TEMPLATE_ID),
-            sampling: sampling_template(SAMPLING_TEMPLATE_ID),
+            sampling: selector_template(SAMPLING_TEMPLATE_ID),
             interfaces: interface_names_template(INTERFACES_TEMPLATE_ID),
         }
     }

@@ -17,10 +17,10 @@ use std::collections::VecDeque;
 use flowctl_ipfix::{
     encode::{EncodeError, Full, RecordValues},
     netflow9::{Uptime, V9MessageBuilder, V9OptionsTemplate, V9Splitter, V9Template},
-    options::{sampling_values, ExporterStats, InterfaceInfo, OptionValue, OptionsTemplate},
+    options::{sampling_template, sampling_values, ExporterStats, InterfaceInfo, OptionValue, OptionsTemplate},
     template::Template,
 };
-use flowctl_model::FlowRecord;
+use flowctl_model::{FlowRecord, Sampling};
 
 use crate::{session::Messages, TemplateSet};
 
@@ -45,7 +45,7 @@ impl Converted {
             source_options: templates.options().map(Clone::clone),
             data: templates.data.iter().map(|t| V9Template::lenient(t).0).collect(),
             stats: V9OptionsTemplate::from_ipfix(&templates.stats),
-            sampling: V9OptionsTemplate::from_ipfix(&templates.sampling),
+            sampling: V9OptionsTemplate::from_ipfix(&sampling_template(templates.sampling.id)),
             interfaces: V9OptionsTemplate::from_ipfix(&templates.interfaces),
         }
     }
@@ -149,13 +149,18 @@ impl V9Session {
     }
 
     /// The options records v9 can carry: exporter statistics (messages and
-    /// records sent) and sampling, then one interface names record per
+    /// records sent) and sampling (`samplingInterval` and `samplingAlgorithm`
+    /// scoped by the system, one record per sampling of `selectors`, the
+    /// unsampled one when it is empty: v9 has no selector id, so a collector
+    /// keeps the last; with several rates, put `samplingInterval` in the
+    /// flow templates), then one interface names record per
     /// interface, in as many packets as needed.
     pub fn options_messages(
         &mut self,
         templates: &TemplateSet,
         ignored: (u64, u64),
         interfaces: &[InterfaceInfo],
+        selectors: &[Sampling],
         export_time: u32,
     ) -> Messages {
         let c = converted(&mut self.converted, templates);
@@ -173,8 +178,10 @@ impl V9Session {
             let _ = packets.push(|m| m.push_options_values(t, &values));
         }
         if let Some(t) = &c.sampling {
-            let values = sampling_values(domain).map(OptionValue::Unsigned);
-            let _ = packets.push(|m| m.push_options_values(t, &values));
+            for s in crate::session::selectors_or_none(selectors) {
+                let values = sampling_values(domain, *s).map(OptionValue::Unsigned);
+                let _ = packets.push(|m| m.push_options_values(t, &values));
+            }
         }
         if let Some(t) = &c.interfaces {
             for interface in interfaces {

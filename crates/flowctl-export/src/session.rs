@@ -6,11 +6,11 @@ use std::collections::VecDeque;
 
 use flowctl_ipfix::{
     encode::{EncodeError, Full, MessageBuilder, RecordValues},
-    options::{sampling_values, ExporterStats, InterfaceInfo},
+    options::{selector_values, ExporterStats, InterfaceInfo},
     split::{FinishedMessages, MessageSplitter},
 };
 
-use flowctl_model::{FlowKey, FlowRecord};
+use flowctl_model::{FlowKey, FlowRecord, Sampling};
 
 use crate::TemplateSet;
 
@@ -99,8 +99,9 @@ impl ExportSession {
     }
 
     /// The options records: exporting-process statistics (with the exporter
-    /// address) and sampling in the first message, then one interface names
-    /// record per interface, in as many messages as needed. `ignored` are the
+    /// address) and one selector record per sampling of `selectors` (the
+    /// unsampled one when it is empty) in the first message, then one
+    /// interface names record per interface, in as many messages as needed. `ignored` are the
     /// datapath's not-recorded packets and octets. Each message comes with
     /// its data record count.
     pub fn options_messages(
@@ -108,6 +109,7 @@ impl ExportSession {
         templates: &TemplateSet,
         ignored: (u64, u64),
         interfaces: &[InterfaceInfo],
+        selectors: &[Sampling],
         export_time: u32,
     ) -> Messages {
         // The first message is included in the count it reports.
@@ -121,8 +123,9 @@ impl ExportSession {
         // Short records: they always fit the minimum message size.
         let values = stats.values(self.observation_domain_id, self.exporter_address);
         let _ = messages.push(|m| m.push_options_values(&templates.stats, &values));
-        let _ =
-            messages.push(|m| m.push_options_record(&templates.sampling, &sampling_values(self.observation_domain_id)));
+        for s in selectors_or_none(selectors) {
+            let _ = messages.push(|m| m.push_options_record(&templates.sampling, &selector_values(*s)));
+        }
         for interface in interfaces {
             let values = interface.values();
             let _ = messages.push(|m| m.push_options_values(&templates.interfaces, &values));
@@ -218,5 +221,15 @@ impl ExportSession {
             self.stats.not_sent_packets += r.packets();
             self.stats.not_sent_octets += r.octets();
         }
+    }
+}
+
+/// The selectors to describe: those given, or the unsampled one (a
+/// collector then knows flowctl meters every packet).
+pub(crate) fn selectors_or_none(selectors: &[Sampling]) -> &[Sampling] {
+    if selectors.is_empty() {
+        std::slice::from_ref(&Sampling::NONE)
+    } else {
+        selectors
     }
 }

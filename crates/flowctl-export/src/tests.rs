@@ -65,7 +65,7 @@ fn templates_then_data_with_contiguous_sequence_numbers_within_the_size_limit() 
         description: "to the lab".into(),
     }];
     session.set_exporter_address(Some("192.0.2.9".parse().unwrap()));
-    let options = session.options_messages(&t, (5, 500), &interfaces, 1);
+    let options = session.options_messages(&t, (5, 500), &interfaces, &[], 1);
     assert_eq!(options.len(), 1);
     let (m, n) = options.into_iter().next().unwrap();
     assert_eq!(n, 3, "statistics, sampling and interface names records");
@@ -167,5 +167,86 @@ fn a_reload_withdraws_the_templates_it_drops_or_redefines() {
         msgs.iter().map(|(_, n)| n).sum::<u32>(),
         0,
         "withdrawals are not data records"
+    );
+}
+
+#[test]
+fn each_sampling_in_use_gets_a_selector_record_and_flows_name_theirs() {
+    use flowctl_model::{SampleMode, Sampling};
+    let data = Template::new(
+        256,
+        &[
+            "sourceIPv4Address",
+            "packetDeltaCount",
+            "selectorId",
+            "samplingPacketInterval",
+            "samplingPacketSpace",
+            "samplingInterval",
+        ],
+        Strictness::Agent,
+    )
+    .unwrap();
+    let t = TemplateSet::new(vec![data]);
+    let mut session = ExportSession::new(1, 1472).unwrap();
+    let mut decoder = Decoder::new();
+    for (m, _) in session.template_messages(&t, 1) {
+        decoder.decode(&m).unwrap();
+        session.sent(0, 0);
+    }
+    let random = Sampling::new(100, SampleMode::Random).unwrap();
+    let count = Sampling::new(10, SampleMode::Deterministic).unwrap();
+    let (m, n) = session
+        .options_messages(&t, (0, 0), &[], &[random, count], 1)
+        .into_iter()
+        .next()
+        .unwrap();
+    assert_eq!(n, 3, "statistics and two selectors");
+    session.sent(n, 0);
+    let d = decoder.decode(&m).unwrap();
+    let selectors: Vec<Vec<Option<u64>>> = d.records[1..]
+        .iter()
+        .map(|r| {
+            [
+                "selectorId",
+                "selectorAlgorithm",
+                "samplingPacketInterval",
+                "samplingPacketSpace",
+                "samplingInterval",
+                "samplingAlgorithm",
+            ]
+            .iter()
+            .map(|f| r.unsigned(f))
+            .collect()
+        })
+        .collect();
+    let s = |v: [u64; 6]| v.map(Some).to_vec();
+    assert_eq!(
+        selectors,
+        [s([(1 << 31) + 100, 3, 1, 99, 100, 2]), s([10, 1, 1, 9, 10, 1])]
+    );
+
+    let mut flow = record(1, false);
+    flow.key.sampling = random.word();
+    let pending: VecDeque<FlowRecord> = [flow, record(2, false)].into_iter().collect();
+    let (msg, _, _) = session.next_data_message(&t, &pending, 2).unwrap();
+    let d = decoder.decode(&msg).unwrap();
+    let got: Vec<[Option<u64>; 4]> = d
+        .data_records()
+        .map(|r| {
+            [
+                r.unsigned("selectorId"),
+                r.unsigned("samplingPacketInterval"),
+                r.unsigned("samplingPacketSpace"),
+                r.unsigned("samplingInterval"),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            [Some((1 << 31) + 100), Some(1), Some(99), Some(100)],
+            [Some(1), Some(1), Some(0), Some(1)]
+        ],
+        "the sampled flow, then an unsampled one"
     );
 }

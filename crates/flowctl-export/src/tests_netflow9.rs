@@ -97,7 +97,7 @@ fn the_sequence_counts_packets_and_losses_stay_in_the_statistics() {
         wire.push(m);
         session.sent(0, 0);
     }
-    for (m, n) in session.options_messages(&t, (5, 500), &[], 1_700_000_002) {
+    for (m, n) in session.options_messages(&t, (5, 500), &[], &[], 1_700_000_002) {
         assert_eq!(n, 2, "statistics and sampling");
         wire.push(m);
         session.sent(n, 0);

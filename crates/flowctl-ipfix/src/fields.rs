@@ -43,8 +43,6 @@ pub enum Source {
 pub enum ContextField {
     /// The observation domain the message is sent for.
     ObservationDomainId,
-    /// Always 1: flowctl does not sample.
-    SamplingInterval,
     /// The exporter's IPv4 address (0.0.0.0 when it has an IPv6 one).
     ExporterIpv4,
     /// The exporter's IPv6 address (:: when it has an IPv4 one).

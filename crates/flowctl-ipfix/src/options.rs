@@ -1,7 +1,10 @@
 //! Options templates (RFC 7011 §3.4.2, §4): exporter statistics (with the
-//! exporter's address), sampling, and interface names.
+//! exporter's address), sampling selectors (RFC 5476 / RFC 7014), and
+//! interface names.
 
 use std::net::IpAddr;
+
+use flowctl_model::Sampling;
 
 /// `observationDomainId`: the scope of flowctl's options records.
 pub const IE_OBSERVATION_DOMAIN_ID: u16 = 149;
@@ -9,6 +12,14 @@ pub const IE_OBSERVATION_DOMAIN_ID: u16 = 149;
 pub const IE_SAMPLING_INTERVAL: u16 = 34;
 /// `samplingAlgorithm`.
 pub const IE_SAMPLING_ALGORITHM: u16 = 35;
+/// `selectorId`: the scope of the selector records.
+pub const IE_SELECTOR_ID: u16 = 302;
+/// `selectorAlgorithm`.
+pub const IE_SELECTOR_ALGORITHM: u16 = 304;
+/// `samplingPacketInterval`.
+pub const IE_SAMPLING_PACKET_INTERVAL: u16 = 305;
+/// `samplingPacketSpace`.
+pub const IE_SAMPLING_PACKET_SPACE: u16 = 306;
 /// `exportedMessageTotalCount`.
 pub const IE_EXPORTED_MESSAGE_TOTAL_COUNT: u16 = 41;
 /// `exportedFlowRecordTotalCount`.
@@ -175,7 +186,8 @@ pub fn exporter_stats_template(id: u16) -> OptionsTemplate {
 }
 
 /// Sampling configuration, scoped by `observationDomainId`: `samplingInterval`
-/// and `samplingAlgorithm`. Values: see [`sampling_values`].
+/// and `samplingAlgorithm`, the NetFlow v9 form (v9 has no selector id). Values:
+/// see [`sampling_values`].
 pub fn sampling_template(id: u16) -> OptionsTemplate {
     OptionsTemplate {
         id,
@@ -184,10 +196,47 @@ pub fn sampling_template(id: u16) -> OptionsTemplate {
     }
 }
 
-/// The values of a [`sampling_template`] record for an unsampled exporter:
-/// interval 1, deterministic.
-pub fn sampling_values(observation_domain_id: u32) -> [u64; 3] {
-    [u64::from(observation_domain_id), 1, SAMPLING_DETERMINISTIC]
+/// The values of a [`sampling_template`] record for `sampling`.
+pub fn sampling_values(observation_domain_id: u32, sampling: Sampling) -> [u64; 3] {
+    [
+        u64::from(observation_domain_id),
+        u64::from(sampling.packets_per_sample()),
+        sampling.sampling_algorithm(),
+    ]
+}
+
+/// A selector (RFC 5476 §6.5.1, the PSAMP "Selector Report Interpretation"):
+/// scope `selectorId`, then `selectorAlgorithm`, `samplingPacketInterval`,
+/// `samplingPacketSpace`, and the older `samplingInterval` and
+/// `samplingAlgorithm` that NetFlow-era collectors (goflow2, Akvorado,
+/// nfdump) read. One record per sampling in use; flow records name theirs
+/// with `selectorId`. Values: see [`selector_values`].
+pub fn selector_template(id: u16) -> OptionsTemplate {
+    OptionsTemplate {
+        id,
+        scope: vec![(IE_SELECTOR_ID, 8)],
+        fields: vec![
+            (IE_SELECTOR_ALGORITHM, 2),
+            (IE_SAMPLING_PACKET_INTERVAL, 4),
+            (IE_SAMPLING_PACKET_SPACE, 4),
+            (IE_SAMPLING_INTERVAL, 4),
+            (IE_SAMPLING_ALGORITHM, 1),
+        ],
+    }
+}
+
+/// The values of a [`selector_template`] record for `sampling`: 1:N is
+/// packet interval 1, packet space N - 1 (RFC 5476 / RFC 7014), interval N;
+/// every packet is systematic count-based with interval 1 and space 0.
+pub fn selector_values(sampling: Sampling) -> [u64; 6] {
+    [
+        sampling.selector_id(),
+        sampling.selector_algorithm(),
+        u64::from(sampling.packet_interval()),
+        u64::from(sampling.packet_space()),
+        u64::from(sampling.packets_per_sample()),
+        sampling.sampling_algorithm(),
+    ]
 }
 
 /// Totals since the exporter started, for [`exporter_stats_template`].
@@ -238,9 +287,12 @@ mod tests {
         assert_eq!(ExporterStats::default().values(1, None).len(), stats.value_count());
         assert_eq!(stats.scope, vec![(IE_OBSERVATION_DOMAIN_ID, 4)]);
         let sampling = sampling_template(501);
-        assert_eq!(sampling_values(1).len(), sampling.value_count());
+        assert_eq!(sampling_values(1, Sampling::NONE).len(), sampling.value_count());
         assert_eq!(sampling.record_length(), 4 + 4 + 1);
         assert_eq!(sampling.template_record_length(), 6 + 4 * 3);
+        let selector = selector_template(503);
+        assert_eq!(selector_values(Sampling::NONE).len(), selector.value_count());
+        assert_eq!(selector.record_length(), 8 + 2 + 4 + 4 + 4 + 1);
         let names = interface_names_template(502);
         let info = InterfaceInfo {
             ifindex: 7,
@@ -249,6 +301,17 @@ mod tests {
         };
         assert_eq!(info.values().len(), names.value_count());
         assert_eq!(names.scope, vec![(IE_INGRESS_INTERFACE, 4)]);
+    }
+
+    #[test]
+    fn selectors_describe_one_in_n_as_psamp_and_netflow_do() {
+        use flowctl_model::SampleMode;
+        let random = Sampling::new(100, SampleMode::Random).unwrap();
+        assert_eq!(selector_values(random), [(1 << 31) + 100, 3, 1, 99, 100, 2]);
+        let count = Sampling::new(10, SampleMode::Deterministic).unwrap();
+        assert_eq!(selector_values(count), [10, 1, 1, 9, 10, 1]);
+        assert_eq!(selector_values(Sampling::NONE), [1, 1, 1, 0, 1, 1]);
+        assert_eq!(sampling_values(7, random), [7, 100, 2]);
     }
 
     #[test]

@@ -51,7 +51,6 @@ impl FieldValues for RecordValues<'_> {
             Source::Context(ContextField::ObservationDomainId) => {
                 FieldValue::Unsigned(u64::from(self.observation_domain_id))
             }
-            Source::Context(ContextField::SamplingInterval) => FieldValue::Unsigned(1),
             Source::Context(ContextField::ExporterIpv4) => match self.exporter_address {
                 Some(std::net::IpAddr::V4(a)) => FieldValue::Address(a.to_ipv6_mapped().octets()),
                 _ => FieldValue::Unsigned(0),

@@ -185,7 +185,8 @@ fn options_templates_and_records_round_trip() {
     let exporter: std::net::IpAddr = "2001:db8::5".parse().unwrap();
     m.push_options_values(&stats_t, &stats.values(odid, Some(exporter)))
         .unwrap();
-    m.push_options_record(&sampling_t, &sampling_values(odid)).unwrap();
+    m.push_options_record(&sampling_t, &sampling_values(odid, flowctl_model::Sampling::NONE))
+        .unwrap();
     m.push_options_record(&sampling_t, &[1, 2, 300]).unwrap();
     assert_eq!(m.data_record_count(), 3, "options data records count");
     let decoded = Decoder::new().decode(&m.finish(1, 2)).unwrap();

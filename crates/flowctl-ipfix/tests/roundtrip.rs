@@ -148,7 +148,6 @@ fn check_record(rec: &FlowRecord) {
         let want = match def.source {
             Source::Record(f) => expected(rec, f),
             Source::Context(ContextField::ObservationDomainId) => DecodedValue::Unsigned(ODID.into()),
-            Source::Context(ContextField::SamplingInterval) => DecodedValue::Unsigned(1),
             Source::Context(ContextField::ExporterIpv4 | ContextField::ExporterIpv6) => {
                 match exporter(rec.key.ip_version) {
                     std::net::IpAddr::V4(a) => DecodedValue::Ipv4(a),

@@ -3,7 +3,7 @@
 //! IANA table that names them. A new per-flow field is one line in
 //! `record_fields!` and one row in [`FIELDS`].
 
-use flowctl_model::{proto, FlowRecord};
+use flowctl_model::{proto, FlowRecord, Sampling};
 
 use super::ContextField as C;
 use super::FieldKind::{self, *};
@@ -129,6 +129,18 @@ record_fields! { |r|
     StartNanoseconds => Nanoseconds(r.start_unix_ns),
     /// Time of the last packet, NTP timestamp.
     EndNanoseconds => Nanoseconds(r.end_unix_ns),
+    /// N of the 1-in-N sampling the flow was metered with; 1 for every packet.
+    SamplingInterval => n(Sampling::from_word(r.key.sampling).packets_per_sample()),
+    /// 2 random, 1 deterministic (NetFlow v9 `samplingAlgorithm`).
+    SamplingAlgorithm => n(Sampling::from_word(r.key.sampling).sampling_algorithm()),
+    /// The id of the selector options record describing the flow's sampling.
+    SelectorId => n(Sampling::from_word(r.key.sampling).selector_id()),
+    /// The PSAMP `selectorAlgorithm`: 3 random n-out-of-N, 1 systematic count-based.
+    SelectorAlgorithm => n(Sampling::from_word(r.key.sampling).selector_algorithm()),
+    /// Packets selected in a row: always 1.
+    SamplingPacketInterval => n(Sampling::from_word(r.key.sampling).packet_interval()),
+    /// Packets passed over after each selected one: N - 1.
+    SamplingPacketSpace => n(Sampling::from_word(r.key.sampling).packet_space()),
     /// End minus start, in milliseconds: the difference of the millisecond
     /// timestamps, so that it equals flowEndMilliseconds - flowStartMilliseconds.
     DurationMilliseconds => n((r.end_unix_ns / NANOS_PER_MILLI).saturating_sub(r.start_unix_ns / NANOS_PER_MILLI)),
@@ -325,7 +337,15 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         34,
         4,
         Unsigned,
-        Source::Context(C::SamplingInterval),
+        rec(R::SamplingInterval),
+    ),
+    def(
+        "samplingAlgorithm",
+        &["SamplingAlgorithm"],
+        35,
+        1,
+        Unsigned,
+        rec(R::SamplingAlgorithm),
     ),
     def("minimumTTL", &["MinimumTTL"], 52, 1, Unsigned, rec(R::MinTtl)),
     def("maximumTTL", &["MaximumTTL"], 53, 1, Unsigned, rec(R::MaxTtl)),
@@ -480,5 +500,30 @@ pub(crate) static FIELDS: &[FieldDef] = &[
         2,
         Unsigned,
         rec(R::InnerVlanId),
+    ),
+    def("selectorId", &["SelectorId"], 302, 8, Unsigned, rec(R::SelectorId)),
+    def(
+        "selectorAlgorithm",
+        &["SelectorAlgorithm"],
+        304,
+        2,
+        Unsigned,
+        rec(R::SelectorAlgorithm),
+    ),
+    def(
+        "samplingPacketInterval",
+        &["SamplingPacketInterval"],
+        305,
+        4,
+        Unsigned,
+        rec(R::SamplingPacketInterval),
+    ),
+    def(
+        "samplingPacketSpace",
+        &["SamplingPacketSpace"],
+        306,
+        4,
+        Unsigned,
+        rec(R::SamplingPacketSpace),
     ),
 ];
