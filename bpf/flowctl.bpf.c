@@ -72,11 +72,13 @@ volatile const __u8 RAW_IP = 0;
  * metered: at random when SAMPLE_THRESHOLD is not 0 (a packet is selected
  * when bpf_get_prandom_u32() < SAMPLE_THRESHOLD = 2^32 / N, no division),
  * else every SAMPLE_INTERVAL-th packet on each CPU (flowctl_sampler).
- * SAMPLING is what the flows of this instance carry in flow_key.sampling.
+ * SAMPLING is what the flows of this instance carry in flow_slot.sampling,
+ * SAMPLING_TAG in flow_key.sampling_tag.
  */
 volatile const __u32 SAMPLE_INTERVAL = 0;
 volatile const __u32 SAMPLE_THRESHOLD = 0;
 volatile const __u32 SAMPLING = 0;
+volatile const __u8 SAMPLING_TAG = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -332,7 +334,7 @@ static __always_inline void add_packet(struct flow_slot *v, const struct packet_
 	note_ttl(v, m->ttl);
 }
 
-/* Whether slot key a is flow key b (64 bytes, compared as words). */
+/* Whether slot key a is flow key b (60 bytes, compared as words). */
 static __always_inline int same_key(const struct flow_key *a, const struct flow_key *b)
 {
 	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
@@ -434,6 +436,7 @@ static __always_inline void record(struct scratch *s)
 		return;
 	}
 	__builtin_memcpy(&v->key, key, sizeof(*key));
+	v->sampling = SAMPLING;
 	v->packets = m->segments;
 	v->octets = m->octets;
 	v->first_seen_ns = now;
@@ -741,7 +744,7 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 	key->vlan_id = vlan;
 	key->inner_vlan_id = inner_vlan;
 	key->netns_ino = NETNS_INO;
-	key->sampling = SAMPLING;
+	key->sampling_tag = SAMPLING_TAG;
 	key->direction = direction;
 	key->ingress_ifindex = skb->ingress_ifindex;
 	key->egress_ifindex = direction == FLOWCTL_DIR_EGRESS ? skb->ifindex : 0;

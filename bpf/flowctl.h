@@ -36,6 +36,14 @@
  * bytes of the top label stack entry (label << 4 | TC << 1 | S: IPFIX's
  * mplsTopLabelStackSection), so that a top label 0 with TC 0 and S 0 still
  * differs from no MPLS.
+ *
+ * sampling_tag is 0 when the attachment that metered the flow meters every
+ * packet, else a byte (1..255) derived from its sampling (the full sampling
+ * is in flow_slot.sampling): the same interface re-attached at another rate
+ * makes new flows instead of adding packets metered at the new rate to
+ * flows counted at the old one (unless the two tags collide, 1 chance in
+ * 255). The key stays 60 bytes: its hash and comparison are on every
+ * packet's path.
  */
 struct flow_key {
 	__u32 netns_ino;        /* inode of the network namespace of the attachment */
@@ -50,19 +58,18 @@ struct flow_key {
 	__u8 direction;         /* FLOWCTL_DIR_INGRESS or FLOWCTL_DIR_EGRESS */
 	__u8 ip_version;        /* 4 or 6 */
 	__u8 protocol;          /* IPv4 protocol / IPv6 upper-layer next header */
-	__u8 pad;               /* always 0 */
+	__u8 sampling_tag;      /* see above; 0 when every packet is metered */
 	__u32 mpls_label;       /* top MPLS label stack entry, see above; 0 if none */
-	__u32 sampling;         /* the attachment's packet selection, see above; 0 if none */
 };
 
-/* flow_key.sampling: the interval in the low bits, and this bit when the
+/* flow_slot.sampling: the interval in the low bits, and this bit when the
  * selection is random (else it is count-based: every Nth packet per CPU). */
 #define FLOWCTL_SAMPLING_RANDOM (1u << 31)
 #define FLOWCTL_SAMPLING_INTERVAL_MASK 0x01ffffffu
 
 /* Per-CPU state of an attachment's count-based packet selection (a private
  * per-CPU array, one element). sampling is the attachment's
- * flow_key.sampling, written by user space at load so that `flowctl
+ * flow_slot.sampling, written by user space at load so that `flowctl
  * status` can show it; the datapath never reads it. */
 struct sampler {
 	__u32 count;            /* packets passed over since the last one selected */
@@ -110,6 +117,11 @@ struct sampler {
  */
 struct flow_slot {
 	struct flow_key key;    /* the flow this slot counts */
+	__u32 sampling;         /* the packet selection of the attachment that
+				 * created the flow (FLOWCTL_SAMPLING_*): 0 when
+				 * it meters every packet, else its interval N
+				 * (1 in N), with FLOWCTL_SAMPLING_RANDOM when
+				 * random */
 	__u64 packets;          /* wire packets (a GSO packet counts its segments) */
 	__u64 octets;           /* IP header + payload of every wire packet */
 	__u64 first_seen_ns;    /* CLOCK_BOOTTIME of the first packet (< 1 jiffy early) */

@@ -91,9 +91,8 @@ fn records(n: usize, ip_version: Option<u8>) -> VecDeque<FlowRecord> {
                     },
                     ip_version: version,
                     protocol,
-                    pad: 0,
+                    sampling_tag: 0,
                     mpls_label: 0,
-                    sampling: 0,
                 },
                 stats: FlowStats {
                     packets,

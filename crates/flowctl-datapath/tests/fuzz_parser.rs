@@ -170,11 +170,10 @@ fn built_key(frame: &Frame) -> Option<FlowKey> {
         vlan_id: vlan(0),
         inner_vlan_id: vlan(1),
         mpls_label: frame.mpls.first().map_or(0, |top| MPLS_PRESENT | top.section()),
-        sampling: 0,
         direction: frame.direction.flow_direction(),
         ip_version,
         protocol,
-        pad: 0,
+        sampling_tag: 0,
     })
 }
 

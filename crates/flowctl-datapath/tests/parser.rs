@@ -191,9 +191,8 @@ fn key4(protocol: u8, src_port: u16, dst_port: u16) -> FlowKey {
         direction: DIRECTION_EGRESS,
         ip_version: 4,
         protocol,
-        pad: 0,
+        sampling_tag: 0,
         mpls_label: 0,
-        sampling: 0,
     }
 }
 
@@ -1095,7 +1094,7 @@ fn random_frames_are_all_accounted_for() {
     assert!(flow_octets + c.malformed_octets + c.non_ip_octets <= total_len);
     for (k, s) in &flows {
         assert!(k.ip_version == 4 || k.ip_version == 6, "{k:?}");
-        assert_eq!(k.pad, 0);
+        assert_eq!(k.sampling_tag, 0);
         assert_eq!(k.netns_ino, NETNS);
         assert!(s.octets <= s.packets * 186, "{k:?} {s:?}");
     }

@@ -116,8 +116,10 @@ fn random_one_in_100_meters_a_binomial_share_of_500k_packets() {
     let flows = dp.flows();
     assert_eq!(flows.len(), 1, "one flow: {flows:#?}");
     let (key, stats) = flows[0];
-    assert_eq!(key.sampling, sampling.word(), "the flow carries its sampling");
-    assert_eq!(Sampling::from_word(key.sampling), sampling);
+    assert_eq!(stats.sampling, sampling.word(), "the flow carries its sampling");
+    assert_eq!(Sampling::from_word(stats.sampling), sampling);
+    assert_eq!(key.sampling_tag, sampling.tag());
+    assert_ne!(key.sampling_tag, 0);
     // Counted as they are: no scaling.
     let (n, p) = (f64::from(sent), 0.01);
     let sd = (n * p * (1.0 - p)).sqrt();
@@ -147,7 +149,7 @@ fn deterministic_one_in_n_meters_exactly_every_nth_packet_on_one_cpu() {
     let dp = Sampled::new("deterministic", sampling);
     dp.send(&udp4(), 500_000);
     let (key, stats) = dp.flows()[0];
-    assert_eq!(key.sampling, 100);
+    assert_eq!((stats.sampling, key.sampling_tag), (100, sampling.tag()));
     assert_eq!(stats.packets, 5_000, "every 100th of 500,000 packets");
     // The count goes on across runs: 150 more packets make 1 more (the
     // 100th after the last one), and the next 50 are the next one's.
@@ -167,7 +169,11 @@ fn interval_one_meters_every_packet_and_keys_flows_unsampled() {
         let dp = Sampled::new(tag, sampling);
         dp.send(&udp4(), 1_000);
         let (key, stats) = dp.flows()[0];
-        assert_eq!((key.sampling, stats.packets), (0, 1_000), "{tag}");
+        assert_eq!(
+            (key.sampling_tag, stats.sampling, stats.packets),
+            (0, 0, 1_000),
+            "{tag}"
+        );
     }
 }
 
@@ -192,7 +198,7 @@ fn two_rates_on_one_cache_make_two_flows() {
         .read_all()
         .unwrap()
         .into_iter()
-        .map(|e| (e.key.sampling, e.stats.packets))
+        .map(|e| (e.stats.sampling, e.stats.packets))
         .collect();
     flows.sort();
     assert_eq!(flows, [(0, 100), (10, 10)]);

@@ -402,11 +402,11 @@ impl CollectorTask {
     fn learn_selectors(&mut self, records: &[FlowRecord]) {
         let mut last = None;
         for r in records {
-            if last == Some(r.key.sampling) {
+            if last == Some(r.stats.sampling) {
                 continue;
             }
-            last = Some(r.key.sampling);
-            let s = Sampling::from_word(r.key.sampling);
+            last = Some(r.stats.sampling);
+            let s = Sampling::from_word(r.stats.sampling);
             if !self.selectors.contains(&s) {
                 self.selectors.push(s);
                 self.last_options = None;

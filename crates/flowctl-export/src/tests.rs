@@ -226,7 +226,7 @@ fn each_sampling_in_use_gets_a_selector_record_and_flows_name_theirs() {
     );
 
     let mut flow = record(1, false);
-    flow.key.sampling = random.word();
+    flow.stats.sampling = random.word();
     let pending: VecDeque<FlowRecord> = [flow, record(2, false)].into_iter().collect();
     let (msg, _, _) = session.next_data_message(&t, &pending, 2).unwrap();
     let d = decoder.decode(&msg).unwrap();

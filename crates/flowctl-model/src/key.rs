@@ -37,16 +37,15 @@ pub struct FlowKey {
     pub ip_version: u8,
     /// IP protocol number (IPv6: the upper-layer next header).
     pub protocol: u8,
-    /// Always 0.
-    pub pad: u8,
+    /// 0 when the flow's attachment meters every packet, else a byte
+    /// derived from its sampling ([`Sampling::tag`](crate::Sampling::tag)):
+    /// one interface re-attached at another rate makes new flows. The full
+    /// sampling is in [`FlowStats::sampling`](crate::FlowStats::sampling).
+    pub sampling_tag: u8,
     /// The top MPLS label stack entry: 0 without MPLS, else
     /// [`MPLS_PRESENT`] | its first 3 bytes (`label << 4 | TC << 1 | S`, IPFIX's
     /// `mplsTopLabelStackSection`). See [`FlowKey::mpls_top_label`].
     pub mpls_label: u32,
-    /// The packet selection of the attachment that metered the flow, as a
-    /// [`Sampling::word`](crate::Sampling::word): 0 when it metered every
-    /// packet. Flows metered at different rates are different flows.
-    pub sampling: u32,
 }
 
 /// Set in [`FlowKey::mpls_label`] when the packet had an MPLS label stack

@@ -37,8 +37,11 @@ pub const SAMPLE_INTERVAL_GLOBAL: &str = "SAMPLE_INTERVAL";
 /// ([`crate::Sampling::threshold`]); 0 for count-based selection.
 pub const SAMPLE_THRESHOLD_GLOBAL: &str = "SAMPLE_THRESHOLD";
 /// Name of the read-only global holding what the attachment's flows carry
-/// in [`crate::FlowKey::sampling`] ([`crate::Sampling::word`]).
+/// in their slot's `sampling` ([`crate::Sampling::word`]).
 pub const SAMPLING_GLOBAL: &str = "SAMPLING";
+/// Name of the read-only global holding what the attachment's flows carry
+/// in [`crate::FlowKey::sampling_tag`] ([`crate::Sampling::tag`]).
+pub const SAMPLING_TAG_GLOBAL: &str = "SAMPLING_TAG";
 
 /// `flowDirection` (IPFIX IE 61) value for ingress.
 pub const DIRECTION_INGRESS: u8 = 0;

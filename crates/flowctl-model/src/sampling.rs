@@ -99,6 +99,17 @@ impl Sampling {
         }
     }
 
+    /// What the flows of the attachment carry in
+    /// [`FlowKey::sampling_tag`](crate::FlowKey::sampling_tag): 0 for every
+    /// packet, else 1..=255 from a hash of the [`Sampling::word`].
+    pub fn tag(&self) -> u8 {
+        let word = self.word();
+        if word == 0 {
+            return 0;
+        }
+        (1 + (word.wrapping_mul(0x9e37_79b1) >> 16) % 255) as u8
+    }
+
     /// The sampling a [`Sampling::word`] stands for.
     pub fn from_word(word: u32) -> Self {
         let interval = word & SAMPLING_INTERVAL_MASK;
@@ -207,6 +218,15 @@ mod tests {
         let none = Sampling::new(1, SampleMode::Random).unwrap();
         assert_eq!((none.word(), none.selector_id(), none.packet_space()), (0, 1, 0));
         assert_eq!(Sampling::from_word(0), Sampling::NONE);
+        assert_eq!(none.tag(), 0);
+        let tags: std::collections::BTreeSet<u8> = (2..2000)
+            .flat_map(|n| [SampleMode::Random, SampleMode::Deterministic].map(|m| Sampling::new(n, m).unwrap().tag()))
+            .collect();
+        assert!(
+            !tags.contains(&0) && tags.len() > 200,
+            "tags spread over 1..=255: {}",
+            tags.len()
+        );
         let det = Sampling::new(100, SampleMode::Deterministic).unwrap();
         assert_eq!(
             (det.selector_id(), det.selector_algorithm(), det.sampling_algorithm()),

@@ -64,6 +64,9 @@ pub fn first_meta(stats: &FlowStats) -> u64 {
 pub struct FlowSlot {
     /// The flow this slot counts.
     pub key: FlowKey,
+    /// The sampling of the attachment that created the flow
+    /// ([`Sampling::word`](crate::Sampling::word); 0: every packet).
+    pub sampling: u32,
     /// Wire packets.
     pub packets: u64,
     /// L3 octets.
@@ -88,6 +91,7 @@ impl FlowSlot {
             min_ttl: (self.meta >> meta::TTL_MIN_SHIFT) as u8,
             max_ttl: (self.meta >> meta::TTL_MAX_SHIFT) as u8,
             tos: (self.meta >> meta::TOS_SHIFT) as u8,
+            sampling: self.sampling,
             ..Default::default()
         }
     }

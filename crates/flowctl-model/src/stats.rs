@@ -22,6 +22,10 @@ pub struct FlowStats {
     pub max_ttl: u8,
     /// IPv4 TOS / IPv6 traffic class of the first packet.
     pub tos: u8,
+    /// The sampling the flow was metered with
+    /// ([`Sampling::word`](crate::Sampling::word); 0: every packet).
+    /// Packets and octets are those of the selected packets, not scaled.
+    pub sampling: u32,
     /// Always 0.
     pub pad: [u8; 3],
 }

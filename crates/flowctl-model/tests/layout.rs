@@ -27,14 +27,21 @@ const FIELDS: &[(&str, &[&str])] = &[
             "direction",
             "ip_version",
             "protocol",
-            "pad",
+            "sampling_tag",
             "mpls_label",
-            "sampling",
         ],
     ),
     (
         "flow_slot",
-        &["key", "packets", "octets", "first_seen_ns", "last_seen_ns", "meta"],
+        &[
+            "key",
+            "sampling",
+            "packets",
+            "octets",
+            "first_seen_ns",
+            "last_seen_ns",
+            "meta",
+        ],
     ),
     ("slot_ring", &["head", "tail", "mask", "pad"]),
     ("spare_slot", &["slot", "held"]),
@@ -150,16 +157,15 @@ fn rust_types_match_c_header() {
             direction,
             ip_version,
             protocol,
-            pad,
-            mpls_label,
-            sampling
+            sampling_tag,
+            mpls_label
         ]
     );
     rust_layout!(
         rust,
         "flow_slot",
         FlowSlot,
-        [key, packets, octets, first_seen_ns, last_seen_ns, meta]
+        [key, sampling, packets, octets, first_seen_ns, last_seen_ns, meta]
     );
     rust_layout!(rust, "slot_ring", SlotRing, [head, tail, mask, pad]);
     rust_layout!(rust, "spare_slot", SpareSlot, [slot, held]);

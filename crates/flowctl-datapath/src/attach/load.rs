@@ -7,7 +7,7 @@ use aya::{maps::MapInfo, programs::SchedClassifier, EbpfLoader};
 use flowctl_model::{
     DatapathCounters, FlowKey, FlowSlot, RingPair, Sampler, Sampling, SlotRing, SpareSlot, COUNTERS_MAP, FLOWS_MAP,
     NETNS_INO_GLOBAL, RAW_IP_GLOBAL, RINGCTL_MAP, RING_MAP, SAMPLER_MAP, SAMPLE_INTERVAL_GLOBAL,
-    SAMPLE_THRESHOLD_GLOBAL, SAMPLING_GLOBAL, SLOTS_MAP, SPARE_MAP,
+    SAMPLE_THRESHOLD_GLOBAL, SAMPLING_GLOBAL, SAMPLING_TAG_GLOBAL, SLOTS_MAP, SPARE_MAP,
 };
 
 use super::DEFAULT_MAX_FLOWS;
@@ -112,6 +112,7 @@ pub(crate) fn load_object(
         .override_global(SAMPLE_INTERVAL_GLOBAL, &sampling.interval, true)
         .override_global(SAMPLE_THRESHOLD_GLOBAL, &sampling.threshold(), true)
         .override_global(SAMPLING_GLOBAL, &sampling.word(), true)
+        .override_global(SAMPLING_TAG_GLOBAL, &sampling.tag(), true)
         .load(DATAPATH_OBJECT)
         .map_err(|e| Error::bpf("loading the eBPF datapath", e))?;
     fill_ring(&ebpf)?;

@@ -97,6 +97,8 @@ impl Slots {
         let u64_of = |o| u64_at(self, s, o).load(Ordering::Relaxed);
         Some(
             FlowSlot {
+                // Written once, before the slot was made live, as the key.
+                sampling: u32_at(self, s, offset_of!(FlowSlot, sampling)).load(Ordering::Relaxed),
                 packets: u64_of(offset_of!(FlowSlot, packets)),
                 octets: u64_of(offset_of!(FlowSlot, octets)),
                 first_seen_ns: u64_of(offset_of!(FlowSlot, first_seen_ns)),
@@ -118,6 +120,7 @@ impl Slots {
         for (n, w) in words.iter().enumerate() {
             u32_at(self, s, offset_of!(FlowSlot, key) + 4 * n).store(*w, Ordering::Relaxed);
         }
+        u32_at(self, s, offset_of!(FlowSlot, sampling)).store(stats.sampling, Ordering::Relaxed);
         u64_at(self, s, offset_of!(FlowSlot, packets)).store(stats.packets, Ordering::Relaxed);
         u64_at(self, s, offset_of!(FlowSlot, octets)).store(stats.octets, Ordering::Relaxed);
         u64_at(self, s, offset_of!(FlowSlot, first_seen_ns)).store(stats.first_seen_ns, Ordering::Relaxed);

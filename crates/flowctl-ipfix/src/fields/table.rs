@@ -130,17 +130,17 @@ record_fields! { |r|
     /// Time of the last packet, NTP timestamp.
     EndNanoseconds => Nanoseconds(r.end_unix_ns),
     /// N of the 1-in-N sampling the flow was metered with; 1 for every packet.
-    SamplingInterval => n(Sampling::from_word(r.key.sampling).packets_per_sample()),
+    SamplingInterval => n(Sampling::from_word(r.stats.sampling).packets_per_sample()),
     /// 2 random, 1 deterministic (NetFlow v9 `samplingAlgorithm`).
-    SamplingAlgorithm => n(Sampling::from_word(r.key.sampling).sampling_algorithm()),
+    SamplingAlgorithm => n(Sampling::from_word(r.stats.sampling).sampling_algorithm()),
     /// The id of the selector options record describing the flow's sampling.
-    SelectorId => n(Sampling::from_word(r.key.sampling).selector_id()),
+    SelectorId => n(Sampling::from_word(r.stats.sampling).selector_id()),
     /// The PSAMP `selectorAlgorithm`: 3 random n-out-of-N, 1 systematic count-based.
-    SelectorAlgorithm => n(Sampling::from_word(r.key.sampling).selector_algorithm()),
+    SelectorAlgorithm => n(Sampling::from_word(r.stats.sampling).selector_algorithm()),
     /// Packets selected in a row: always 1.
-    SamplingPacketInterval => n(Sampling::from_word(r.key.sampling).packet_interval()),
+    SamplingPacketInterval => n(Sampling::from_word(r.stats.sampling).packet_interval()),
     /// Packets passed over after each selected one: N - 1.
-    SamplingPacketSpace => n(Sampling::from_word(r.key.sampling).packet_space()),
+    SamplingPacketSpace => n(Sampling::from_word(r.stats.sampling).packet_space()),
     /// End minus start, in milliseconds: the difference of the millisecond
     /// timestamps, so that it equals flowEndMilliseconds - flowStartMilliseconds.
     DurationMilliseconds => n((r.end_unix_ns / NANOS_PER_MILLI).saturating_sub(r.start_unix_ns / NANOS_PER_MILLI)),

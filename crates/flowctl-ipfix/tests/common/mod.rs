@@ -55,13 +55,12 @@ pub fn random_record(rng: &mut Rng, src: &str, dst: &str, protocol: u8) -> FlowR
             direction: rng.below(2) as u8,
             ip_version: if src.is_ipv4() { 4 } else { 6 },
             protocol,
-            pad: 0,
+            sampling_tag: 0,
             mpls_label: if rng.below(2) == 0 {
                 0
             } else {
                 flowctl_model::MPLS_PRESENT | (rng.next() as u32 & 0xff_ffff)
             },
-            sampling: 0,
         },
         stats: FlowStats {
             packets,
