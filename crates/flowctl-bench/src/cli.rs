@@ -95,6 +95,21 @@ pub struct ProgCostArgs {
     /// Measurements per program, alternating; the median is printed.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rounds: u32,
+    /// Also measure the classifier sampling 1 packet in N (`sampled_ns`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=16_777_216))]
+    pub sample_interval: Option<u32>,
+    /// How the sampled classifier selects: random or deterministic.
+    #[arg(long, default_value = "random", value_parser = parse_sample_mode)]
+    pub sample_mode: flowctl_model::SampleMode,
+    /// Also measure another build of the classifier (an eBPF object file,
+    /// e.g. the datapath of the previous release, `baseline_ns`), loaded
+    /// with its globals' defaults.
+    #[arg(long, value_name = "FILE")]
+    pub baseline_object: Option<std::path::PathBuf>,
+}
+
+fn parse_sample_mode(s: &str) -> Result<flowctl_model::SampleMode, String> {
+    s.parse()
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
