@@ -34,7 +34,13 @@
 # "1 10000"), MODES (default "none bare flowctl"), SIZE (default 64),
 # SENDERS (1 or 2, default 1),
 # RESULTS (file for the per-run TSV, default: a temp file that is printed),
-# AGENT=0 (flowctl mode without the agent: the datapath's cost alone).
+# AGENT=0 (flowctl mode without the agent: the datapath's cost alone),
+# SAMPLE=N (flowctl mode attaches with `--sample-interval N`, SAMPLE_MODE
+# random or deterministic, default random; prog-cost also measures the
+# classifier sampling 1 in N against the unsampled one, alternating),
+# BASELINE_OBJECT (another build of the classifier, e.g. the previous
+# release's bpf/flowctl.bpf.c compiled with the same clang flags:
+# prog-cost measures it alternating with this one, `flowctl_over_baseline`).
 # Traffic stays inside the two namespaces it creates (no default route) and
 # on their loopback; everything is removed at exit.
 set -euo pipefail
@@ -51,6 +57,9 @@ MODES=${MODES:-"none bare flowctl"}
 SIZE=${SIZE:-64}
 AGENT=${AGENT:-1}
 SENDERS=${SENDERS:-1}
+SAMPLE=${SAMPLE:-1}
+SAMPLE_MODE=${SAMPLE_MODE:-random}
+BASELINE_OBJECT=${BASELINE_OBJECT:-}
 WARMUP=1
 SINK_PORT=9
 IPFIX_PORT=4739
@@ -93,7 +102,8 @@ start_mode() {
         bench_wait_for "$WORK/bare.log" "attached"
         ;;
     flowctl)
-        "$flowctl" attach --netns "$A" --interface "$DEV" --direction egress >/dev/null
+        "$flowctl" attach --netns "$A" --interface "$DEV" --direction egress \
+            --sample-interval "$SAMPLE" --sample-mode "$SAMPLE_MODE" >/dev/null
         [ "$AGENT" = 0 ] && return 0
         RUST_LOG=info bench_bg nsenter --net="/var/run/netns/$A" "$flowctl" agent --interface "$DEV" \
             --direction egress --collector "udp://127.0.0.1:$IPFIX_PORT" 2>"$WORK/agent.log"
@@ -238,4 +248,7 @@ fi
 
 echo
 echo "== program cost per packet, no traffic (BPF_PROG_TEST_RUN, $SIZE-byte UDP, 1 flow, median of 5 x 1M runs)"
-"$bench" prog-cost --size "$SIZE" | tr -d '{}"' | tr ',' '\n' | sed 's/:/ /' | sort | awk '{ printf "  %-22s %s\n", $1, $2 }'
+PROG_COST_ARGS=()
+[ "$SAMPLE" -gt 1 ] && PROG_COST_ARGS+=(--sample-interval "$SAMPLE" --sample-mode "$SAMPLE_MODE")
+[ -n "$BASELINE_OBJECT" ] && PROG_COST_ARGS+=(--baseline-object "$BASELINE_OBJECT")
+"$bench" prog-cost --size "$SIZE" "${PROG_COST_ARGS[@]}" | tr -d '{}"' | tr ',' '\n' | sed 's/:/ /' | sort | awk '{ printf "  %-22s %s\n", $1, $2 }'
