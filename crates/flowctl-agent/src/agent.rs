@@ -88,7 +88,13 @@ async fn attach_all(layout: &PinLayout, config: &AgentConfig) -> Result<(), Agen
             .await
             .map_err(|e| AgentError::Other(e.to_string()))??;
         for a in done {
-            log::info!("metering {} {} (netns {})", i.name, a.direction, a.netns);
+            log::info!(
+                "metering {} {} (netns {}, {})",
+                i.name,
+                a.direction,
+                a.netns,
+                i.sampling
+            );
         }
     }
     Ok(())
