@@ -199,3 +199,39 @@ async fn a_netflow9_collector_task_sends_v9_packets_numbered_one_by_one() {
     assert_eq!(stopped.status.records, 40);
     assert_eq!(stopped.status.sequence, sequences.len() as u32);
 }
+
+#[test]
+fn v9_sampling_records_carry_the_interval_and_algorithm_of_each_sampling() {
+    use flowctl_model::{SampleMode, Sampling};
+    let t = templates();
+    let mut session = V9Session::new(9, 1400).unwrap();
+    let random = Sampling::new(10, SampleMode::Random).unwrap();
+    let (m, n) = session
+        .options_messages(&t, (0, 0), &[], &[random], 1_700_000_002)
+        .into_iter()
+        .next()
+        .unwrap();
+    assert_eq!(n, 2, "statistics and one sampling record");
+    // The sampling options data FlowSet (id 65001): scope System (the Source
+    // ID, 4 bytes), SAMPLING_INTERVAL (4), SAMPLING_ALGORITHM (1).
+    let mut at = 20;
+    let mut record = None;
+    while at + 4 <= m.len() {
+        let (id, len) = (
+            u16::from_be_bytes([m[at], m[at + 1]]),
+            usize::from(u16::from_be_bytes([m[at + 2], m[at + 3]])),
+        );
+        if id == crate::SAMPLING_TEMPLATE_ID {
+            record = Some(m[at + 4..at + 4 + 9].to_vec());
+        }
+        at += len;
+    }
+    let r = record.expect("a sampling options data FlowSet");
+    assert_eq!(
+        u32::from_be_bytes(r[0..4].try_into().unwrap()),
+        9,
+        "scope: the Source ID"
+    );
+    assert_eq!(u32::from_be_bytes(r[4..8].try_into().unwrap()), 10, "SAMPLING_INTERVAL");
+    assert_eq!(r[8], 2, "SAMPLING_ALGORITHM: random");
+}

@@ -154,7 +154,10 @@ fn usage_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
         ("invalid value", os(&["agent", "--sample-interval", "16777217"])),
         ("unknown sampling mode", os(&["agent", "--sample-mode", "often"])),
         ("invalid value", os(&["attach", "-i", "lo", "--sample-interval", "x"])),
-        ("unknown sampling mode", os(&["attach", "-i", "lo", "--sample-mode", "sometimes"])),
+        (
+            "unknown sampling mode",
+            os(&["attach", "-i", "lo", "--sample-mode", "sometimes"]),
+        ),
         ("value is required", os(&["agent", "--config"])),
         // config
         ("requires a subcommand", os(&["config"])),

@@ -67,7 +67,11 @@ fn random_one_in_10_reaches_the_collector_with_its_selector() {
     );
     let status: Value = serde_json::from_str(&fc.ok(&["status", "-o", "json"])).unwrap();
     let a = &status["attachments"][0];
-    assert_eq!((a["sample_interval"].as_u64(), a["sample_mode"].as_str()), (Some(10), Some("random")), "{status}");
+    assert_eq!(
+        (a["sample_interval"].as_u64(), a["sample_mode"].as_str()),
+        (Some(10), Some("random")),
+        "{status}"
+    );
 
     let sent: u64 = 200_000;
     traffic::udp(&topo.a, sa(A4, 45001), &topo.b, sa(B4, 45002), sent as usize, 18);
@@ -105,7 +109,10 @@ fn random_one_in_10_reaches_the_collector_with_its_selector() {
         assert_eq!(got, [Some(selector_id), Some(1), Some(9), Some(10), Some(2)], "{r}");
     }
     // The selector options record, before the flow's first record.
-    let first_flow = lines.iter().position(|l| l["fields"]["sourceTransportPort"] == 45001).unwrap();
+    let first_flow = lines
+        .iter()
+        .position(|l| l["fields"]["sourceTransportPort"] == 45001)
+        .unwrap();
     let selector = lines
         .iter()
         .position(|l| l["options"] == true && l["fields"]["selectorId"] == selector_id)
@@ -137,7 +144,10 @@ fn random_one_in_10_reaches_the_collector_with_its_selector() {
         "-e",
         "cflow.sampling_interval",
     ]);
-    let first = out.lines().next().unwrap_or_else(|| panic!("tshark saw no selector record: {out:?}"));
+    let first = out
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("tshark saw no selector record: {out:?}"));
     let cells: Vec<&str> = first.split('\t').map(|c| c.split(',').next().unwrap_or("")).collect();
     assert_eq!(cells, ["3", "1", "9", "10"], "tshark: {first:?}");
 }
@@ -159,7 +169,10 @@ fn attach_at_another_rate_replaces_the_program_and_status_shows_it() {
     let out = attach(&["--sample-interval", "4", "--sample-mode", "deterministic"]);
     assert!(out.contains("sampling 1:4 deterministic"), "{out}");
     let a = attachment();
-    assert_eq!((a["sample_interval"].as_u64(), a["sample_mode"].as_str()), (Some(4), Some("deterministic")));
+    assert_eq!(
+        (a["sample_interval"].as_u64(), a["sample_mode"].as_str()),
+        (Some(4), Some("deterministic"))
+    );
     let first_prog = a["program_id"].as_u64().unwrap();
     let out = attach(&["--sample-interval", "4", "--sample-mode", "deterministic"]);
     assert!(out.starts_with("already attached"), "same rate: nothing to do: {out}");
@@ -173,7 +186,10 @@ fn attach_at_another_rate_replaces_the_program_and_status_shows_it() {
         .map(|f| f["packets"].as_u64().unwrap())
         .sum();
     let cpus = std::thread::available_parallelism().unwrap().get() as u64;
-    assert!(metered.abs_diff(100) <= cpus, "every 4th packet per CPU: {metered} of 400");
+    assert!(
+        metered.abs_diff(100) <= cpus,
+        "every 4th packet per CPU: {metered} of 400"
+    );
 
     let out = attach(&[]);
     assert!(out.starts_with("attached"), "another rate replaces the program: {out}");
