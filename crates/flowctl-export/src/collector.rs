@@ -327,6 +327,7 @@ impl CollectorTask {
                     }
                     Some(Command::Spooled { records, given_up, file }) => {
                         let n = records.len();
+                        self.learn_selectors(&records);
                         if given_up.0 > 0 {
                             self.session.given_up_before(given_up.0, given_up.1, given_up.2);
                             // The collector learns of them now, not at the next refresh.
