@@ -38,11 +38,11 @@ echo "kernel guest: Debian 12's Linux 6.1 (misc/guest/)"
 bash misc/guest/setup.sh
 # The binaries whose tests depend on the kernel: the verifier, map
 # operations, both hooks, bare-IP and tunnel interfaces, the agent's export,
-# the capability sets. (faults, metrics, fuzz_parser and cli_args repeat on
+# the capability sets, packet sampling. (faults, metrics, fuzz_parser and cli_args repeat on
 # 6.1 what the host run checks; under software emulation they would take
 # another ten minutes.)
 FLOWCTL_GUEST=1 bash misc/guest/test.sh parser flow_table pins scanner flowctl_datapath-lib \
-    tunnels datapath_e2e attach_modes bare_ip agent_export lossless security 2>&1 | tee /tmp/flowctl-test-guest.log
+    tunnels datapath_e2e attach_modes bare_ip agent_export lossless security sampling sampling_export 2>&1 | tee /tmp/flowctl-test-guest.log
 # One summary line over both host runs: a test the unprivileged run reports
 # as ignored (root-only) counts once, when root runs it; "skipped" are tests
 # that ran in neither. Then the guest's own line.

@@ -26,7 +26,7 @@ if [ "${1:-}" = --in-guest ]; then
     echo "guest: $(uname -r), $(nproc) CPUs, booted in $(cut -d' ' -f1 /proc/uptime) s"
     # The first tshark start in a fresh guest takes ~25 s under TCG (cold translation cache), later ones ~8 s;
     # the tests wait 20 s for it. One throw-away capture first.
-    if grep -q '^agent_export ' "$list" && command -v tshark >/dev/null; then
+    if grep -qE '^(agent_export|sampling_export) ' "$list" && command -v tshark >/dev/null; then
         s=$SECONDS
         timeout 120 tshark -i lo -a duration:1 -w /dev/null >/dev/null 2>&1 || true
         echo "guest: tshark warmed up in $((SECONDS - s)) s"

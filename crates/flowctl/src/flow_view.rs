@@ -2,7 +2,7 @@
 
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, ContentArrangement, Table};
 use flowctl_datapath::{netlink::InterfaceNames, Direction};
-use flowctl_model::{BootClock, FlowKey, FlowStats, MplsLabel};
+use flowctl_model::{BootClock, FlowKey, FlowStats, MplsLabel, Sampling};
 use serde::Serialize;
 use time::{macros::format_description, OffsetDateTime};
 
@@ -57,6 +57,11 @@ pub struct FlowView {
     pub max_ttl: u8,
     /// TOS / traffic class of the first packet.
     pub tos: u8,
+    /// N of the 1-in-N sampling the flow is metered with (1: every
+    /// packet); `packets` and `bytes` are not scaled by it.
+    pub sample_interval: u32,
+    /// "random" or "deterministic" when sampled, else null.
+    pub sample_mode: Option<String>,
 }
 
 /// The top MPLS label stack entry of a flow.
@@ -109,6 +114,10 @@ impl FlowView {
             min_ttl: stats.min_ttl,
             max_ttl: stats.max_ttl,
             tos: stats.tos,
+            sample_interval: Sampling::from_word(stats.sampling).packets_per_sample(),
+            sample_mode: Some(Sampling::from_word(stats.sampling))
+                .filter(Sampling::is_sampled)
+                .map(|s| s.mode.to_string()),
         }
     }
 }

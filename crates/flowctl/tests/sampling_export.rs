@@ -179,12 +179,14 @@ fn attach_at_another_rate_replaces_the_program_and_status_shows_it() {
 
     // 400 datagrams on one CPU's worth of a 1:4 count: about 100 metered.
     traffic::udp(&topo.a, sa(A4, 45101), &topo.b, sa(B4, 45102), 400, 10);
-    let metered: u64 = fc
-        .dump()
-        .iter()
-        .filter(|f| f["sport"] == 45101)
-        .map(|f| f["packets"].as_u64().unwrap())
-        .sum();
+    let flows: Vec<Value> = fc.dump().into_iter().filter(|f| f["sport"] == 45101).collect();
+    assert!(
+        flows
+            .iter()
+            .all(|f| f["sample_interval"] == 4 && f["sample_mode"] == "deterministic"),
+        "{flows:?}"
+    );
+    let metered: u64 = flows.iter().map(|f| f["packets"].as_u64().unwrap()).sum();
     let cpus = std::thread::available_parallelism().unwrap().get() as u64;
     assert!(
         metered.abs_diff(100) <= cpus,
