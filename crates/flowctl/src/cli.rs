@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use flowctl_agent::log_format::{self, LogFormat};
 use flowctl_datapath::{AttachMode, Order};
 
 use crate::{commands, filter::FlowFilter};
@@ -14,6 +15,12 @@ pub struct Cli {
     /// Base directory of flowctl's pins in bpffs.
     #[arg(long, global = true, env = "FLOWCTL_PIN_DIR", default_value = flowctl_datapath::pins::DEFAULT_PIN_BASE)]
     pub pin_dir: PathBuf,
+
+    /// Log lines as text, or as one JSON object per line (time, level,
+    /// target, message) for journald and log shippers [default: the agent
+    /// file's log.format, else text].
+    #[arg(long, global = true, value_name = "text|json", value_parser = parse_from_str::<LogFormat>)]
+    pub log_format: Option<LogFormat>,
 
     /// The command to run.
     #[command(subcommand)]
@@ -396,7 +403,7 @@ pub struct FlushArgs {
 /// Parses arguments, runs the command and returns the process exit code.
 /// Errors are printed as one line on stderr.
 pub fn main() -> i32 {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    crate::logging::init();
     crate::process::one_line_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -410,6 +417,9 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    if let Some(format) = cli.log_format {
+        log_format::set(format);
+    }
     crate::process::quiet_broken_pipe(&cli.command);
     match commands::run(&cli) {
         Ok(()) => 0,

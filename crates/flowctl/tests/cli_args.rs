@@ -94,6 +94,8 @@ fn usage_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
         ("unexpected argument", os(&["--bogus"])),
         ("value is required", os(&["--pin-dir"])),
         ("value is required", os(&["--pin-dir", "", "status"])),
+        ("is not text or json", os(&["--log-format", "yaml", "status"])),
+        ("is not text or json", os(&["agent", "--log-format", "JSON"])),
         // attach
         ("required arguments were not provided", os(&["attach"])),
         ("value is required", os(&["attach", "-i"])),

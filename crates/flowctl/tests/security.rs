@@ -401,6 +401,9 @@ fn the_systemd_unit_is_hardened_and_valid() {
         .filter(|l| !l.starts_with('#') && l.contains('='))
         .collect();
     for required in [
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=30s",
         "User=root",
         "CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_ADMIN",
         "NoNewPrivileges=yes",
@@ -414,7 +417,9 @@ fn the_systemd_unit_is_hardened_and_valid() {
         "SystemCallArchitectures=native",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
-        "ExecStart=/usr/local/bin/flowctl agent --config /etc/flowctl/agent.yaml",
+        "ExecStartPre=/usr/bin/flowctl config check /etc/flowctl/agent.yaml",
+        "ExecStart=/usr/bin/flowctl agent --config /etc/flowctl/agent.yaml",
+        "ExecReload=/usr/bin/flowctl config check /etc/flowctl/agent.yaml",
     ] {
         assert!(settings.contains(&required), "misc/flowctl.service lacks {required:?}");
     }
@@ -429,7 +434,7 @@ fn the_systemd_unit_is_hardened_and_valid() {
     let copy = dir.join("flowctl.service");
     fs::write(
         &copy,
-        unit.replace("/usr/local/bin/flowctl", env!("CARGO_BIN_EXE_flowctl")),
+        unit.replace("/usr/bin/flowctl", env!("CARGO_BIN_EXE_flowctl")),
     )
     .unwrap();
     let verify = Command::new("systemd-analyze")

@@ -26,7 +26,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::status(&layout, args),
         Command::Dump(args) => dump::dump(&layout, args),
         Command::Flush(args) => flush::flush(&layout, args),
-        Command::Agent(args) => agent::agent(&layout, args),
+        Command::Agent(args) => agent::agent(&layout, args, cli.log_format),
         Command::Config(ConfigCommand::Check { file }) => agent::config_check(file),
         Command::Collect(args) => collect::collect(args),
         Command::Ipfix(IpfixCommand::Send { config, flows }) => ipfix::send(config, flows),
