@@ -60,6 +60,35 @@ pub enum Command {
     Ipfix(IpfixCommand),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     Completions(CompletionsArgs),
+    /// Write the manual pages of flowctl and of every subcommand into a
+    /// directory (for packaging: misc/package.sh).
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// Arguments of `flowctl man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write flowctl.1, flowctl-agent.1, ... into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Date the pages carry, YYYY-MM-DD (misc/package.sh: the last commit's) [default: today, UTC].
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = date_arg)]
+    pub date: Option<String>,
+}
+
+fn date_arg(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let shape = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
+    let digits = b
+        .iter()
+        .enumerate()
+        .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if shape && digits {
+        Ok(s.to_string())
+    } else {
+        Err("not a date as YYYY-MM-DD".into())
+    }
 }
 
 /// Arguments of `flowctl completions`.

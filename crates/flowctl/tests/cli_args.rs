@@ -450,6 +450,90 @@ fn zsh_and_fish_completions_cover_every_subcommand() {
     assert!(completions("fish").contains("complete -c flowctl"));
 }
 
+/// `flowctl-agent`, `flowctl-config-check`, ...: every visible (sub)command, depth first.
+fn page_names(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, clap::Command)>) {
+    let name = if prefix.is_empty() {
+        cmd.get_name().to_string()
+    } else {
+        format!("{prefix}-{}", cmd.get_name())
+    };
+    out.push((name.clone(), cmd.clone()));
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        page_names(sub, &name, out);
+    }
+}
+
+#[test]
+fn every_command_has_a_manual_page_naming_each_of_its_options() {
+    use clap::CommandFactory;
+    let scratch = TempDir::new("man");
+    let dir = scratch.0.join("man1");
+    let dir_arg = dir.display().to_string();
+    let out = run(
+        Path::new("/nonexistent"),
+        &os(&["man", "--dir", &dir_arg, "--date", "2026-12-06"]),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut expected = Vec::new();
+    page_names(&flowctl::cli::Cli::command(), "", &mut expected);
+    assert!(
+        expected.len() >= 15,
+        "{:?}",
+        expected.iter().map(|e| &e.0).collect::<Vec<_>>()
+    );
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    let mut want: Vec<String> = expected.iter().map(|(n, _)| format!("{n}.1")).collect();
+    want.sort();
+    assert_eq!(written, want, "one page per command, the hidden `man` itself excepted");
+    for (name, cmd) in &expected {
+        let page = std::fs::read_to_string(dir.join(format!("{name}.1"))).unwrap();
+        assert!(
+            page.contains(&format!(
+                ".TH {name} 1 2026-12-06 \"flowctl {}\" \"flowctl manual\"",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{name}: {}",
+            page.lines().take(4).collect::<Vec<_>>().join("\n")
+        );
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(long) = arg.get_long() {
+                let roff = format!("\\fB\\-\\-{}\\fR", long.replace('-', "\\-"));
+                assert!(page.contains(&roff), "{name}.1 does not document --{long}");
+            }
+        }
+    }
+    // man(1) renders them without a warning where it is installed.
+    let Ok(status) = Command::new("man").arg("--version").output() else {
+        return;
+    };
+    assert!(status.status.success());
+    for (name, _) in &expected {
+        let render = Command::new("man")
+            .args(["--warnings", "-l", "-Tutf8"])
+            .arg(dir.join(format!("{name}.1")))
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        assert!(render.status.success(), "man {name}");
+        assert!(
+            render.stderr.is_empty(),
+            "man --warnings {name}: {}",
+            String::from_utf8_lossy(&render.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&render.stdout).contains("flowctl manual"),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn a_closed_stdout_ends_a_printing_command_quietly() {
     let (reader, writer) = std::io::pipe().unwrap();

@@ -432,11 +432,7 @@ fn the_systemd_unit_is_hardened_and_valid() {
     let dir = std::env::temp_dir().join(format!("flowctl-unit-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     let copy = dir.join("flowctl.service");
-    fs::write(
-        &copy,
-        unit.replace("/usr/bin/flowctl", env!("CARGO_BIN_EXE_flowctl")),
-    )
-    .unwrap();
+    fs::write(&copy, unit.replace("/usr/bin/flowctl", env!("CARGO_BIN_EXE_flowctl"))).unwrap();
     let verify = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&copy)

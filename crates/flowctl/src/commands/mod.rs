@@ -9,6 +9,7 @@ mod completions;
 mod dump;
 mod flush;
 mod ipfix;
+mod man;
 mod privileges;
 mod status;
 
@@ -31,6 +32,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Collect(args) => collect::collect(args),
         Command::Ipfix(IpfixCommand::Send { config, flows }) => ipfix::send(config, flows),
         Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
     }
 }
 
@@ -47,5 +49,6 @@ pub fn name(command: &Command) -> &'static str {
         Command::Collect(_) => "collect",
         Command::Ipfix(IpfixCommand::Send { .. }) => "ipfix send",
         Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
     }
 }
