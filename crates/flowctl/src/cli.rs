@@ -454,8 +454,27 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("flowctl {}: {}", commands::name(&cli.command), one_line(&e));
-            1
+            exit_code(&cli.command, &e)
         }
+    }
+}
+
+/// Exit code of `flowctl agent` when its configuration is unusable
+/// (sysexits.h's EX_CONFIG): the unit's `RestartPreventExitStatus=78` keeps
+/// systemd from restarting it every few seconds until someone edits the file.
+pub const EX_CONFIG: i32 = 78;
+
+/// [`EX_CONFIG`] for an agent stopped by its configuration, 1 for any other error.
+fn exit_code(command: &Command, e: &anyhow::Error) -> i32 {
+    let runs_agent = matches!(command, Command::Agent(a) if a.action.is_none());
+    let config = e.chain().any(|c| {
+        c.is::<flowctl_agent::config::ConfigError>()
+            || matches!(c.downcast_ref(), Some(flowctl_agent::AgentError::Config(_)))
+    });
+    if runs_agent && config {
+        EX_CONFIG
+    } else {
+        1
     }
 }
 

@@ -230,13 +230,6 @@ fn runtime_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
         ),
         ("no agent answers", os(&["agent", "status"])),
         ("no agent answers", os(&["agent", "resend-templates"])),
-        ("no collector", os(&["agent"])),
-        ("cannot read", os(&["agent", "--config", &missing])),
-        ("is not a regular file", os(&["agent", "--config", &dir])),
-        (
-            "not a valid interface name",
-            os(&["agent", "-i", "", "--collector", "udp://127.0.0.1:9"]),
-        ),
         (
             "not found",
             os(&[
@@ -265,9 +258,32 @@ fn runtime_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
             os(&["ipfix", "send", "-c", &garbage.to_string_lossy(), "-f", &missing]),
         ),
     ];
-    cases.push(("cannot read", vec!["config".into(), "check".into(), bad_path.clone()]));
-    cases.push(("cannot read", vec!["agent".into(), "--config".into(), bad_path]));
+    cases.push(("cannot read", vec!["config".into(), "check".into(), bad_path]));
     cases
+}
+
+/// `flowctl agent` stopped by its configuration: exit code 78 (EX_CONFIG),
+/// which the systemd unit does not restart.
+fn agent_config_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
+    let dir = scratch.0.to_string_lossy().into_owned();
+    let missing = scratch.0.join("missing.yaml").to_string_lossy().into_owned();
+    let no_collector = scratch.file("no-collector.yaml", "interfaces: []\n");
+    let mut bad_path = scratch.0.clone().into_os_string();
+    bad_path.push(OsStr::from_bytes(b"/\xff\xfe.yaml"));
+    vec![
+        ("no collector", os(&["agent"])),
+        (
+            "no collector",
+            os(&["agent", "--config", &no_collector.to_string_lossy()]),
+        ),
+        ("cannot read", os(&["agent", "--config", &missing])),
+        ("is not a regular file", os(&["agent", "--config", &dir])),
+        ("cannot read", vec!["agent".into(), "--config".into(), bad_path]),
+        (
+            "not a valid interface name",
+            os(&["agent", "-i", "", "--collector", "udp://127.0.0.1:9"]),
+        ),
+    ]
 }
 
 #[test]
@@ -277,13 +293,22 @@ fn nonsense_arguments_fail_with_one_line_and_touch_nothing() {
     let scratch = TempDir::new("args");
     let usage = usage_cases(&scratch);
     let runtime = runtime_cases(&scratch);
+    let agent_config = agent_config_cases(&scratch);
     for (needle, args) in &usage {
         expect(&fc, 2, needle, args.clone());
     }
     for (needle, args) in &runtime {
         expect(&fc, 1, needle, args.clone());
     }
-    println!("{} usage cases, {} runtime cases", usage.len(), runtime.len());
+    for (needle, args) in &agent_config {
+        expect(&fc, 78, needle, args.clone());
+    }
+    println!(
+        "{} usage cases, {} runtime cases, {} agent configuration cases",
+        usage.len(),
+        runtime.len(),
+        agent_config.len()
+    );
     assert_eq!(
         files_under(&fc.pin_dir),
         Vec::<PathBuf>::new(),
