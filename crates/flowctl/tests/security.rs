@@ -414,7 +414,8 @@ fn the_systemd_unit_is_hardened_and_valid() {
         "CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_ADMIN",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
-        "ReadWritePaths=/sys/fs/bpf",
+        "BindPaths=/sys/fs/bpf:/run/flowctl/bpffs",
+        "ProtectKernelTunables=yes",
         "RuntimeDirectory=flowctl",
         "StateDirectory=flowctl",
         "ProtectHome=yes",
@@ -424,7 +425,7 @@ fn the_systemd_unit_is_hardened_and_valid() {
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
         "RestartPreventExitStatus=78",
-        "ExecStart=/usr/bin/flowctl agent --config /etc/flowctl/agent.yaml",
+        "ExecStart=/usr/bin/flowctl --pin-dir /run/flowctl/bpffs/flowctl agent --config /etc/flowctl/agent.yaml",
         "ExecReload=/usr/bin/flowctl config check /etc/flowctl/agent.yaml",
     ] {
         assert!(settings.contains(&required), "misc/flowctl.service lacks {required:?}");
