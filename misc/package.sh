@@ -73,8 +73,8 @@ crates="$(cargo tree --locked --offline -p flowctl -e normal --prefix none -f '{
 awk -v crates="$crates" '$0 == "@CRATES@" { print crates; next } { print }' misc/deb/copyright.in >"$out/copyright"
 
 # --- the package -------------------------------------------------------------------------------------------
-# (cargo-deb strips again: the profile's strip leaves the .comment and .note sections)
-deb="$(cargo deb -p flowctl --no-build --quiet)"
+# (--no-strip: the release profile strips already)
+deb="$(cargo deb -p flowctl --no-build --no-strip --quiet)"
 [ -f "$deb" ] || die "cargo deb produced no package"
 echo "package.sh: $(du -k "$deb" | cut -f1) KiB, $(dpkg-deb -c "$deb" | wc -l) entries"
 echo "$deb"
