@@ -3,7 +3,7 @@
 
 /// Version of the map layout; names the pin directory (`v<N>`).
 /// Must equal `FLOWCTL_LAYOUT_VERSION` in `bpf/flowctl.h`.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Name of the flow hash (key -> slot index) in the object file and in bpffs.
 pub const FLOWS_MAP: &str = "flowctl_flows";
