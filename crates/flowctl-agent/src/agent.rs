@@ -16,7 +16,7 @@ use flowctl_ipfix::template::Strictness;
 use tokio::{
     signal::unix::{signal, SignalKind},
     sync::watch,
-    time::{interval, MissedTickBehavior},
+    time::{interval, Interval, MissedTickBehavior},
 };
 
 use crate::{
@@ -24,8 +24,9 @@ use crate::{
     config::{self, AgentConfig, ConfigError},
     control::{AgentStatus, CollectorStatusLine, ControlServer, PassStatus, Request, Response},
     interfaces::{InterfaceTable, SharedInterfaces},
-    lock,
+    lock, log_format,
     metrics::{ListenError, MetricsService},
+    notify,
     passes::{self, PassKind},
     Overrides,
 };
@@ -177,9 +178,43 @@ async fn refresh_interfaces(
     }
 }
 
+/// What `systemctl status` shows while the agent runs.
+fn running_status(config: &AgentConfig) -> String {
+    format!(
+        "exporting to {} collector(s), metering {} configured interface(s)",
+        config.collectors.len(),
+        config.interfaces.len()
+    )
+}
+
+/// A timer that fires every `period`, or never.
+fn ticker(period: Option<std::time::Duration>) -> Option<Interval> {
+    period.map(|p| {
+        let mut i = interval(p);
+        i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        i
+    })
+}
+
+/// The next tick of `timer`; never when there is none.
+async fn next_tick(timer: &mut Option<Interval>) {
+    match timer {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
+///
+/// Under systemd (`Type=notify`) it reports READY=1 once the datapath is
+/// attached and the collectors are started, RELOADING=1/READY=1 around a
+/// SIGHUP reload, STOPPING=1 on shutdown, and pings the watchdog from its
+/// main loop (so a stuck loop is noticed).
 pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentError> {
     let mut config = source.load()?;
+    log_format::set(config.log_format);
     // Before attaching: a port in use stops the agent with nothing changed.
     let mut metrics = MetricsService::start(config.metrics).await?;
     attach_all(&layout, &config).await?;
@@ -212,11 +247,13 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     );
     let mut tick = interval(config.scan_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut watchdog = ticker(notify::watchdog_interval());
     log::info!(
         "agent running: scan every {:?}, control socket {}",
         config.scan_interval,
         config.control_socket.display()
     );
+    notify::ready(&running_status(&config));
     let mut last_pass: Option<(Instant, ScanOutcome)> = None;
 
     loop {
@@ -235,38 +272,47 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
                     log::error!("scan failed: {e}");
                 }
             },
-            _ = hup.recv() => match source.load() {
-                Ok(new) => {
-                    log::info!("configuration reloaded");
-                    attach_all(&layout, &new).await.unwrap_or_else(|e| log::error!("reload: {e}"));
-                    lock(&scanner).set_timeouts(new.timeouts);
-                    lock(&scanner).set_carry_totals(new.exports_totals());
-                    templates = Arc::new(TemplateSet::new(new.templates.clone()));
-                    let (running, removed) = collectors::start(&new, &templates, collectors).await;
-                    collectors = running;
-                    if !removed.is_empty() {
-                        // Removed collectors stop as at shutdown: what they hold is spooled.
-                        let (spool, (_, hurry)) = (config.spool.clone(), watch::channel(false));
-                        tokio::spawn(async move { collectors::stop(removed, &spool, hurry).await });
+            _ = next_tick(&mut watchdog) => notify::watchdog(),
+            _ = hup.recv() => {
+                notify::reloading();
+                match source.load() {
+                    Ok(new) => {
+                        log_format::set(new.log_format);
+                        log::info!("configuration reloaded");
+                        attach_all(&layout, &new).await.unwrap_or_else(|e| log::error!("reload: {e}"));
+                        lock(&scanner).set_timeouts(new.timeouts);
+                        lock(&scanner).set_carry_totals(new.exports_totals());
+                        templates = Arc::new(TemplateSet::new(new.templates.clone()));
+                        let (running, removed) = collectors::start(&new, &templates, collectors).await;
+                        collectors = running;
+                        if !removed.is_empty() {
+                            // Removed collectors stop as at shutdown: what they hold is spooled.
+                            let (spool, (_, hurry)) = (config.spool.clone(), watch::channel(false));
+                            tokio::spawn(async move { collectors::stop(removed, &spool, hurry).await });
+                        }
+                        metrics.set_collectors(collectors::metrics_sources(&collectors));
+                        metrics.reconfigure(new.metrics).await;
+                        // New collector tasks learn the names; new interfaces are added.
+                        let names = lock(&interfaces).snapshot();
+                        passes::send_interfaces(&handles(&collectors), names).await;
+                        refresh_interfaces(&interfaces, &layout, None, &collectors).await;
+                        for c in &collectors {
+                            c.handle.send(Command::Reload(templates.clone(), new.template_refresh)).await;
+                        }
+                        if new.scan_interval != config.scan_interval {
+                            tick = interval(new.scan_interval);
+                            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                        }
+                        links.update(&new);
+                        config = new;
+                        notify::ready(&running_status(&config));
                     }
-                    metrics.set_collectors(collectors::metrics_sources(&collectors));
-                    metrics.reconfigure(new.metrics).await;
-                    // New collector tasks learn the names; new interfaces are added.
-                    let names = lock(&interfaces).snapshot();
-                    passes::send_interfaces(&handles(&collectors), names).await;
-                    refresh_interfaces(&interfaces, &layout, None, &collectors).await;
-                    for c in &collectors {
-                        c.handle.send(Command::Reload(templates.clone(), new.template_refresh)).await;
+                    Err(e) => {
+                        log::error!("reload refused, keeping the running configuration: {e}");
+                        notify::ready(&running_status(&config));
                     }
-                    if new.scan_interval != config.scan_interval {
-                        tick = interval(new.scan_interval);
-                        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    }
-                    links.update(&new);
-                    config = new;
                 }
-                Err(e) => log::error!("reload refused, keeping the running configuration: {e}"),
-            },
+            }
             Some((request, reply)) = requests.recv() => {
                 let answer = match request {
                     Request::Flush { selector } => {
@@ -297,6 +343,7 @@ pub async fn run(source: ConfigSource, layout: PinLayout) -> Result<(), AgentErr
     }
 
     log::info!("shutting down: ending every flow");
+    notify::stopping();
     drop(links); // no reattaching from here on
     if config.detach_on_exit {
         detach_all(&layout, &config).await;

@@ -44,6 +44,8 @@ pub struct Overrides {
     pub sample_interval: Option<u64>,
     /// Sampling mode of every interface.
     pub sample_mode: Option<String>,
+    /// `text` or `json` (`--log-format`).
+    pub log_format: Option<String>,
 }
 
 /// Splits `udp://host:port`, `tcp://host:port`, `tls://host:port` or `host:port` (UDP).
@@ -142,6 +144,9 @@ impl Overrides {
         if self.control_socket.is_some() {
             file.control.socket = self.control_socket.clone();
         }
+        if self.log_format.is_some() {
+            file.log.format = self.log_format.clone();
+        }
         if self.no_metrics {
             file.metrics.enabled = Some(false);
         }
@@ -189,6 +194,19 @@ mod tests {
         assert_eq!(file.collectors[0].transport.as_deref(), Some("tcp"));
         assert_eq!(file.timers.idle_timeout.as_deref(), Some("10s"));
         assert!(file.timers.idle_timeouts.tcp.is_none());
+    }
+
+    #[test]
+    fn the_log_format_flag_overrides_the_file() {
+        let mut file = crate::config::parse("log:\n  format: text\n", "f").unwrap();
+        Overrides::default().apply(&mut file).unwrap();
+        assert_eq!(file.log.format.as_deref(), Some("text"), "no flag: the file's");
+        let json = Overrides {
+            log_format: Some("json".into()),
+            ..Default::default()
+        };
+        json.apply(&mut file).unwrap();
+        assert_eq!(file.log.format.as_deref(), Some("json"));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub mod meta {
     pub const TTL_MAX_SHIFT: u32 = 24;
     /// TOS of the first packet.
     pub const TOS_SHIFT: u32 = 32;
+    /// The CPU that created the slot, + 1 (0: none).
+    pub const OWNER_SHIFT: u32 = 40;
     /// The slot's state.
     pub const STATE_SHIFT: u32 = 48;
     /// The reason a closing slot was closed for.
@@ -67,24 +69,29 @@ pub struct FlowSlot {
     /// The sampling of the attachment that created the flow
     /// ([`Sampling::word`](crate::Sampling::word); 0: every packet).
     pub sampling: u32,
-    /// Wire packets.
+    /// Wire packets counted by the owner CPU (the one that created the
+    /// slot, [`meta::OWNER_SHIFT`]), without atomics.
     pub packets: u64,
-    /// L3 octets.
+    /// L3 octets counted by the owner CPU.
     pub octets: u64,
     /// CLOCK_BOOTTIME (ns) of the first packet.
     pub first_seen_ns: u64,
     /// CLOCK_BOOTTIME (ns) of the last packet.
     pub last_seen_ns: u64,
-    /// TCP flags, TTL range, TOS, state and reason ([`meta`]).
+    /// TCP flags, TTL range, TOS, owner, state and reason ([`meta`]).
     pub meta: u64,
+    /// Wire packets counted by other CPUs, with atomic adds.
+    pub shared_packets: u64,
+    /// L3 octets counted by other CPUs.
+    pub shared_octets: u64,
 }
 
 impl FlowSlot {
-    /// The counters of the flow.
+    /// The counters of the flow: the owner's and the other CPUs' added.
     pub fn stats(&self) -> FlowStats {
         FlowStats {
-            packets: self.packets,
-            octets: self.octets,
+            packets: self.packets.wrapping_add(self.shared_packets),
+            octets: self.octets.wrapping_add(self.shared_octets),
             first_seen_ns: self.first_seen_ns,
             last_seen_ns: self.last_seen_ns,
             tcp_flags: self.meta as u16,
@@ -158,6 +165,9 @@ mod tests {
         };
         let slot = FlowSlot {
             packets: 3,
+            shared_packets: 4,
+            octets: 100,
+            shared_octets: 200,
             meta: first_meta(&stats) | u64::from(SLOT_LIVE) << meta::STATE_SHIFT,
             ..Default::default()
         };
@@ -167,5 +177,10 @@ mod tests {
             (60, 64, 0xb8, 0x12)
         );
         assert_eq!(slot_state(slot.meta), SLOT_LIVE);
+        assert_eq!(
+            (read.packets, read.octets),
+            (7, 300),
+            "the owner's and the other CPUs' counts add up"
+        );
     }
 }

@@ -41,6 +41,8 @@ const FIELDS: &[(&str, &[&str])] = &[
             "first_seen_ns",
             "last_seen_ns",
             "meta",
+            "shared_packets",
+            "shared_octets",
         ],
     ),
     ("slot_ring", &["head", "tail", "mask", "pad"]),
@@ -68,6 +70,7 @@ const CONSTANTS: &[(&str, &str)] = &[
     ("ttl_min_shift", "FLOWCTL_META_TTL_MIN_SHIFT"),
     ("ttl_max_shift", "FLOWCTL_META_TTL_MAX_SHIFT"),
     ("tos_shift", "FLOWCTL_META_TOS_SHIFT"),
+    ("owner_shift", "FLOWCTL_META_OWNER_SHIFT"),
     ("state_shift", "FLOWCTL_META_STATE_SHIFT"),
     ("reason_shift", "FLOWCTL_META_REASON_SHIFT"),
     ("sampling_random", "FLOWCTL_SAMPLING_RANDOM"),
@@ -136,6 +139,7 @@ fn rust_types_match_c_header() {
     rust.insert("ttl_min_shift".to_string(), meta::TTL_MIN_SHIFT as usize);
     rust.insert("ttl_max_shift".to_string(), meta::TTL_MAX_SHIFT as usize);
     rust.insert("tos_shift".to_string(), meta::TOS_SHIFT as usize);
+    rust.insert("owner_shift".to_string(), meta::OWNER_SHIFT as usize);
     rust.insert("state_shift".to_string(), meta::STATE_SHIFT as usize);
     rust.insert("reason_shift".to_string(), meta::REASON_SHIFT as usize);
     rust.insert("sampling_random".to_string(), SAMPLING_RANDOM as usize);
@@ -165,7 +169,17 @@ fn rust_types_match_c_header() {
         rust,
         "flow_slot",
         FlowSlot,
-        [key, sampling, packets, octets, first_seen_ns, last_seen_ns, meta]
+        [
+            key,
+            sampling,
+            packets,
+            octets,
+            first_seen_ns,
+            last_seen_ns,
+            meta,
+            shared_packets,
+            shared_octets
+        ]
     );
     rust_layout!(rust, "slot_ring", SlotRing, [head, tail, mask, pad]);
     rust_layout!(rust, "spare_slot", SpareSlot, [slot, held]);

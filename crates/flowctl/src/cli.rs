@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use flowctl_agent::log_format::{self, LogFormat};
 use flowctl_datapath::{AttachMode, Order};
 
 use crate::{commands, filter::FlowFilter};
@@ -14,6 +15,12 @@ pub struct Cli {
     /// Base directory of flowctl's pins in bpffs.
     #[arg(long, global = true, env = "FLOWCTL_PIN_DIR", default_value = flowctl_datapath::pins::DEFAULT_PIN_BASE)]
     pub pin_dir: PathBuf,
+
+    /// Log lines as text, or as one JSON object per line (time, level,
+    /// target, message) for journald and log shippers [default: the agent
+    /// file's log.format, else text].
+    #[arg(long, global = true, value_name = "text|json", value_parser = parse_from_str::<LogFormat>)]
+    pub log_format: Option<LogFormat>,
 
     /// The command to run.
     #[command(subcommand)]
@@ -53,6 +60,35 @@ pub enum Command {
     Ipfix(IpfixCommand),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     Completions(CompletionsArgs),
+    /// Write the manual pages of flowctl and of every subcommand into a
+    /// directory (for packaging: misc/package.sh).
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// Arguments of `flowctl man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write flowctl.1, flowctl-agent.1, ... into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Date the pages carry, YYYY-MM-DD (misc/package.sh: the last commit's) [default: today, UTC].
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = date_arg)]
+    pub date: Option<String>,
+}
+
+fn date_arg(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let shape = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
+    let digits = b
+        .iter()
+        .enumerate()
+        .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if shape && digits {
+        Ok(s.to_string())
+    } else {
+        Err("not a date as YYYY-MM-DD".into())
+    }
 }
 
 /// Arguments of `flowctl completions`.
@@ -413,7 +449,7 @@ pub struct FlushArgs {
 /// Parses arguments, runs the command and returns the process exit code.
 /// Errors are printed as one line on stderr.
 pub fn main() -> i32 {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    crate::logging::init();
     crate::process::one_line_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -427,13 +463,35 @@ pub fn main() -> i32 {
             return 2;
         }
     };
+    if let Some(format) = cli.log_format {
+        log_format::set(format);
+    }
     crate::process::quiet_broken_pipe(&cli.command);
     match commands::run(&cli) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("flowctl {}: {}", commands::name(&cli.command), one_line(&e));
-            1
+            exit_code(&cli.command, &e)
         }
+    }
+}
+
+/// Exit code of `flowctl agent` when its configuration is unusable
+/// (sysexits.h's EX_CONFIG): the unit's `RestartPreventExitStatus=78` keeps
+/// systemd from restarting it every few seconds until someone edits the file.
+pub const EX_CONFIG: i32 = 78;
+
+/// [`EX_CONFIG`] for an agent stopped by its configuration, 1 for any other error.
+fn exit_code(command: &Command, e: &anyhow::Error) -> i32 {
+    let runs_agent = matches!(command, Command::Agent(a) if a.action.is_none());
+    let config = e.chain().any(|c| {
+        c.is::<flowctl_agent::config::ConfigError>()
+            || matches!(c.downcast_ref(), Some(flowctl_agent::AgentError::Config(_)))
+    });
+    if runs_agent && config {
+        EX_CONFIG
+    } else {
+        1
     }
 }
 

@@ -8,4 +8,5 @@ pub mod cli;
 pub mod commands;
 pub mod filter;
 pub mod flow_view;
+pub mod logging;
 pub mod process;

@@ -94,6 +94,8 @@ fn usage_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
         ("unexpected argument", os(&["--bogus"])),
         ("value is required", os(&["--pin-dir"])),
         ("value is required", os(&["--pin-dir", "", "status"])),
+        ("is not text or json", os(&["--log-format", "yaml", "status"])),
+        ("is not text or json", os(&["agent", "--log-format", "JSON"])),
         // attach
         ("required arguments were not provided", os(&["attach"])),
         ("value is required", os(&["attach", "-i"])),
@@ -236,13 +238,6 @@ fn runtime_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
         ),
         ("no agent answers", os(&["agent", "status"])),
         ("no agent answers", os(&["agent", "resend-templates"])),
-        ("no collector", os(&["agent"])),
-        ("cannot read", os(&["agent", "--config", &missing])),
-        ("is not a regular file", os(&["agent", "--config", &dir])),
-        (
-            "not a valid interface name",
-            os(&["agent", "-i", "", "--collector", "udp://127.0.0.1:9"]),
-        ),
         (
             "not found",
             os(&[
@@ -271,9 +266,32 @@ fn runtime_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
             os(&["ipfix", "send", "-c", &garbage.to_string_lossy(), "-f", &missing]),
         ),
     ];
-    cases.push(("cannot read", vec!["config".into(), "check".into(), bad_path.clone()]));
-    cases.push(("cannot read", vec!["agent".into(), "--config".into(), bad_path]));
+    cases.push(("cannot read", vec!["config".into(), "check".into(), bad_path]));
     cases
+}
+
+/// `flowctl agent` stopped by its configuration: exit code 78 (EX_CONFIG),
+/// which the systemd unit does not restart.
+fn agent_config_cases(scratch: &TempDir) -> Vec<(&'static str, Vec<OsString>)> {
+    let dir = scratch.0.to_string_lossy().into_owned();
+    let missing = scratch.0.join("missing.yaml").to_string_lossy().into_owned();
+    let no_collector = scratch.file("no-collector.yaml", "interfaces: []\n");
+    let mut bad_path = scratch.0.clone().into_os_string();
+    bad_path.push(OsStr::from_bytes(b"/\xff\xfe.yaml"));
+    vec![
+        ("no collector", os(&["agent"])),
+        (
+            "no collector",
+            os(&["agent", "--config", &no_collector.to_string_lossy()]),
+        ),
+        ("cannot read", os(&["agent", "--config", &missing])),
+        ("is not a regular file", os(&["agent", "--config", &dir])),
+        ("cannot read", vec!["agent".into(), "--config".into(), bad_path]),
+        (
+            "not a valid interface name",
+            os(&["agent", "-i", "", "--collector", "udp://127.0.0.1:9"]),
+        ),
+    ]
 }
 
 #[test]
@@ -283,13 +301,22 @@ fn nonsense_arguments_fail_with_one_line_and_touch_nothing() {
     let scratch = TempDir::new("args");
     let usage = usage_cases(&scratch);
     let runtime = runtime_cases(&scratch);
+    let agent_config = agent_config_cases(&scratch);
     for (needle, args) in &usage {
         expect(&fc, 2, needle, args.clone());
     }
     for (needle, args) in &runtime {
         expect(&fc, 1, needle, args.clone());
     }
-    println!("{} usage cases, {} runtime cases", usage.len(), runtime.len());
+    for (needle, args) in &agent_config {
+        expect(&fc, 78, needle, args.clone());
+    }
+    println!(
+        "{} usage cases, {} runtime cases, {} agent configuration cases",
+        usage.len(),
+        runtime.len(),
+        agent_config.len()
+    );
     assert_eq!(
         files_under(&fc.pin_dir),
         Vec::<PathBuf>::new(),
@@ -454,6 +481,90 @@ fn zsh_and_fish_completions_cover_every_subcommand() {
     }
     assert!(completions("zsh").starts_with("#compdef flowctl"));
     assert!(completions("fish").contains("complete -c flowctl"));
+}
+
+/// `flowctl-agent`, `flowctl-config-check`, ...: every visible (sub)command, depth first.
+fn page_names(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, clap::Command)>) {
+    let name = if prefix.is_empty() {
+        cmd.get_name().to_string()
+    } else {
+        format!("{prefix}-{}", cmd.get_name())
+    };
+    out.push((name.clone(), cmd.clone()));
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        page_names(sub, &name, out);
+    }
+}
+
+#[test]
+fn every_command_has_a_manual_page_naming_each_of_its_options() {
+    use clap::CommandFactory;
+    let scratch = TempDir::new("man");
+    let dir = scratch.0.join("man1");
+    let dir_arg = dir.display().to_string();
+    let out = run(
+        Path::new("/nonexistent"),
+        &os(&["man", "--dir", &dir_arg, "--date", "2026-12-06"]),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut expected = Vec::new();
+    page_names(&flowctl::cli::Cli::command(), "", &mut expected);
+    assert!(
+        expected.len() >= 15,
+        "{:?}",
+        expected.iter().map(|e| &e.0).collect::<Vec<_>>()
+    );
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    let mut want: Vec<String> = expected.iter().map(|(n, _)| format!("{n}.1")).collect();
+    want.sort();
+    assert_eq!(written, want, "one page per command, the hidden `man` itself excepted");
+    for (name, cmd) in &expected {
+        let page = std::fs::read_to_string(dir.join(format!("{name}.1"))).unwrap();
+        assert!(
+            page.contains(&format!(
+                ".TH {name} 1 2026-12-06 \"flowctl {}\" \"flowctl manual\"",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{name}: {}",
+            page.lines().take(4).collect::<Vec<_>>().join("\n")
+        );
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(long) = arg.get_long() {
+                let roff = format!("\\fB\\-\\-{}\\fR", long.replace('-', "\\-"));
+                assert!(page.contains(&roff), "{name}.1 does not document --{long}");
+            }
+        }
+    }
+    // man(1) renders them without a warning where it is installed.
+    let Ok(status) = Command::new("man").arg("--version").output() else {
+        return;
+    };
+    assert!(status.status.success());
+    for (name, _) in &expected {
+        let render = Command::new("man")
+            .args(["--warnings", "-l", "-Tutf8"])
+            .arg(dir.join(format!("{name}.1")))
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        assert!(render.status.success(), "man {name}");
+        assert!(
+            render.stderr.is_empty(),
+            "man --warnings {name}: {}",
+            String::from_utf8_lossy(&render.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&render.stdout).contains("flowctl manual"),
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -91,11 +91,16 @@ impl Runner {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// The failure line of a flowctl run that must fail.
+    /// The failure line of a flowctl run that must fail (exit code 1).
     fn flowctl_err(&self, pin_dir: &Path, args: &[&str]) -> String {
+        self.flowctl_err_code(pin_dir, args, 1)
+    }
+
+    /// The failure line of a flowctl run that must fail with `code`.
+    fn flowctl_err_code(&self, pin_dir: &Path, args: &[&str], code: i32) -> String {
         let out = self.flowctl(pin_dir, args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "flowctl {args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(code), "flowctl {args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "flowctl {args:?}: {stderr:?}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         stderr.trim_end().to_string()
@@ -178,12 +183,13 @@ fn configuration_others_can_write_is_refused() {
     assert!(ok.contains("ok: 1 collector(s)"), "{ok}");
 
     fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
-    for args in [
-        &["config", "check", path][..],
-        &["agent", "--config", path],
-        &["ipfix", "send", "--config", path, "--flows", path],
+    // (the agent stopped by its configuration exits 78, EX_CONFIG)
+    for (args, code) in [
+        (&["config", "check", path][..], 1),
+        (&["agent", "--config", path], 78),
+        (&["ipfix", "send", "--config", path, "--flows", path], 1),
     ] {
-        let line = root.flowctl_err(&fc.pin_dir, args);
+        let line = root.flowctl_err_code(&fc.pin_dir, args, code);
         assert!(
             line.contains(path) && line.contains("writable by every user"),
             "{args:?}: {line}"
@@ -191,11 +197,11 @@ fn configuration_others_can_write_is_refused() {
     }
     // Group-writable, or owned by another user: refused the same way.
     fs::set_permissions(&file, fs::Permissions::from_mode(0o620)).unwrap();
-    let line = root.flowctl_err(&fc.pin_dir, &["agent", "--config", path]);
+    let line = root.flowctl_err_code(&fc.pin_dir, &["agent", "--config", path], 78);
     assert!(line.contains(path) && line.contains("writable by its group"), "{line}");
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
-    let line = root.flowctl_err(&fc.pin_dir, &["agent", "--config", path]);
+    let line = root.flowctl_err_code(&fc.pin_dir, &["agent", "--config", path], 78);
     assert!(line.contains(path) && line.contains("owned by uid 65534"), "{line}");
     // The agent refused before creating anything.
     assert!(!fc.pin_dir.exists(), "the agent touched {}", fc.pin_dir.display());
@@ -401,11 +407,15 @@ fn the_systemd_unit_is_hardened_and_valid() {
         .filter(|l| !l.starts_with('#') && l.contains('='))
         .collect();
     for required in [
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=30s",
         "User=root",
         "CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_ADMIN",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
-        "ReadWritePaths=/sys/fs/bpf",
+        "BindPaths=/sys/fs/bpf:/run/flowctl/bpffs",
+        "ProtectKernelTunables=yes",
         "RuntimeDirectory=flowctl",
         "StateDirectory=flowctl",
         "ProtectHome=yes",
@@ -414,7 +424,9 @@ fn the_systemd_unit_is_hardened_and_valid() {
         "SystemCallArchitectures=native",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
-        "ExecStart=/usr/local/bin/flowctl agent --config /etc/flowctl/agent.yaml",
+        "RestartPreventExitStatus=78",
+        "ExecStart=/usr/bin/flowctl --pin-dir /run/flowctl/bpffs/flowctl agent --config /etc/flowctl/agent.yaml",
+        "ExecReload=/usr/bin/flowctl config check /etc/flowctl/agent.yaml",
     ] {
         assert!(settings.contains(&required), "misc/flowctl.service lacks {required:?}");
     }
@@ -427,13 +439,11 @@ fn the_systemd_unit_is_hardened_and_valid() {
     let dir = std::env::temp_dir().join(format!("flowctl-unit-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     let copy = dir.join("flowctl.service");
-    fs::write(
-        &copy,
-        unit.replace("/usr/local/bin/flowctl", env!("CARGO_BIN_EXE_flowctl")),
-    )
-    .unwrap();
+    fs::write(&copy, unit.replace("/usr/bin/flowctl", env!("CARGO_BIN_EXE_flowctl"))).unwrap();
+    // (--man=no: the Documentation= pages are not installed here; the
+    // installed-package test, misc/package-test.sh, verifies with them.)
     let verify = Command::new("systemd-analyze")
-        .arg("verify")
+        .args(["verify", "--man=no"])
         .arg(&copy)
         .output()
         .unwrap();

@@ -38,6 +38,17 @@ pub struct ConfigFile {
     /// The control socket (`flowctl flush`, `flowctl agent status`).
     #[serde(default)]
     pub control: ControlEntry,
+    /// How the agent logs.
+    #[serde(default)]
+    pub log: LogEntry,
+}
+
+/// `log`: how the agent writes its log lines (on stderr: the journal under systemd).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogEntry {
+    /// `text` (default) or `json` (one object per line).
+    pub format: Option<String>,
 }
 
 /// `control`: the agent's control socket.

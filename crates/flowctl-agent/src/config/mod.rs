@@ -23,7 +23,7 @@ use flowctl_model::{SampleMode, Sampling, MAX_SAMPLE_INTERVAL};
 
 use file::{CollectorEntry, ConfigFile, InterfaceEntry, MetricsEntry, SpoolEntry, TemplateEntry, TimersEntry};
 
-use crate::spool::Spool;
+use crate::{log_format::LogFormat, spool::Spool};
 
 /// Where the agent serves Prometheus `/metrics` unless configured otherwise
 /// (linux-flow-exporter's port 9999, on loopback only).
@@ -99,6 +99,8 @@ pub struct AgentConfig {
     pub spool: Spool,
     /// Path of the control socket.
     pub control_socket: PathBuf,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 /// Fields of the built-in templates (used when the file has none); `{v}`
@@ -280,7 +282,9 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
     if file.collectors.is_empty() {
         return Err(err(
             "collectors".into(),
-            "no collector configured: add at least one".into(),
+            "no collector configured: the agent does not start without one; add one, e.g. \
+             `collectors: [{address: 192.0.2.10:4739}]`"
+                .into(),
         ));
     }
     let collectors = file
@@ -306,6 +310,7 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
             format!("{} is not an absolute path", control_socket.display()),
         ));
     }
+    let log_format = parse_or_default(file.log.format.as_deref()).map_err(|p| err("log.format".into(), p))?;
     // Every template and one of its records must fit in one message, or the
     // exporter could never send them.
     for (i, c) in collectors.iter().enumerate() {
@@ -337,6 +342,7 @@ pub fn validate(file: &ConfigFile, source_name: &str, strictness: Strictness) ->
         metrics,
         spool,
         control_socket,
+        log_format,
     })
 }
 

@@ -311,3 +311,26 @@ fn totals_are_carried_only_for_templates_that_export_them() {
     );
     assert!(check(&with_totals).unwrap().exports_totals());
 }
+
+#[test]
+fn the_log_format_is_text_unless_the_file_says_json() {
+    use crate::log_format::LogFormat;
+    assert_eq!(check(COLLECTOR).unwrap().log_format, LogFormat::Text);
+    let json = check(&format!("{COLLECTOR}log:\n  format: json\n")).unwrap();
+    assert_eq!(json.log_format, LogFormat::Json);
+    assert_eq!(
+        error(&format!("{COLLECTOR}log:\n  format: yaml\n")),
+        "test.yaml: log.format: \"yaml\" is not text or json"
+    );
+    assert!(error(&format!("{COLLECTOR}log:\n  level: debug\n")).contains("log.level: unknown field `level`"));
+}
+
+#[test]
+fn without_a_collector_the_agent_refuses_to_start_and_says_how_to_add_one() {
+    let e = error("interfaces: []\n");
+    assert!(
+        e.starts_with("test.yaml: collectors: no collector configured: the agent does not start without one"),
+        "{e}"
+    );
+    assert!(e.contains("collectors: [{address: "), "{e}");
+}

@@ -104,6 +104,8 @@ impl Slots {
                 first_seen_ns: u64_of(offset_of!(FlowSlot, first_seen_ns)),
                 last_seen_ns: u64_of(offset_of!(FlowSlot, last_seen_ns)),
                 meta: u64_of(offset_of!(FlowSlot, meta)),
+                shared_packets: u64_of(offset_of!(FlowSlot, shared_packets)),
+                shared_octets: u64_of(offset_of!(FlowSlot, shared_octets)),
                 ..Default::default()
             }
             .stats(),
@@ -125,6 +127,8 @@ impl Slots {
         u64_at(self, s, offset_of!(FlowSlot, octets)).store(stats.octets, Ordering::Relaxed);
         u64_at(self, s, offset_of!(FlowSlot, first_seen_ns)).store(stats.first_seen_ns, Ordering::Relaxed);
         u64_at(self, s, offset_of!(FlowSlot, last_seen_ns)).store(stats.last_seen_ns, Ordering::Relaxed);
+        u64_at(self, s, offset_of!(FlowSlot, shared_packets)).store(0, Ordering::Relaxed);
+        u64_at(self, s, offset_of!(FlowSlot, shared_octets)).store(0, Ordering::Relaxed);
         self.meta(s).store(first_meta(stats), Ordering::Release);
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use flowctl_agent::{ConfigSource, Overrides};
+use flowctl_agent::{log_format::LogFormat, ConfigSource, Overrides};
 use flowctl_datapath::{caps::Needs, PinLayout};
 use flowctl_export::ExportFormat;
 use flowctl_ipfix::template::Strictness;
@@ -10,7 +10,8 @@ use flowctl_ipfix::template::Strictness;
 use crate::cli::{AgentArgs, DirectionArg};
 
 /// Runs the agent until SIGTERM/SIGINT, or sends a request to the running one.
-pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
+/// `log_format` (`--log-format`) overrides the file's `log.format`.
+pub fn agent(layout: &PinLayout, args: &AgentArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> {
     if let Some(action) = &args.action {
         return super::agent_control::request(action);
     }
@@ -46,6 +47,7 @@ pub fn agent(layout: &PinLayout, args: &AgentArgs) -> anyhow::Result<()> {
             no_metrics: args.no_metrics,
             sample_interval: args.attach.sample_interval,
             sample_mode: args.attach.sample_mode.map(|m| m.to_string()),
+            log_format: log_format.map(|f| f.to_string()),
         },
     };
     // Namespaces may come from the file: entering them needs CAP_SYS_ADMIN.

@@ -9,6 +9,7 @@ mod completions;
 mod dump;
 mod flush;
 mod ipfix;
+mod man;
 mod privileges;
 mod status;
 
@@ -26,11 +27,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::status(&layout, args),
         Command::Dump(args) => dump::dump(&layout, args),
         Command::Flush(args) => flush::flush(&layout, args),
-        Command::Agent(args) => agent::agent(&layout, args),
+        Command::Agent(args) => agent::agent(&layout, args, cli.log_format),
         Command::Config(ConfigCommand::Check { file }) => agent::config_check(file),
         Command::Collect(args) => collect::collect(args),
         Command::Ipfix(IpfixCommand::Send { config, flows }) => ipfix::send(config, flows),
         Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
     }
 }
 
@@ -47,5 +49,6 @@ pub fn name(command: &Command) -> &'static str {
         Command::Collect(_) => "collect",
         Command::Ipfix(IpfixCommand::Send { .. }) => "ipfix send",
         Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
     }
 }

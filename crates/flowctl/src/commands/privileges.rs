@@ -24,7 +24,9 @@ pub fn needs(command: &Command, layout: &PinLayout) -> Needs {
         // Without --discard, flush only talks to the agent.
         Command::Flush(f) if !f.discard => Needs::default(),
         Command::Status(_) | Command::Dump(_) | Command::Flush(_) => Needs::PINS,
-        Command::Config(_) | Command::Collect(_) | Command::Ipfix(_) | Command::Completions(_) => Needs::default(),
+        Command::Config(_) | Command::Collect(_) | Command::Ipfix(_) | Command::Completions(_) | Command::Man(_) => {
+            Needs::default()
+        }
     }
 }
 

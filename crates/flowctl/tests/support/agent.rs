@@ -19,6 +19,11 @@ impl Agent {
     /// (parallel agents would clash on the default 127.0.0.1:9999), and the
     /// spool is `spool/` next to the log (not the system's).
     pub fn start(pin_dir: &Path, args: &[&str], log: &Path) -> Self {
+        Self::start_with_env(pin_dir, args, &[], log)
+    }
+
+    /// As [`Agent::start`], with extra environment variables (NOTIFY_SOCKET, ...).
+    pub fn start_with_env(pin_dir: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Self {
         let file = std::fs::File::create(log).unwrap();
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         if !args
@@ -37,6 +42,7 @@ impl Agent {
             .env("FLOWCTL_PIN_DIR", pin_dir)
             .env("FLOWCTL_CONTROL_SOCKET", super::flowctl_cli::control_socket(pin_dir))
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
