@@ -182,7 +182,8 @@ mod tests {
     #[test]
     fn memory_per_flow_does_not_grow_with_the_cpus() {
         let per_flow = |cpus| cache_bytes(1 << 20, cpus) as f64 / f64::from(1u32 << 20);
-        assert!(per_flow(2) <= 256.0, "{}", per_flow(2));
+        // Hash element 120, slot 120, bucket and ring position 20 (layout 4).
+        assert!(per_flow(2) <= 261.0, "{}", per_flow(2));
         assert!(per_flow(256) - per_flow(2) < 1.0, "{} {}", per_flow(2), per_flow(256));
         // Buckets and ring positions come in powers of two.
         let just_over = cache_bytes(65537, 2) - cache_bytes(65536, 2);
