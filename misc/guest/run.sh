@@ -16,7 +16,7 @@
 #     --verbose         show the guest kernel's console (for boot problems)
 #
 # Inside: PATH=/root/.cargo/bin:/usr/local/sbin:...:/bin, HOME=/root, bpffs mounted at /sys/fs/bpf (empty,
-# with the host's mode; FLOWCTL_GUEST_BPFFS_MODE overrides), lo up. / and /root and the repository are read-only there except the --rwdir directories and target/;
+# with the host's mode; FLOWCTL_GUEST_BPFFS_MODE overrides), lo up. / and /root and the repository (shared explicitly when it lies under /tmp, /var/tmp, /run, ..., which vng hides) are read-only there except the --rwdir directories and target/;
 # /tmp, /etc, /usr, /var and /home are throw-away overlays over the host's (writes never reach the host).
 # Needs misc/guest/setup.sh first. Exit status: CMD's; 124 on timeout; 125 when the guest cannot run it.
 set -euo pipefail
@@ -87,6 +87,15 @@ for d in "${rwdirs[@]}"; do
     [ -d "$d" ] || die "--rwdir $d is not a directory"
     shares+=("$(cd "$d" && pwd)")
 done
+# vng puts a tmpfs over these trees in the guest: a repository (or --cwd) in one of them, e.g. a clone
+# in /var/tmp, would be missing there, so it is shared read-only.
+hidden_in_guest() {
+    case "$1/" in /tmp/*|/var/tmp/*|/var/cache/*|/var/log/*|/var/lib/apt/*|/var/lib/private/*|/run/*) return 0 ;; esac
+    return 1
+}
+rodirs=()
+hidden_in_guest "$REPO" && rodirs+=("$REPO")
+hidden_in_guest "$cwd" && [[ "$cwd/" != "$REPO/"* ]] && rodirs+=("$cwd")
 
 {
     echo '#!/bin/bash'
@@ -138,6 +147,7 @@ blacklist+=sha512_ssse3,sha1_ssse3,rapl,qemu_fw_cfg,virtio_rng,rng_core
 # (which it refuses), and waits 3.1 s for each before falling back to 9p anyway.
 vng_args=(--run "$KDIR/boot/vmlinuz-$kver" --disable-kvm --cpus "$cpus" --memory "$memory"
     --force-9p --cwd / --append "modprobe.blacklist=$blacklist")
+for d in "${rodirs[@]}"; do vng_args+=(--rodir "$d"); done
 for d in "${shares[@]}"; do vng_args+=(--rwdir "$d"); done
 [ "$verbose" -eq 1 ] && vng_args+=(--verbose)
 
