@@ -20,7 +20,7 @@
 use std::sync::OnceLock;
 
 use crate::{
-    map_ops::sys::{bpf, bpf_fd, cmd},
+    map_ops::sys::{bpf, bpf_fd, cmd, BatchAttr, CreateAttr, ElemAttr, F_MMAPABLE, MAP_TYPE_ARRAY, MAP_TYPE_HASH},
     Error, Result,
 };
 
@@ -184,59 +184,36 @@ fn loads(insns: &[Insn]) -> bool {
     bpf_fd(cmd::PROG_LOAD, &mut attr).is_ok()
 }
 
-/// The head of `union bpf_attr` for `BPF_MAP_CREATE`.
-#[repr(C)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-}
-
-/// The head of `union bpf_attr` for the `BPF_MAP_*_ELEM` commands.
-#[repr(C)]
-struct ElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
 /// Creates a map of `map_type`, 4-byte keys and values, one entry.
 fn small_map(map_type: u32, map_flags: u32) -> Option<std::os::fd::OwnedFd> {
-    let mut create = MapCreateAttr {
+    let mut create = CreateAttr {
         map_type,
         key_size: 4,
         value_size: 4,
         max_entries: 1,
         map_flags,
+        ..Default::default()
     };
     bpf_fd(cmd::MAP_CREATE, &mut create).ok()
 }
 
 /// Whether an array user space can mmap can be created.
 fn mmapable_array_works() -> bool {
-    const BPF_MAP_TYPE_ARRAY: u32 = 2;
-    const BPF_F_MMAPABLE: u32 = 1 << 10;
-    small_map(BPF_MAP_TYPE_ARRAY, BPF_F_MMAPABLE).is_some()
+    small_map(MAP_TYPE_ARRAY, F_MMAPABLE).is_some()
 }
 
 /// Whether hash map keys can be deleted in one batch command.
 fn delete_batch_works() -> bool {
     use std::os::fd::AsRawFd;
-    const BPF_MAP_TYPE_HASH: u32 = 1;
-    let Some(map) = small_map(BPF_MAP_TYPE_HASH, 0) else {
+    let Some(map) = small_map(MAP_TYPE_HASH, 0) else {
         return false;
     };
     let (key, value) = (7u32, 42u32);
     let mut update = ElemAttr {
         map_fd: map.as_raw_fd() as u32,
-        _pad: 0,
         key: &key as *const u32 as u64,
         value: &value as *const u32 as u64,
-        flags: 0,
+        ..Default::default()
     };
     if bpf(cmd::MAP_UPDATE_ELEM, &mut update).is_err() {
         return false;
@@ -248,18 +225,4 @@ fn delete_batch_works() -> bool {
         ..Default::default()
     };
     bpf(cmd::MAP_DELETE_BATCH, &mut batch).is_ok() && batch.count == 1
-}
-
-/// The head of `union bpf_attr` for the `BPF_MAP_*_BATCH` commands.
-#[repr(C)]
-#[derive(Default)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
 }

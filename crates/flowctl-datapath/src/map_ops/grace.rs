@@ -13,28 +13,7 @@ use std::{
     os::fd::{AsRawFd, OwnedFd},
 };
 
-use super::sys::{bpf, bpf_fd, cmd, MAP_TYPE_ARRAY, MAP_TYPE_ARRAY_OF_MAPS};
-
-/// `union bpf_attr` for `BPF_MAP_CREATE` (the fields used here).
-#[repr(C)]
-#[derive(Default)]
-struct CreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    inner_map_fd: u32,
-}
-
-#[repr(C)]
-struct ElemAttr {
-    map_fd: u32,
-    pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
+use super::sys::{bpf, bpf_fd, cmd, CreateAttr, ElemAttr, MAP_TYPE_ARRAY, MAP_TYPE_ARRAY_OF_MAPS};
 
 /// A tiny map-in-map whose only use is to make the kernel wait for a grace
 /// period.

@@ -5,35 +5,10 @@
 use std::{
     io,
     marker::PhantomData,
-    mem::size_of,
     os::fd::{AsRawFd, BorrowedFd, OwnedFd},
 };
 
-use super::sys::{bpf, cmd, MapInfo};
-
-/// `union bpf_attr` for the per-element commands.
-#[repr(C)]
-struct ElemAttr {
-    map_fd: u32,
-    pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-/// `union bpf_attr` for the `BPF_MAP_*_BATCH` commands.
-#[repr(C)]
-#[derive(Default)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
+use super::sys::{bpf, cmd, BatchAttr, ElemAttr, MapInfo};
 
 /// A hash map of `K` to `u32` whose layout was checked.
 pub struct KeyIndex<K> {
@@ -133,6 +108,3 @@ impl<K> KeyIndex<K> {
         bpf(cmd::MAP_UPDATE_BATCH, &mut attr)
     }
 }
-
-// Checked at compile time: the kernel copies exactly these sizes.
-const _: () = assert!(size_of::<ElemAttr>() == 32);

@@ -29,6 +29,47 @@ pub const MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 /// `BPF_F_MMAPABLE`: an array user space can mmap.
 pub const F_MMAPABLE: u32 = 1 << 10;
 
+/// The head of `union bpf_attr` for `BPF_MAP_CREATE` (the fields used here).
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct CreateAttr {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    pub inner_map_fd: u32,
+}
+
+/// The head of `union bpf_attr` for the `BPF_MAP_*_ELEM` commands.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct ElemAttr {
+    pub map_fd: u32,
+    pub pad: u32,
+    pub key: u64,
+    pub value: u64,
+    pub flags: u64,
+}
+
+/// The head of `union bpf_attr` for the `BPF_MAP_*_BATCH` commands.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct BatchAttr {
+    pub in_batch: u64,
+    pub out_batch: u64,
+    pub keys: u64,
+    pub values: u64,
+    pub count: u32,
+    pub map_fd: u32,
+    pub elem_flags: u64,
+    pub flags: u64,
+}
+
+// Checked at compile time: the kernel copies exactly these sizes.
+const _: () = assert!(size_of::<ElemAttr>() == 32);
+const _: () = assert!(size_of::<BatchAttr>() == 56);
+
 /// Issues `bpf(cmd, attr, sizeof attr)`.
 pub(crate) fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<()> {
     // SAFETY: attr is a live, writable #[repr(C)] bpf_attr prefix of the
