@@ -101,11 +101,16 @@ fn status_bytes(field: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// CPU time this (single-threaded) process has run, from /proc/self/schedstat:
-/// less sensitive than wall time to other work on a shared machine.
+/// CPU time this process has run, all its threads together (the flow
+/// hash's deletes run on several): less sensitive than wall time to other
+/// work on a shared machine.
 fn cpu_time() -> Duration {
-    let stat = fs::read_to_string("/proc/self/schedstat").unwrap_or_default();
-    Duration::from_nanos(stat.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0))
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec for the call to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn rss() -> u64 {
