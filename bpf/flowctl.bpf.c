@@ -330,8 +330,17 @@ static __always_inline void note_ttl(struct flow_slot *v, __u8 ttl)
  * cpu1 is this CPU's number + 1: the slot's owner adds without atomics. */
 static __always_inline void add_packet(struct flow_slot *v, const struct packet_meta *m, __u64 now, __u32 cpu1)
 {
-	__u32 owner = (v->meta >> FLOWCTL_META_OWNER_SHIFT) & 0xff;
-	if (owner == cpu1) {
+	__u64 meta = v->meta;
+	__u32 owner = (meta >> FLOWCTL_META_OWNER_SHIFT) & 0xff;
+	if (owner == FLOWCTL_OWNER_OPEN && cpu1 < FLOWCTL_OWNER_OPEN) {
+		/* An open slot (handed over by user space): this CPU takes it. */
+		__u64 mine = (meta & ~((__u64)0xff << FLOWCTL_META_OWNER_SHIFT)) |
+			     ((__u64)cpu1 << FLOWCTL_META_OWNER_SHIFT);
+		if (__sync_val_compare_and_swap(&v->meta, meta, mine) == meta)
+			owner = cpu1;
+	}
+	/* CPU 254 and above (cpu1 >= FLOWCTL_OWNER_OPEN) never own a slot. */
+	if (owner == cpu1 && cpu1 < FLOWCTL_OWNER_OPEN) {
 		v->packets += m->segments;
 		v->octets += m->octets;
 	} else {
@@ -460,7 +469,7 @@ static __always_inline void record(struct scratch *s)
 	v->last_seen_ns = now;
 	v->shared_packets = 0;
 	v->shared_octets = 0;
-	__u64 owner = s->cpu1 < 256 ? s->cpu1 : 0;
+	__u64 owner = s->cpu1 < FLOWCTL_OWNER_OPEN ? s->cpu1 : FLOWCTL_OWNER_NONE;
 	v->meta = (owner << FLOWCTL_META_OWNER_SHIFT) | (__u64)m->tcp_flags | ((__u64)m->ttl << FLOWCTL_META_TTL_MIN_SHIFT) |
 		  ((__u64)m->ttl << FLOWCTL_META_TTL_MAX_SHIFT) | ((__u64)m->tos << FLOWCTL_META_TOS_SHIFT);
 	/* The slot is complete before the hash publishes it, and user space

@@ -111,15 +111,29 @@ struct sampler {
 #define FLOWCTL_META_STATE_SHIFT 48
 #define FLOWCTL_META_REASON_SHIFT 56
 
+/* Values of meta's owner byte besides a CPU number + 1 (1..254). */
+#define FLOWCTL_OWNER_NONE 0    /* nobody adds plainly: every CPU adds to the
+				 * shared counters (a slot created on CPU 254
+				 * or above, or being handed over) */
+#define FLOWCTL_OWNER_OPEN 0xff /* the next CPU below 254 that counts into the
+				 * slot takes it (compare-and-swap of meta).
+				 * Added in layout 4 without a new version: a
+				 * program of the release before never matches
+				 * 0 or 0xff on fewer than 255 CPUs */
+
 /*
  * One flow's counters. The CPU that created the slot owns it (its number
- * + 1 in meta's owner byte; 0 for none, e.g. CPU 255 and above): it adds
- * to packets and octets with plain instructions, as a per-CPU counter
+ * + 1 in meta's owner byte; FLOWCTL_OWNER_NONE for CPU 254 and above): it
+ * adds to packets and octets with plain instructions, as a per-CPU counter
  * would (tc programs do not nest on one CPU). Every other CPU adds to
  * shared_packets and shared_octets with atomic instructions; a flow's
  * counts are the sums. A flow's packets usually stay on one CPU (RSS,
  * RPS, the sending thread), so the common case pays no locked
- * instruction. meta is updated with atomic instructions; last_seen_ns is
+ * instruction. When they move (a sending thread migrated), user space
+ * hands the slot over: it sets the owner to FLOWCTL_OWNER_NONE, waits
+ * for an RCU grace period (after which no CPU can still be in a plain
+ * add), moves the shared counters into packets and octets, and opens the
+ * slot (FLOWCTL_OWNER_OPEN) for the next CPU that counts into it. meta is updated with atomic instructions; last_seen_ns is
  * stored by whichever CPU metered the latest packet, so with two CPUs on
  * one flow it may be up to one jiffy older than the very last packet.
  */

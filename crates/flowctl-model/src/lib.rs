@@ -35,8 +35,8 @@ pub use record::FlowRecord;
 pub use sampling::*;
 pub use selector::FlowSelector;
 pub use slot::{
-    closing_bits, closing_reason, first_meta, meta, slot_state, FlowSlot, RingPair, SlotRing, SpareSlot, SLOT_CLOSING,
-    SLOT_FREE, SLOT_LIVE,
+    closing_bits, closing_reason, first_meta, meta, slot_owner, slot_state, FlowSlot, RingPair, SlotRing, SpareSlot,
+    SLOT_CLOSING, SLOT_FREE, SLOT_LIVE,
 };
 pub use source::{Ending, FlowEntry, FlowSource, FlowWalk};
 pub use stats::{DatapathCounters, FlowStats};

@@ -24,8 +24,17 @@ pub mod meta {
     pub const TTL_MAX_SHIFT: u32 = 24;
     /// TOS of the first packet.
     pub const TOS_SHIFT: u32 = 32;
-    /// The CPU that created the slot, + 1 (0: none).
+    /// The CPU that adds to the slot without atomics, + 1 (it created the
+    /// slot, or took it once open), or [`OWNER_NONE`] or [`OWNER_OPEN`].
     pub const OWNER_SHIFT: u32 = 40;
+    /// Owner byte: nobody adds plainly, every CPU adds to the shared
+    /// counters (created on CPU 254 or above, or being handed over).
+    pub const OWNER_NONE: u8 = 0;
+    /// Owner byte: the next CPU (below 254) that counts into the slot
+    /// takes it.
+    pub const OWNER_OPEN: u8 = 0xff;
+    /// The owner byte.
+    pub const OWNER_MASK: u64 = 0xff << OWNER_SHIFT;
     /// The slot's state.
     pub const STATE_SHIFT: u32 = 48;
     /// The reason a closing slot was closed for.
@@ -37,6 +46,12 @@ pub mod meta {
 /// The state byte of a slot's `meta`.
 pub fn slot_state(meta: u64) -> u8 {
     (meta >> meta::STATE_SHIFT) as u8
+}
+
+/// The owner byte of a slot's `meta`: a CPU number + 1, or
+/// [`meta::OWNER_NONE`] or [`meta::OWNER_OPEN`].
+pub fn slot_owner(meta: u64) -> u8 {
+    (meta >> meta::OWNER_SHIFT) as u8
 }
 
 /// The state and reason bits of a slot closed for `reason`.

@@ -73,6 +73,8 @@ const CONSTANTS: &[(&str, &str)] = &[
     ("owner_shift", "FLOWCTL_META_OWNER_SHIFT"),
     ("state_shift", "FLOWCTL_META_STATE_SHIFT"),
     ("reason_shift", "FLOWCTL_META_REASON_SHIFT"),
+    ("owner_none", "FLOWCTL_OWNER_NONE"),
+    ("owner_open", "FLOWCTL_OWNER_OPEN"),
     ("sampling_random", "FLOWCTL_SAMPLING_RANDOM"),
     ("sampling_interval_mask", "FLOWCTL_SAMPLING_INTERVAL_MASK"),
 ];
@@ -142,6 +144,8 @@ fn rust_types_match_c_header() {
     rust.insert("owner_shift".to_string(), meta::OWNER_SHIFT as usize);
     rust.insert("state_shift".to_string(), meta::STATE_SHIFT as usize);
     rust.insert("reason_shift".to_string(), meta::REASON_SHIFT as usize);
+    rust.insert("owner_none".to_string(), meta::OWNER_NONE as usize);
+    rust.insert("owner_open".to_string(), meta::OWNER_OPEN as usize);
     rust.insert("sampling_random".to_string(), SAMPLING_RANDOM as usize);
     rust.insert("sampling_interval_mask".to_string(), SAMPLING_INTERVAL_MASK as usize);
     rust_layout!(

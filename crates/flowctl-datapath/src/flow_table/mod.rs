@@ -14,6 +14,13 @@
 //! slot, then reads each slot's final counters and gives the slot back to
 //! the ring. A writer that died between the two leaves closing slots; the
 //! next writer settles them with the reason they were closed for.
+//!
+//! A slot's owner CPU adds without atomics; the others add atomically to
+//! shared counters. When a flow's packets have moved to other CPUs (more
+//! of them in the shared counters than in the owner's), the writer's walk
+//! takes the slot from its owner and the next settle, after its grace
+//! period, moves the shared counts into the owner's and opens the slot for
+//! the next CPU that counts into it (`bpf/flowctl.h`).
 
 mod lock;
 mod ring;
@@ -24,8 +31,8 @@ use std::cell::RefCell;
 
 use aya::maps::{Map, MapData, PerCpuArray};
 use flowctl_model::{
-    closing_bits, closing_reason, BootClock, DatapathCounters, Ending, FlowEntry, FlowKey, FlowSource, FlowStats,
-    FlowWalk, SLOT_CLOSING, SLOT_LIVE,
+    closing_bits, closing_reason, BootClock, DatapathCounters, Ending, FlowEntry, FlowKey, FlowSlot, FlowSource,
+    FlowStats, FlowWalk, SLOT_CLOSING, SLOT_LIVE,
 };
 
 use std::os::fd::AsFd;
@@ -52,6 +59,10 @@ struct Writer {
     grace: GracePeriod,
     /// Slots closed and not settled yet, in close order.
     closing: RefCell<Vec<u32>>,
+    /// Slots taken from their owner CPU, handed over at the next settle.
+    handing_over: RefCell<Vec<u32>>,
+    /// Slots handed over so far.
+    handed_over: std::cell::Cell<u64>,
 }
 
 /// The pinned flow cache and datapath counters.
@@ -107,6 +118,8 @@ impl FlowTable {
             _lock: lock,
             grace,
             closing: RefCell::new(Vec::new()),
+            handing_over: RefCell::new(Vec::new()),
+            handed_over: std::cell::Cell::new(0),
         });
         let recovered = table.recover_closing()?;
         if recovered > 0 {
@@ -143,6 +156,12 @@ impl FlowTable {
     /// created another cache); `false` while nothing is pinned.
     pub fn is_replaced(&self, layout: &PinLayout) -> Result<bool> {
         Ok(pinned_flows_map(layout)?.is_some_and(|info| info.id() != self.map_id))
+    }
+
+    /// Slots this writer handed over from one CPU to another so far (their
+    /// packets had moved to other CPUs); 0 for a reader.
+    pub fn handovers(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |w| w.handed_over.get())
     }
 
     /// Whether this table may end flows (it holds the writer lock).
@@ -210,6 +229,20 @@ impl FlowTable {
             .flatten())
     }
 
+    /// The slot of a live flow as the datapath wrote it (owner and shared
+    /// counters apart), `None` if the flow is not there: tests and
+    /// diagnostics.
+    pub fn slot(&self, key: &FlowKey) -> Result<Option<FlowSlot>> {
+        let Some(slot) = self
+            .index
+            .lookup(key)
+            .map_err(|e| Error::io("reading the flow hash", e))?
+        else {
+            return Ok(None);
+        };
+        Ok(self.slots.read(slot).filter(|s| s.key == *key))
+    }
+
     /// Inserts flows from user space, as the datapath would have counted
     /// them (tests and benchmarks): each takes a free slot and is published
     /// in one batch call. The keys must be new to the cache (one that is
@@ -254,6 +287,18 @@ impl FlowTable {
         }
         taken.iter().for_each(|s| self.slots.make_live(*s));
         Ok(())
+    }
+
+    /// A walk of the writer saw live slot `slot`: if its packets now come
+    /// mostly from CPUs other than its owner's (which add with atomic
+    /// instructions), it is taken from its owner, to be handed over at the
+    /// next settle. At most one entry per slot of the cache is kept.
+    fn note_owner(&self, slot: u32) {
+        let Some(writer) = &self.writer else { return };
+        let mut handing_over = writer.handing_over.borrow_mut();
+        if handing_over.len() < self.slots.len() && self.slots.take_from_owner(slot) {
+            handing_over.push(slot);
+        }
     }
 
     fn writer(&self) -> Result<&Writer> {
@@ -310,17 +355,25 @@ impl FlowSource for FlowTable {
         deleted.map_err(|e| Error::io("deleting flows", e))
     }
 
-    /// One grace period, then every closed slot's final counters, a chunk
-    /// at a time: read, given back to the ring, handed to `sink`.
+    /// One grace period, then the slots taken from their owners are
+    /// handed over, and every closed slot's final counters are read, a
+    /// chunk at a time, given back to the ring and handed to `sink`.
     fn settle(&self, sink: &mut dyn FnMut(Ending, FlowStats)) -> Result<()> {
         let writer = self.writer()?;
-        if writer.closing.borrow().is_empty() {
+        if writer.closing.borrow().is_empty() && writer.handing_over.borrow().is_empty() {
             return Ok(());
         }
         writer
             .grace
             .wait()
             .map_err(|e| Error::io("waiting for a grace period", e))?;
+        // Before the closed slots are freed: one of them could otherwise
+        // be reused for a new flow and handed over.
+        for slot in std::mem::take(&mut *writer.handing_over.borrow_mut()) {
+            if self.slots.hand_over(slot) {
+                writer.handed_over.set(writer.handed_over.get() + 1);
+            }
+        }
         let closing = std::mem::take(&mut *writer.closing.borrow_mut());
         let mut settled = Vec::with_capacity(SETTLE_CHUNK.min(closing.len()));
         for chunk in closing.chunks(SETTLE_CHUNK) {

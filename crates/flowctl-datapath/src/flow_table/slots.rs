@@ -8,7 +8,7 @@ use std::{
     sync::atomic::{AtomicU32, AtomicU64, Ordering},
 };
 
-use flowctl_model::{first_meta, meta, slot_state, FlowKey, FlowSlot, FlowStats};
+use flowctl_model::{first_meta, meta, slot_owner, slot_state, FlowKey, FlowSlot, FlowStats, SLOT_LIVE};
 
 use crate::map_ops::MappedArray;
 
@@ -70,6 +70,60 @@ impl Slots {
         }
     }
 
+    /// Whether slot `i` (live) should be handed over to another CPU: its
+    /// owner counted fewer of its packets than the other CPUs did (the
+    /// flow moved), or nobody owns it. An owned slot is taken from its
+    /// owner here (owner byte [`meta::OWNER_NONE`]: every CPU now adds
+    /// atomically); [`hand_over`](Self::hand_over) finishes once no CPU
+    /// can still be in a plain add (after a grace period).
+    pub(crate) fn take_from_owner(&self, i: u32) -> bool {
+        let Some(s) = self.at(i) else { return false };
+        let word = self.meta(s).load(Ordering::Acquire);
+        let owner = slot_owner(word);
+        if owner == meta::OWNER_OPEN || slot_state(word) != SLOT_LIVE {
+            return false;
+        }
+        if owner == meta::OWNER_NONE {
+            return true;
+        }
+        let counted = |o| u64_at(self, s, o).load(Ordering::Relaxed);
+        if counted(offset_of!(FlowSlot, shared_packets)) <= counted(offset_of!(FlowSlot, packets)) {
+            return false;
+        }
+        self.meta(s)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
+                (slot_owner(m) == owner).then_some(m & !meta::OWNER_MASK)
+            })
+            .is_ok()
+    }
+
+    /// Hands slot `i`, taken from its owner at least one RCU grace period
+    /// ago, to the next CPU that counts into it: the other CPUs' counts
+    /// move into the plain counters (nobody adds to those now), then the
+    /// slot opens ([`meta::OWNER_OPEN`]). Nothing if the slot is no longer
+    /// live and unowned (closed since, or opened already); returns whether
+    /// it was handed over.
+    pub(crate) fn hand_over(&self, i: u32) -> bool {
+        let Some(s) = self.at(i) else { return false };
+        let word = self.meta(s).load(Ordering::Acquire);
+        if slot_state(word) != SLOT_LIVE || slot_owner(word) != meta::OWNER_NONE {
+            return false;
+        }
+        for (shared, plain) in [
+            (offset_of!(FlowSlot, shared_packets), offset_of!(FlowSlot, packets)),
+            (offset_of!(FlowSlot, shared_octets), offset_of!(FlowSlot, octets)),
+        ] {
+            let moved = u64_at(self, s, shared).swap(0, Ordering::AcqRel);
+            u64_at(self, s, plain).fetch_add(moved, Ordering::AcqRel);
+        }
+        self.meta(s)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
+                (slot_state(m) == SLOT_LIVE && slot_owner(m) == meta::OWNER_NONE)
+                    .then_some(m | u64::from(meta::OWNER_OPEN) << meta::OWNER_SHIFT)
+            })
+            .is_ok()
+    }
+
     /// Marks slot `i` free. Only for a slot no eBPF program can reach any
     /// more (settled after a grace period, or never published).
     pub(crate) fn free(&self, i: u32) {
@@ -93,23 +147,33 @@ impl Slots {
 
     /// The counters of slot `i` now.
     pub(crate) fn stats(&self, i: u32) -> Option<FlowStats> {
+        self.counters(i).map(|slot| slot.stats())
+    }
+
+    /// Slot `i` now, key and all.
+    pub(crate) fn read(&self, i: u32) -> Option<FlowSlot> {
+        Some(FlowSlot {
+            key: self.key(i)?,
+            ..self.counters(i)?
+        })
+    }
+
+    /// Slot `i` now, but for its key.
+    fn counters(&self, i: u32) -> Option<FlowSlot> {
         let s = self.at(i)?;
         let u64_of = |o| u64_at(self, s, o).load(Ordering::Relaxed);
-        Some(
-            FlowSlot {
-                // Written once, before the slot was made live, as the key.
-                sampling: u32_at(self, s, offset_of!(FlowSlot, sampling)).load(Ordering::Relaxed),
-                packets: u64_of(offset_of!(FlowSlot, packets)),
-                octets: u64_of(offset_of!(FlowSlot, octets)),
-                first_seen_ns: u64_of(offset_of!(FlowSlot, first_seen_ns)),
-                last_seen_ns: u64_of(offset_of!(FlowSlot, last_seen_ns)),
-                meta: u64_of(offset_of!(FlowSlot, meta)),
-                shared_packets: u64_of(offset_of!(FlowSlot, shared_packets)),
-                shared_octets: u64_of(offset_of!(FlowSlot, shared_octets)),
-                ..Default::default()
-            }
-            .stats(),
-        )
+        Some(FlowSlot {
+            // Written once, before the slot was made live, as the key.
+            sampling: u32_at(self, s, offset_of!(FlowSlot, sampling)).load(Ordering::Relaxed),
+            packets: u64_of(offset_of!(FlowSlot, packets)),
+            octets: u64_of(offset_of!(FlowSlot, octets)),
+            first_seen_ns: u64_of(offset_of!(FlowSlot, first_seen_ns)),
+            last_seen_ns: u64_of(offset_of!(FlowSlot, last_seen_ns)),
+            meta: u64_of(offset_of!(FlowSlot, meta)),
+            shared_packets: u64_of(offset_of!(FlowSlot, shared_packets)),
+            shared_octets: u64_of(offset_of!(FlowSlot, shared_octets)),
+            ..Default::default()
+        })
     }
 
     /// Fills slot `i` for a flow inserted from user space (tests and
@@ -129,7 +193,11 @@ impl Slots {
         u64_at(self, s, offset_of!(FlowSlot, last_seen_ns)).store(stats.last_seen_ns, Ordering::Relaxed);
         u64_at(self, s, offset_of!(FlowSlot, shared_packets)).store(0, Ordering::Relaxed);
         u64_at(self, s, offset_of!(FlowSlot, shared_octets)).store(0, Ordering::Relaxed);
-        self.meta(s).store(first_meta(stats), Ordering::Release);
+        // Open: the first CPU that counts into it takes it.
+        self.meta(s).store(
+            first_meta(stats) | u64::from(meta::OWNER_OPEN) << meta::OWNER_SHIFT,
+            Ordering::Release,
+        );
     }
 
     /// Makes slot `i` live, after its key was published (user-space

@@ -39,6 +39,7 @@ impl FlowWalk for SlotWalk<'_> {
             }
             if let (Some(key), Some(stats)) = (slots.key(slot), slots.stats(slot)) {
                 self.chunk.push(FlowEntry { slot, key, stats });
+                self.table.note_owner(slot);
             }
         }
         Ok((!self.chunk.is_empty()).then_some(&self.chunk[..]))

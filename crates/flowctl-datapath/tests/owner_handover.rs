@@ -1,0 +1,203 @@
+//! A flow whose packets move to another CPU is handed over to that CPU
+//! (root needed: real eBPF on two CPUs), and not one packet is lost or
+//! counted twice on the way.
+//!
+//! The CPU that creates a flow's slot adds to it without atomics; every
+//! other CPU adds with atomic instructions to shared counters. A sending
+//! thread that migrated would pay those atomics on every packet for the
+//! flow's whole life: the writer's walk takes such a slot from its owner,
+//! and the next settle (after its grace period) moves the shared counts
+//! into the plain ones and opens the slot for the next CPU.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use etherparse::PacketBuilder;
+use flowctl_datapath::{
+    test_run::{DetachedDatapath, SkbContext},
+    Direction, FlowTable, PinLayout,
+};
+use flowctl_model::{meta, slot_owner, FlowKey, FlowSlot, FlowSource};
+
+fn packet(src_port: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(src_port, 53)
+        .write(&mut out, &[0xab; 18])
+        .unwrap();
+    out
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and
+    // sched_setaffinity only touch the set we own (0: this thread).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set), 0);
+    }
+}
+
+struct Pins(PathBuf);
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `n` packets of the flow from `src_port` on `cpu`.
+fn send(datapath: &DetachedDatapath, cpu: usize, src_port: u16, n: u32) {
+    pin_to_cpu(cpu);
+    datapath
+        .run_repeated(Direction::Egress, &packet(src_port), SkbContext::default(), n)
+        .unwrap();
+}
+
+fn slot_of(table: &FlowTable, src_port: u16) -> FlowSlot {
+    let key = table
+        .keys()
+        .unwrap()
+        .into_iter()
+        .find(|k: &FlowKey| k.src_port == src_port)
+        .expect("the flow is in the cache");
+    table.slot(&key).unwrap().expect("its slot")
+}
+
+/// (owner byte, plain packets, shared packets, all packets)
+fn counts(table: &FlowTable, src_port: u16) -> (u8, u64, u64, u64) {
+    let s = slot_of(table, src_port);
+    (slot_owner(s.meta), s.packets, s.shared_packets, s.stats().packets)
+}
+
+#[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
+fn a_flow_that_moved_to_another_cpu_is_handed_over_to_it_exactly() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(cpus >= 2, "needs two CPUs");
+    let base = Pins(PathBuf::from(format!(
+        "/sys/fs/bpf/flowctl-test-handover-{}",
+        std::process::id()
+    )));
+    let layout = PinLayout::under(&base.0);
+    let datapath = DetachedDatapath::load(&layout, 9, Some(64)).expect("load datapath (run as root)");
+    let table = FlowTable::open_writer(&layout).unwrap();
+    // Looks without handing over: only the writer's walks take slots.
+    let reader = FlowTable::open(&layout).unwrap();
+    let (moving, staying) = (1000, 2000);
+
+    // Created on CPU 0 (owner byte 1); then mostly counted on CPU 1.
+    send(&datapath, 0, moving, 10);
+    send(&datapath, 0, staying, 10);
+    send(&datapath, 1, moving, 30);
+    send(&datapath, 1, staying, 3);
+    assert_eq!(counts(&reader, moving), (1, 10, 30, 40));
+    assert_eq!(counts(&reader, staying), (1, 10, 3, 13));
+
+    // The writer's walk takes the moved flow from CPU 0 only; packets
+    // counted now all go to the shared counters.
+    assert_eq!(table.read_all().unwrap().len(), 2);
+    assert_eq!(counts(&reader, moving).0, meta::OWNER_NONE);
+    assert_eq!(counts(&reader, staying).0, 1);
+    send(&datapath, 0, moving, 2);
+    assert_eq!(counts(&reader, moving), (meta::OWNER_NONE, 10, 32, 42));
+
+    // The settle (nothing closed) hands it over: the shared counts move
+    // to the plain counters and the slot opens.
+    table
+        .settle(&mut |ending, _| panic!("nothing was closed: {ending:?}"))
+        .unwrap();
+    assert_eq!(counts(&reader, moving), (meta::OWNER_OPEN, 42, 0, 42));
+    // IPv4 length: 20 + 8 + 18 bytes a packet.
+    let slot = slot_of(&reader, moving);
+    assert_eq!((slot.octets, slot.shared_octets), (42 * 46, 0));
+
+    // The next CPU that counts into it takes it and adds plainly.
+    send(&datapath, 1, moving, 5);
+    assert_eq!(counts(&reader, moving), (2, 47, 0, 47));
+    send(&datapath, 0, moving, 1);
+    assert_eq!(counts(&reader, moving), (2, 47, 1, 48));
+    assert_eq!(counts(&reader, staying), (1, 10, 3, 13));
+}
+
+/// Two CPUs count into the same flows, most packets on one CPU and then on
+/// the other, while the writer walks and settles as fast as it can, handing
+/// slots over under the senders' feet: every flow's counters must still
+/// sum to exactly the packets sent for it.
+#[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
+fn handing_slots_over_under_traffic_loses_no_packet() {
+    use std::{
+        sync::{
+            atomic::{AtomicBool, AtomicU64, Ordering},
+            Arc,
+        },
+        time::{Duration, Instant},
+    };
+    const FLOWS: u16 = 16;
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(cpus >= 2, "needs two CPUs");
+    let base = Pins(PathBuf::from(format!(
+        "/sys/fs/bpf/flowctl-test-handover-load-{}",
+        std::process::id()
+    )));
+    let layout = PinLayout::under(&base.0);
+    drop(DetachedDatapath::load(&layout, 9, Some(64)).expect("load datapath (run as root)"));
+    let table = FlowTable::open_writer(&layout).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..FLOWS).map(|_| AtomicU64::new(0)).collect());
+    let started = Instant::now();
+    let senders: Vec<_> = (0..2)
+        .map(|cpu| {
+            let (layout, stop, sent) = (layout.clone(), stop.clone(), sent.clone());
+            std::thread::spawn(move || {
+                pin_to_cpu(cpu);
+                let datapath = DetachedDatapath::load(&layout, 9, Some(64)).unwrap();
+                let packets: Vec<Vec<u8>> = (0..FLOWS).map(|i| packet(3000 + i)).collect();
+                while !stop.load(Ordering::Relaxed) {
+                    // CPU 0 sends 8 packets of each flow for every one of
+                    // CPU 1's for 300 ms (and creates most flows), then 1
+                    // for 8: the flows move to CPU 1 while CPU 0 still
+                    // counts into them.
+                    let busy = usize::from(started.elapsed() >= Duration::from_millis(300)) == cpu;
+                    let n = if busy { 8 } else { 1 };
+                    for (i, p) in packets.iter().enumerate() {
+                        datapath
+                            .run_repeated(Direction::Egress, p, SkbContext::default(), n)
+                            .unwrap();
+                        sent[i].fetch_add(u64::from(n), Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    while started.elapsed() < Duration::from_secs(3) {
+        table.read_all().unwrap();
+        table
+            .settle(&mut |ending, _| panic!("nothing was closed: {ending:?}"))
+            .unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    senders.into_iter().for_each(|s| s.join().unwrap());
+
+    let handovers = table.handovers();
+    let mut counted = vec![0u64; usize::from(FLOWS)];
+    let endings: Vec<_> = table
+        .read_all()
+        .unwrap()
+        .iter()
+        .map(|e| flowctl_model::Ending::of(e, flowctl_model::EndReason::ForcedEnd))
+        .collect();
+    table.close(&endings).unwrap();
+    table
+        .settle(&mut |ending, stats| counted[usize::from(ending.key.src_port - 3000)] += stats.packets)
+        .unwrap();
+    let sent: Vec<u64> = sent.iter().map(|s| s.load(Ordering::Relaxed)).collect();
+    eprintln!("{handovers} handovers; sent {sent:?}");
+    assert_eq!(counted, sent);
+    assert!(handovers >= u64::from(FLOWS), "only {handovers} handovers");
+}
