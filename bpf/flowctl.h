@@ -132,8 +132,9 @@ struct sampler {
  * instruction. When they move (a sending thread migrated), user space
  * hands the slot over: it sets the owner to FLOWCTL_OWNER_NONE, waits
  * for an RCU grace period (after which no CPU can still be in a plain
- * add), moves the shared counters into packets and octets, and opens the
- * slot (FLOWCTL_OWNER_OPEN) for the next CPU that counts into it. meta is updated with atomic instructions; last_seen_ns is
+ * add that read the old owner), and opens the slot (FLOWCTL_OWNER_OPEN)
+ * for the next CPU that counts into it, which then adds plainly to
+ * packets and octets. No count is moved. meta is updated with atomic instructions; last_seen_ns is
  * stored by whichever CPU metered the latest packet, so with two CPUs on
  * one flow it may be up to one jiffy older than the very last packet.
  */

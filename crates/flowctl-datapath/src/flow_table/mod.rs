@@ -17,10 +17,10 @@
 //!
 //! A slot's owner CPU adds without atomics; the others add atomically to
 //! shared counters. When a flow's packets have moved to other CPUs (more
-//! of them in the shared counters than in the owner's), the writer's walk
-//! takes the slot from its owner and the next settle, after its grace
-//! period, moves the shared counts into the owner's and opens the slot for
-//! the next CPU that counts into it (`bpf/flowctl.h`).
+//! of them in the shared counters than in the plain ones), the writer's
+//! walk takes the slot from its owner and the next settle, after its grace
+//! period, opens the slot for the next CPU that counts into it
+//! (`bpf/flowctl.h`).
 
 mod lock;
 mod ring;
@@ -356,7 +356,7 @@ impl FlowSource for FlowTable {
     }
 
     /// One grace period, then the slots taken from their owners are
-    /// handed over, and every closed slot's final counters are read, a
+    /// opened, and every closed slot's final counters are read, a
     /// chunk at a time, given back to the ring and handed to `sink`.
     fn settle(&self, sink: &mut dyn FnMut(Ending, FlowStats)) -> Result<()> {
         let writer = self.writer()?;

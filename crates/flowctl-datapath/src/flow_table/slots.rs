@@ -97,25 +97,14 @@ impl Slots {
             .is_ok()
     }
 
-    /// Hands slot `i`, taken from its owner at least one RCU grace period
-    /// ago, to the next CPU that counts into it: the other CPUs' counts
-    /// move into the plain counters (nobody adds to those now), then the
-    /// slot opens ([`meta::OWNER_OPEN`]). Nothing if the slot is no longer
-    /// live and unowned (closed since, or opened already); returns whether
-    /// it was handed over.
+    /// Opens slot `i`, taken from its owner at least one RCU grace period
+    /// ago (no CPU can still be in a plain add that read the old owner):
+    /// the next CPU that counts into it takes it. Counts stay where they
+    /// are (readers add both pairs): nothing moves that a crash could
+    /// lose. Nothing if the slot is no longer live and unowned (closed
+    /// since, or opened already); returns whether it was opened.
     pub(crate) fn hand_over(&self, i: u32) -> bool {
         let Some(s) = self.at(i) else { return false };
-        let word = self.meta(s).load(Ordering::Acquire);
-        if slot_state(word) != SLOT_LIVE || slot_owner(word) != meta::OWNER_NONE {
-            return false;
-        }
-        for (shared, plain) in [
-            (offset_of!(FlowSlot, shared_packets), offset_of!(FlowSlot, packets)),
-            (offset_of!(FlowSlot, shared_octets), offset_of!(FlowSlot, octets)),
-        ] {
-            let moved = u64_at(self, s, shared).swap(0, Ordering::AcqRel);
-            u64_at(self, s, plain).fetch_add(moved, Ordering::AcqRel);
-        }
         self.meta(s)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
                 (slot_state(m) == SLOT_LIVE && slot_owner(m) == meta::OWNER_NONE)
