@@ -134,9 +134,10 @@ struct sampler {
  * for an RCU grace period (after which no CPU can still be in a plain
  * add that read the old owner), and opens the slot (FLOWCTL_OWNER_OPEN)
  * for the next CPU that counts into it, which then adds plainly to
- * packets and octets. No count is moved. meta is updated with atomic instructions; last_seen_ns is
- * stored by whichever CPU metered the latest packet, so with two CPUs on
- * one flow it may be up to one jiffy older than the very last packet.
+ * packets and octets. No count is moved. meta is updated with atomic
+ * instructions; last_seen_ns is stored by whichever CPU metered the
+ * latest packet, so with two CPUs on one flow it may be up to one jiffy
+ * older than the very last packet.
  */
 struct flow_slot {
 	struct flow_key key;    /* the flow this slot counts */

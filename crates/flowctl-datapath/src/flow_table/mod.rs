@@ -27,7 +27,7 @@ mod ring;
 mod slots;
 mod walk;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use aya::maps::{Map, MapData, PerCpuArray};
 use flowctl_model::{
@@ -62,7 +62,7 @@ struct Writer {
     /// Slots taken from their owner CPU, handed over at the next settle.
     handing_over: RefCell<Vec<u32>>,
     /// Slots handed over so far.
-    handed_over: std::cell::Cell<u64>,
+    handed_over: Cell<u64>,
 }
 
 /// The pinned flow cache and datapath counters.
@@ -119,7 +119,7 @@ impl FlowTable {
             grace,
             closing: RefCell::new(Vec::new()),
             handing_over: RefCell::new(Vec::new()),
-            handed_over: std::cell::Cell::new(0),
+            handed_over: Cell::new(0),
         });
         let recovered = table.recover_closing()?;
         if recovered > 0 {

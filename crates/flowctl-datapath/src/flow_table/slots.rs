@@ -71,8 +71,8 @@ impl Slots {
     }
 
     /// Whether slot `i` (live) should be handed over to another CPU: its
-    /// owner counted fewer of its packets than the other CPUs did (the
-    /// flow moved), or nobody owns it. An owned slot is taken from its
+    /// plain counters hold fewer packets than the shared ones (the flow
+    /// moved), or nobody owns it. An owned slot is taken from its
     /// owner here (owner byte [`meta::OWNER_NONE`]: every CPU now adds
     /// atomically); [`hand_over`](Self::hand_over) finishes once no CPU
     /// can still be in a plain add (after a grace period).
