@@ -11,8 +11,9 @@
 // Test code: a panic is how a failure is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+mod cpus;
 
+use cpus::{pin_to_cpu, Pins};
 use etherparse::PacketBuilder;
 use flowctl_datapath::{
     test_run::{DetachedDatapath, SkbContext},
@@ -28,24 +29,6 @@ fn packet(src_port: u16) -> Vec<u8> {
         .write(&mut out, &[0xab; 18])
         .unwrap();
     out
-}
-
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and
-    // sched_setaffinity only touch the set we own (0: this thread).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        assert_eq!(libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set), 0);
-    }
-}
-
-struct Pins(PathBuf);
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Runs `n` packets of the flow from `src_port` on `cpu`.
@@ -77,10 +60,7 @@ fn counts(table: &FlowTable, src_port: u16) -> (u8, u64, u64, u64) {
 fn a_flow_that_moved_to_another_cpu_is_handed_over_to_it_exactly() {
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert!(cpus >= 2, "needs two CPUs");
-    let base = Pins(PathBuf::from(format!(
-        "/sys/fs/bpf/flowctl-test-handover-{}",
-        std::process::id()
-    )));
+    let base = Pins::new("handover");
     let layout = PinLayout::under(&base.0);
     let datapath = DetachedDatapath::load(&layout, 9, Some(64)).expect("load datapath (run as root)");
     let table = FlowTable::open_writer(&layout).unwrap();
@@ -141,10 +121,7 @@ fn handing_slots_over_under_traffic_loses_no_packet() {
     const FLOWS: u16 = 16;
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert!(cpus >= 2, "needs two CPUs");
-    let base = Pins(PathBuf::from(format!(
-        "/sys/fs/bpf/flowctl-test-handover-load-{}",
-        std::process::id()
-    )));
+    let base = Pins::new("handover-load");
     let layout = PinLayout::under(&base.0);
     drop(DetachedDatapath::load(&layout, 9, Some(64)).expect("load datapath (run as root)"));
     let table = FlowTable::open_writer(&layout).unwrap();

@@ -11,9 +11,10 @@
 // Test code: a panic is how a failure is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cpus;
+
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
@@ -21,6 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use cpus::{pin_to_cpu, Pins};
 use etherparse::PacketBuilder;
 use flowctl_datapath::{
     test_run::{DetachedDatapath, SkbContext},
@@ -42,33 +44,12 @@ fn packet(i: u16) -> Vec<u8> {
     out
 }
 
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and
-    // sched_setaffinity only touch the set we own (0: this thread).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        assert_eq!(libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set), 0);
-    }
-}
-
-struct Pins(PathBuf);
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn no_packet_lands_on_another_flow_while_entries_are_reused() {
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert!(cpus >= 2, "needs two CPUs");
-    let base = Pins(PathBuf::from(format!(
-        "/sys/fs/bpf/flowctl-test-recycle-{}",
-        std::process::id()
-    )));
+    let base = Pins::new("recycle");
     let layout = PinLayout::under(&base.0);
     drop(DetachedDatapath::load(&layout, 9, Some(1024)).expect("load datapath (run as root)"));
     let table = FlowTable::open_writer(&layout).unwrap();

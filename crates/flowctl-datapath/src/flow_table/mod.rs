@@ -217,21 +217,11 @@ impl FlowTable {
 
     /// One flow's counters, `None` if the flow is not (or no longer) there.
     pub fn get(&self, key: &FlowKey) -> Result<Option<FlowStats>> {
-        let Some(slot) = self
-            .index
-            .lookup(key)
-            .map_err(|e| Error::io("reading the flow hash", e))?
-        else {
-            return Ok(None);
-        };
-        Ok((self.slots.key(slot).as_ref() == Some(key))
-            .then(|| self.slots.stats(slot))
-            .flatten())
+        Ok(self.slot(key)?.map(|slot| slot.stats()))
     }
 
     /// The slot of a live flow as the datapath wrote it (owner and shared
-    /// counters apart), `None` if the flow is not there: tests and
-    /// diagnostics.
+    /// counters apart), `None` if the flow is not (or no longer) there.
     pub fn slot(&self, key: &FlowKey) -> Result<Option<FlowSlot>> {
         let Some(slot) = self
             .index
