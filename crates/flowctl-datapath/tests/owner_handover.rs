@@ -104,7 +104,7 @@ fn a_flow_that_moved_to_another_cpu_is_handed_over_to_it_exactly() {
     assert_eq!(counts(&reader, staying), (1, 10, 3, 13));
 }
 
-/// Two CPUs count into the same flows, most packets on one CPU and then on
+/// Two CPUs count into the same flows, created on one and counted mostly on
 /// the other, while the writer walks and settles as fast as it can, handing
 /// slots over under the senders' feet: every flow's counters must still
 /// sum to exactly the packets sent for it.
@@ -123,12 +123,19 @@ fn handing_slots_over_under_traffic_loses_no_packet() {
     assert!(cpus >= 2, "needs two CPUs");
     let base = Pins::new("handover-load");
     let layout = PinLayout::under(&base.0);
-    drop(DetachedDatapath::load(&layout, 9, Some(64)).expect("load datapath (run as root)"));
+    let table_datapath = DetachedDatapath::load(&layout, 9, Some(64)).expect("load datapath (run as root)");
     let table = FlowTable::open_writer(&layout).unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
+    // Every flow is created on CPU 0 (one packet each), before the
+    // senders start: however slowly they start (an emulated guest takes
+    // seconds), CPU 0 owns the flows and CPU 1 counts most of them.
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..FLOWS).map(|_| AtomicU64::new(0)).collect());
-    let started = Instant::now();
+    for (i, count) in sent.iter().enumerate() {
+        send(&table_datapath, 0, 3000 + i as u16, 1);
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+    drop(table_datapath);
+    let stop = Arc::new(AtomicBool::new(false));
     let senders: Vec<_> = (0..2)
         .map(|cpu| {
             let (layout, stop, sent) = (layout.clone(), stop.clone(), sent.clone());
@@ -136,13 +143,11 @@ fn handing_slots_over_under_traffic_loses_no_packet() {
                 pin_to_cpu(cpu);
                 let datapath = DetachedDatapath::load(&layout, 9, Some(64)).unwrap();
                 let packets: Vec<Vec<u8>> = (0..FLOWS).map(|i| packet(3000 + i)).collect();
+                // CPU 1 sends 8 packets of each flow for every one of CPU
+                // 0's: the flows move to CPU 1 while CPU 0 still counts
+                // into them, and CPU 0 takes some back when they open.
+                let n = if cpu == 1 { 8 } else { 1 };
                 while !stop.load(Ordering::Relaxed) {
-                    // CPU 0 sends 8 packets of each flow for every one of
-                    // CPU 1's for 300 ms (and creates most flows), then 1
-                    // for 8: the flows move to CPU 1 while CPU 0 still
-                    // counts into them.
-                    let busy = usize::from(started.elapsed() >= Duration::from_millis(300)) == cpu;
-                    let n = if busy { 8 } else { 1 };
                     for (i, p) in packets.iter().enumerate() {
                         datapath
                             .run_repeated(Direction::Egress, p, SkbContext::default(), n)
@@ -154,6 +159,7 @@ fn handing_slots_over_under_traffic_loses_no_packet() {
         })
         .collect();
 
+    let started = Instant::now();
     while started.elapsed() < Duration::from_secs(3) {
         table.read_all().unwrap();
         table
