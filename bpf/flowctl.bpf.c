@@ -125,20 +125,6 @@ struct {
 	__type(value, struct datapath_counters);
 } flowctl_stats SEC(".maps");
 
-/* This CPU's last clock reading and the jiffy it was taken in. */
-struct clock_cache {
-	__u64 jiffies;
-	__u64 boot_ns;
-};
-
-/* Private to each loaded object, never pinned. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct clock_cache);
-} flowctl_clock SEC(".maps");
-
 /* Private to each loaded object (so to each attachment), never pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -189,10 +175,16 @@ struct scratch {
 	__u32 slot;
 	__u32 pair;
 	__u32 cpu1;             /* this CPU's number + 1, once known (0 before) */
+	/* This CPU's last clock reading and the jiffy it was taken in (now_ns). */
+	__u64 jiffies;
+	__u64 boot_ns;
 };
 /* same_key() reads keys 8 bytes at a time: both start their map value. */
 _Static_assert(__builtin_offsetof(struct scratch, key) == 0, "the scratch key starts the value");
 _Static_assert(__builtin_offsetof(struct flow_slot, key) == 0, "the slot key starts the value");
+/* clear_key() and same_key() take the key as 7 words and mpls_label. */
+_Static_assert(__builtin_offsetof(struct flow_key, mpls_label) == 56 && sizeof(struct flow_key) == 60,
+	       "the key is 7 words and mpls_label");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -202,24 +194,20 @@ struct {
 } flowctl_scratch SEC(".maps");
 
 /*
- * CLOCK_BOOTTIME, read at most once per jiffy per CPU: the stamp of a packet
- * is the boot time of the first packet this CPU metered in the same jiffy, so
- * it lags by less than one jiffy (1/HZ). Reading the clock costs more than
- * the rest of the hit path; the jiffies counter and the per-CPU array lookup
- * are inlined by the verifier.
+ * CLOCK_BOOTTIME, read at most once per jiffy per CPU (the cache is in the
+ * per-CPU scratch): the stamp of a packet is the boot time of the first
+ * packet this CPU metered in the same jiffy, so it lags by less than one
+ * jiffy (1/HZ). Reading the clock costs more than the rest of the hit path;
+ * the jiffies counter is inlined by the verifier.
  */
-static __always_inline __u64 now_ns(void)
+static __always_inline __u64 now_ns(struct scratch *s)
 {
-	__u32 zero = 0;
-	struct clock_cache *c = bpf_map_lookup_elem(&flowctl_clock, &zero);
-	if (!c)
-		return bpf_ktime_get_boot_ns();
 	__u64 j = bpf_jiffies64();
-	if (c->jiffies != j) {
-		c->jiffies = j;
-		c->boot_ns = bpf_ktime_get_boot_ns();
+	if (s->jiffies != j) {
+		s->jiffies = j;
+		s->boot_ns = bpf_ktime_get_boot_ns();
 	}
-	return c->boot_ns;
+	return s->boot_ns;
 }
 
 
@@ -234,15 +222,44 @@ static __always_inline __u64 now_ns(void)
 #define RAW_L4_OFF_IPV6 IPV6_HDR_LEN
 
 /*
+ * Copies len (a constant) bytes from the packet at p into buf (a HDR_BUF)
+ * with 8-byte loads and stores, then 4, 2 and 1 for the rest. Typed words,
+ * not memcpy: clang lowers an eBPF memcpy between pointers whose alignment
+ * it cannot see (buf comes through a parameter) into byte loads and stores,
+ * two instructions a byte. The loads from the packet may be unaligned: the
+ * JITs of the architectures flowctl builds for (x86-64, arm64) load
+ * unaligned words, and where they cannot the verifier refuses the program
+ * rather than run it.
+ */
+static __always_inline void copy_words(void *buf, const void *p, __u32 len)
+{
+	__u32 i = 0;
+#pragma unroll
+	for (int w = 0; w < IPV6_HDR_LEN / 8; w++) {
+		if (i + 8 > len)
+			break;
+		*(__u64 *)(buf + i) = *(const __u64 *)(p + i);
+		i += 8;
+	}
+	if (len - i >= 4) {
+		*(__u32 *)(buf + i) = *(const __u32 *)(p + i);
+		i += 4;
+	}
+	if (len - i >= 2) {
+		*(__u16 *)(buf + i) = *(const __u16 *)(p + i);
+		i += 2;
+	}
+	if (len - i >= 1)
+		*(__u8 *)(buf + i) = *(const __u8 *)(p + i);
+}
+
+/*
  * Copies len bytes at the constant offset k from the skb's linear area into
  * buf (a HDR_BUF); returns 0, or -1 when they are not all in the linear area.
  *
  * The offset must be a constant: the verifier accepts packet pointer
  * arithmetic with a variable offset only from a loader with CAP_PERFMON, and
- * flowctl loads with CAP_BPF and CAP_NET_ADMIN alone. The copy uses 4-byte
- * loads whatever the packet alignment: the JITs of the architectures flowctl
- * builds for (x86-64, arm64) load unaligned words, and where they cannot the
- * verifier refuses the program rather than run it.
+ * flowctl loads with CAP_BPF and CAP_NET_ADMIN alone.
  */
 static __always_inline int copy_direct(struct __sk_buff *skb, __u32 k, void *buf, __u32 len)
 {
@@ -252,7 +269,7 @@ static __always_inline int copy_direct(struct __sk_buff *skb, __u32 k, void *buf
 	barrier_var(p);
 	if (p + len > (void *)(long)skb->data_end)
 		return -1;
-	__builtin_memcpy(buf, __builtin_assume_aligned(p, 4), len);
+	copy_words(buf, p, len);
 	return 0;
 }
 
@@ -273,6 +290,13 @@ static __always_inline long load(struct __sk_buff *skb, __u32 off, void *buf, __
 	    (off == RAW_L4_OFF_IPV6 && copy_direct(skb, RAW_L4_OFF_IPV6, buf, len) == 0))
 		return 0;
 	return bpf_skb_load_bytes(skb, off, buf, len);
+}
+
+/* The big-endian 16-bit field at p, an even offset into a header buffer:
+ * one load and a byte swap (two byte loads, a shift and an or otherwise). */
+static __always_inline __u16 be16_at(const __u8 *p)
+{
+	return bpf_ntohs(*(const __u16 *)p);
 }
 
 static __always_inline struct datapath_counters *counters(void)
@@ -441,7 +465,7 @@ static __always_inline void record(struct scratch *s)
 {
 	struct flow_key *key = &s->key;
 	struct packet_meta *m = &s->m;
-	__u64 now = now_ns();
+	__u64 now = now_ns(s);
 	/* The scratch map is per-CPU: its copy of the CPU number stays true. */
 	if (!s->cpu1)
 		s->cpu1 = bpf_get_smp_processor_id() + 1;
@@ -551,21 +575,21 @@ static __always_inline __u32 parse_l4(struct __sk_buff *skb, __u32 off, struct s
 	case IPPROTO_TCP:
 		if (load(skb, off, hdr, 14) < 0)
 			return 0;
-		key->src_port = ((__u16)hdr[0] << 8) | hdr[1];
-		key->dst_port = ((__u16)hdr[2] << 8) | hdr[3];
-		m->tcp_flags = ((__u16)(hdr[12] & 0x0f) << 8) | hdr[13];
+		key->src_port = be16_at(&hdr[0]);
+		key->dst_port = be16_at(&hdr[2]);
+		m->tcp_flags = be16_at(&hdr[12]) & 0x0fff;
 		return (__u32)(hdr[12] >> 4) * 4;
 	case IPPROTO_UDP:
 		if (load(skb, off, hdr, 4) < 0)
 			return 0;
-		key->src_port = ((__u16)hdr[0] << 8) | hdr[1];
-		key->dst_port = ((__u16)hdr[2] << 8) | hdr[3];
+		key->src_port = be16_at(&hdr[0]);
+		key->dst_port = be16_at(&hdr[2]);
 		return 8;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6_:
 		if (load(skb, off, hdr, 2) < 0)
 			return 0;
-		key->dst_port = ((__u16)hdr[0] << 8) | hdr[1];
+		key->dst_port = be16_at(&hdr[0]);
 		return 8;
 	default:
 		return 0;
@@ -587,21 +611,30 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3_off, struc
 
 	key->ip_version = 4;
 	key->protocol = ip[9];
-	key->src_addr[10] = 0xff;
-	key->src_addr[11] = 0xff;
-	__builtin_memcpy(&key->src_addr[12], &ip[12], 4);
-	key->dst_addr[10] = 0xff;
-	key->dst_addr[11] = 0xff;
-	__builtin_memcpy(&key->dst_addr[12], &ip[16], 4);
+	/* IPv4-mapped IPv6 (::ffff:a.b.c.d); word stores (the key fields are
+	 * 4-byte aligned, ip is a HDR_BUF). */
+	*(__u16 *)&key->src_addr[10] = 0xffff;
+	*(__u32 *)&key->src_addr[12] = *(const __u32 *)&ip[12];
+	*(__u16 *)&key->dst_addr[10] = 0xffff;
+	*(__u32 *)&key->dst_addr[12] = *(const __u32 *)&ip[16];
 	m->tos = ip[1];
 	m->ttl = ip[8];
 
-	m->ip_len = ((__u32)ip[2] << 8) | ip[3];
+	m->ip_len = be16_at(&ip[2]);
 	m->l4_off = l3_off + ihl;
-	__u16 frag_offset = (((__u16)ip[6] << 8) | ip[7]) & 0x1fff;
+	__u16 frag_offset = be16_at(&ip[6]) & 0x1fff;
 	if (frag_offset == 0)
 		m->l4_len = parse_l4(skb, m->l4_off, s);
 	return 1;
+}
+
+/* Copies an IPv6 address from a header buffer into a key field, 4 bytes at
+ * a time (both are 4-byte aligned; memcpy would copy bytes). */
+static __always_inline void copy_addr(__u8 *dst, const __u8 *src)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i += 4)
+		*(__u32 *)&dst[i] = *(const __u32 *)&src[i];
 }
 
 /* IPv6 at l3_off, walking extension headers; returns 0 when unusable. */
@@ -617,12 +650,12 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 		return 0;
 
 	key->ip_version = 6;
-	__builtin_memcpy(key->src_addr, &ip[8], 16);
-	__builtin_memcpy(key->dst_addr, &ip[24], 16);
+	copy_addr(key->src_addr, &ip[8]);
+	copy_addr(key->dst_addr, &ip[24]);
 	m->tos = (__u8)((ip[0] << 4) | (ip[1] >> 4));
 	m->ttl = ip[7];
 
-	__u32 payload_len = ((__u32)ip[4] << 8) | ip[5];
+	__u32 payload_len = be16_at(&ip[4]);
 	m->ip_len = payload_len ? IPV6_HDR_LEN + payload_len : 0;
 	__u8 next = ip[6];
 	__u32 off = l3_off + IPV6_HDR_LEN;
@@ -639,7 +672,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3_off, struc
 			break;
 		}
 		if (next == NEXTHDR_FRAGMENT) {
-			if (((((__u16)ext[2] << 8) | ext[3]) & 0xfff8) != 0) {
+			if ((be16_at(&ext[2]) & 0xfff8) != 0) {
 				/* A non-first fragment carries payload, not headers: the
 				 * fragment header's next header is the flow's protocol. */
 				first_fragment = 0;
@@ -696,6 +729,18 @@ static __always_inline __u16 parse_mpls(struct __sk_buff *skb, struct scratch *s
 	return 0;
 }
 
+/* Zeroes the scratch key: 8 bytes a store (it starts the map value, so it
+ * is 8-byte aligned; memset would store 4 bytes at a time, the alignment of
+ * struct flow_key). */
+static __always_inline void clear_key(struct flow_key *key)
+{
+	__u64 *words = (__u64 *)key;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*key) / 8); i++)
+		words[i] = 0;
+	key->mpls_label = 0;
+}
+
 /*
  * Whether this packet is passed over by the attachment's packet selection
  * (only called when SAMPLE_INTERVAL > 1). Nothing else is read or written
@@ -727,7 +772,7 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 		return TC_ACT_UNSPEC;
 	struct flow_key *key = &s->key;
 	struct packet_meta *m = &s->m;
-	__builtin_memset(key, 0, sizeof(*key));
+	clear_key(key);
 	/* Every other field of m is set on every path that records. */
 	m->tcp_flags = 0;
 	__u16 proto;
@@ -744,7 +789,7 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 			count_non_ip(skb);
 			return TC_ACT_UNSPEC;
 		}
-		proto = ((__u16)eth[12] << 8) | eth[13];
+		proto = be16_at(&eth[12]);
 		off = ETH_HDR_LEN;
 		int tags = 0;
 
@@ -759,13 +804,13 @@ static __always_inline int meter(struct __sk_buff *skb, __u8 direction)
 				break;
 			if (load(skb, off, tag, 4) < 0)
 				break;
-			__u16 vid = (((__u16)tag[0] << 8) | tag[1]) & 0x0fff;
+			__u16 vid = be16_at(&tag[0]) & 0x0fff;
 			if (tags == 0)
 				vlan = vid;
 			else if (tags == 1)
 				inner_vlan = vid;
 			tags++;
-			proto = ((__u16)tag[2] << 8) | tag[3];
+			proto = be16_at(&tag[2]);
 			off += 4;
 		}
 	}
