@@ -175,6 +175,8 @@ struct scratch {
 	__u32 slot;
 	__u32 pair;
 	__u32 cpu1;             /* this CPU's number + 1, once known (0 before) */
+	__u32 last_slot;        /* the slot of the flow this CPU counted last (recent_slot) */
+	__u32 pad;
 	/* This CPU's last clock reading and the jiffy it was taken in (now_ns). */
 	__u64 jiffies;
 	__u64 boot_ns;
@@ -404,6 +406,42 @@ static __always_inline struct flow_slot *slot_of(const __u32 *index, const struc
 }
 
 /*
+ * An opaque zero computed from x: adding it to a pointer makes the loads
+ * through the pointer depend on the load of x, which orders them after it on
+ * every CPU (an address dependency), where two plain loads may be reordered
+ * (arm64). The compiler cannot see that it is zero; the verifier can.
+ */
+static __always_inline __u64 zero_after(__u64 x)
+{
+	asm volatile("%[x] &= 0" : [x] "+r"(x));
+	return x;
+}
+
+/*
+ * The slot of the flow this CPU counted last, if the packet in s is of the
+ * same flow and the slot still counts it: a train of packets of one flow
+ * (a bulk transfer, a GSO burst) skips the hash of its 60-byte key. A slot
+ * counts a flow while its state is LIVE: user space marks it CLOSING
+ * before deleting its key and waits for a grace period before freeing it
+ * (so a program that saw LIVE has finished adding), and a slot taken again
+ * for a flow becomes LIVE only once its new key is complete and published.
+ * The key is read after the state (zero_after), so the key seen is the one
+ * that was LIVE. Costs a slot that is in this CPU's cache and a key compare
+ * when the packet is of another flow.
+ */
+static __always_inline struct flow_slot *recent_slot(struct scratch *s)
+{
+	struct flow_slot *v = bpf_map_lookup_elem(&flowctl_slots, &s->last_slot);
+	if (!v)
+		return 0;
+	__u64 meta = *(volatile __u64 *)&v->meta;
+	if (((meta >> FLOWCTL_META_STATE_SHIFT) & 0xff) != FLOWCTL_SLOT_LIVE)
+		return 0;
+	v = (void *)v + zero_after(meta);
+	return same_key(&v->key, &s->key) ? v : 0;
+}
+
+/*
  * A free slot for a new flow, into s->slot: this CPU's spare if it has
  * one, else the ring's head, claimed by compare-and-swap (a few tries under
  * contention). The entry is read after the claim: the swap orders it after
@@ -469,9 +507,15 @@ static __always_inline void record(struct scratch *s)
 	/* The scratch map is per-CPU: its copy of the CPU number stays true. */
 	if (!s->cpu1)
 		s->cpu1 = bpf_get_smp_processor_id() + 1;
-	__u32 *index = bpf_map_lookup_elem(&flowctl_flows, key);
-	struct flow_slot *v = index ? slot_of(index, key) : 0;
+	struct flow_slot *v = recent_slot(s);
 	if (v) {
+		add_packet(v, m, now, s->cpu1);
+		return;
+	}
+	__u32 *index = bpf_map_lookup_elem(&flowctl_flows, key);
+	v = index ? slot_of(index, key) : 0;
+	if (v) {
+		s->last_slot = *index;
 		add_packet(v, m, now, s->cpu1);
 		return;
 	}
@@ -503,6 +547,7 @@ static __always_inline void record(struct scratch *s)
 	if (bpf_map_update_elem(&flowctl_flows, key, &s->slot, BPF_NOEXIST) == 0) {
 		__u64 before = __sync_fetch_and_or(&v->meta, (__u64)FLOWCTL_SLOT_LIVE << FLOWCTL_META_STATE_SHIFT);
 		barrier_var(before);
+		s->last_slot = s->slot;
 		return;
 	}
 

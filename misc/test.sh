@@ -40,13 +40,13 @@ cargo test --workspace --locked -- --ignored 2>&1 | tee /tmp/flowctl-test-root.l
 echo "kernel guest: Debian 12's Linux 6.1 (misc/guest/)"
 bash misc/guest/setup.sh
 # The binaries whose tests depend on the kernel: the verifier, map
-# operations, slots reused and handed over between CPUs, both hooks,
-# bare-IP and tunnel interfaces, the agent's export, the capability sets,
-# packet sampling. (faults, metrics, fuzz_parser and cli_args repeat on
-# 6.1 what the host run checks; under software emulation they would take
-# another ten minutes.)
+# operations, slots reused and handed over between CPUs, the slot each CPU
+# remembers, both hooks, bare-IP and tunnel interfaces, the agent's export,
+# the capability sets, packet sampling. (faults, metrics, fuzz_parser and
+# cli_args repeat on 6.1 what the host run checks; under software emulation
+# they would take another ten minutes.)
 FLOWCTL_GUEST=1 bash misc/guest/test.sh parser flow_table pins scanner flowctl_datapath-lib \
-    recycling owner_handover tunnels datapath_e2e attach_modes bare_ip agent_export lossless security sampling sampling_export 2>&1 | tee /tmp/flowctl-test-guest.log
+    recycling owner_handover recent_slot tunnels datapath_e2e attach_modes bare_ip agent_export lossless security sampling sampling_export 2>&1 | tee /tmp/flowctl-test-guest.log
 echo "the Debian package: misc/package.sh, then misc/package-test.sh"
 package_start=$SECONDS
 deb="$(bash misc/package.sh | tail -n 1)"

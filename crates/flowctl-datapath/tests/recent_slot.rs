@@ -1,0 +1,123 @@
+//! Each CPU remembers the slot of the flow it counted last and counts the
+//! next packet of the same flow there without hashing its key (root
+//! needed: real eBPF). The slot it remembers may have been closed, freed
+//! and taken by another flow since: not one packet may land in a slot that
+//! no longer counts its flow, and none may be lost.
+// Test code: a panic is how a failure is reported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cpus;
+
+use cpus::{pin_to_cpu, Pins};
+use etherparse::PacketBuilder;
+use flowctl_datapath::{
+    test_run::{DetachedDatapath, SkbContext},
+    Direction, FlowTable, PinLayout,
+};
+use flowctl_model::{EndReason, Ending, FlowEntry, FlowSource, FlowStats};
+
+fn packet(src_port: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(src_port, 53)
+        .write(&mut out, &[0xab; 18])
+        .unwrap();
+    out
+}
+
+/// Runs `n` packets of the flow from `src_port` on `cpu`.
+fn send(datapath: &DetachedDatapath, cpu: usize, src_port: u16, n: u32) {
+    pin_to_cpu(cpu);
+    datapath
+        .run_repeated(Direction::Egress, &packet(src_port), SkbContext::default(), n)
+        .unwrap();
+}
+
+/// The live flow from `src_port`, if there is one.
+fn live(table: &FlowTable, src_port: u16) -> Option<FlowEntry> {
+    let mut flows = table
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.key.src_port == src_port);
+    let flow = flows.next();
+    assert!(flows.next().is_none(), "one live flow per key");
+    flow
+}
+
+/// Closes `flows` (forced end) and returns what their settle reported.
+fn close(table: &FlowTable, flows: &[FlowEntry]) -> Vec<FlowStats> {
+    let endings: Vec<Ending> = flows.iter().map(|e| Ending::of(e, EndReason::ForcedEnd)).collect();
+    table.close(&endings).unwrap();
+    let mut settled = Vec::new();
+    table.settle(&mut |_, stats| settled.push(stats)).unwrap();
+    settled
+}
+
+/// A loaded datapath and the writer of its cache of `max_flows` slots.
+fn cache(name: &str, max_flows: u32) -> (Pins, DetachedDatapath, FlowTable) {
+    let pins = Pins::new(name);
+    let layout = PinLayout::under(&pins.0);
+    let datapath = DetachedDatapath::load(&layout, 9, Some(max_flows)).expect("load datapath (run as root)");
+    let table = FlowTable::open_writer(&layout).unwrap();
+    (pins, datapath, table)
+}
+
+#[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
+fn a_flow_closed_since_its_last_packet_starts_again_in_a_new_slot() {
+    let (_pins, datapath, table) = cache("recent-closed", 8);
+    let a = 1000;
+    send(&datapath, 0, a, 5);
+    let first = live(&table, a).expect("the flow is live");
+    let settled = close(&table, std::slice::from_ref(&first));
+    assert_eq!(settled.iter().map(|s| s.packets).collect::<Vec<_>>(), [5]);
+
+    // CPU 0 still remembers the slot, which is free now: the packets must
+    // make a new flow, not vanish into the freed slot.
+    send(&datapath, 0, a, 3);
+    let again = live(&table, a).expect("the flow starts again");
+    assert_eq!((again.stats.packets, again.stats.octets), (3, 3 * 46));
+    assert_ne!(again.slot, first.slot, "a freed slot goes to the back of the ring");
+}
+
+#[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
+fn a_remembered_slot_taken_by_another_flow_is_not_counted_for_the_old_one() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(cpus >= 2, "needs two CPUs");
+    let (_pins, datapath, table) = cache("recent-taken", 8);
+    let a = 1000;
+    send(&datapath, 0, a, 5);
+    let first = live(&table, a).expect("the flow is live");
+    close(&table, std::slice::from_ref(&first));
+
+    // CPU 1 makes flows until one takes the slot CPU 0 remembers.
+    let mut fillers = Vec::new();
+    let b = (2000..2016)
+        .find(|&port| {
+            send(&datapath, 1, port, 1);
+            let entry = live(&table, port).expect("a free slot");
+            let taken = entry.slot == first.slot;
+            if !taken {
+                fillers.push(entry);
+            }
+            taken
+        })
+        .expect("the ring gives the freed slot again");
+    close(&table, &fillers);
+
+    // CPU 0's next packet of the first flow finds another flow in the slot
+    // it remembers: it makes a new flow and leaves that one alone.
+    send(&datapath, 0, a, 3);
+    let again = live(&table, a).expect("the flow starts again");
+    assert_eq!(again.stats.packets, 3);
+    assert_ne!(again.slot, first.slot);
+    let other = live(&table, b).expect("the other flow");
+    assert_eq!((other.slot, other.stats.packets), (first.slot, 1));
+    // And CPU 0 now counts the first flow where it is.
+    send(&datapath, 0, a, 4);
+    assert_eq!(live(&table, a).unwrap().stats.packets, 7);
+    assert_eq!(live(&table, b).unwrap().stats.packets, 1);
+}
