@@ -279,14 +279,14 @@ impl FlowTable {
         Ok(())
     }
 
-    /// A walk of the writer saw live slot `slot`: if its packets now come
-    /// mostly from CPUs other than its owner's (which add with atomic
-    /// instructions), it is taken from its owner, to be handed over at the
-    /// next settle. At most one entry per slot of the cache is kept.
-    fn note_owner(&self, slot: u32) {
+    /// A walk of the writer saw live slot `slot` as `seen`: if its packets
+    /// now come mostly from CPUs other than its owner's (which add with
+    /// atomic instructions), it is taken from its owner, to be handed over
+    /// at the next settle. At most one entry per slot of the cache is kept.
+    fn note_owner(&self, slot: u32, seen: &FlowSlot) {
         let Some(writer) = &self.writer else { return };
         let mut handing_over = writer.handing_over.borrow_mut();
-        if handing_over.len() < self.slots.len() && self.slots.take_from_owner(slot) {
+        if handing_over.len() < self.slots.len() && self.slots.take_from_owner(slot, seen) {
             handing_over.push(slot);
         }
     }

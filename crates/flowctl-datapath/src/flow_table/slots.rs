@@ -70,24 +70,23 @@ impl Slots {
         }
     }
 
-    /// Whether slot `i` (live) should be handed over to another CPU: its
-    /// plain counters hold fewer packets than the shared ones (the flow
-    /// moved), or nobody owns it. An owned slot is taken from its
-    /// owner here (owner byte [`meta::OWNER_NONE`]: every CPU now adds
-    /// atomically); [`hand_over`](Self::hand_over) finishes once no CPU
-    /// can still be in a plain add (after a grace period).
-    pub(crate) fn take_from_owner(&self, i: u32) -> bool {
+    /// Whether slot `i`, as a walk just read it (`seen`), should be handed
+    /// over to another CPU: its plain counters hold fewer packets than the
+    /// shared ones (the flow moved), or nobody owns it. An owned slot is
+    /// taken from its owner here (owner byte [`meta::OWNER_NONE`]: every
+    /// CPU now adds atomically), if the owner is still the one seen;
+    /// [`hand_over`](Self::hand_over) finishes once no CPU can still be in
+    /// a plain add (after a grace period).
+    pub(crate) fn take_from_owner(&self, i: u32, seen: &FlowSlot) -> bool {
         let Some(s) = self.at(i) else { return false };
-        let word = self.meta(s).load(Ordering::Acquire);
-        let owner = slot_owner(word);
-        if owner == meta::OWNER_OPEN || slot_state(word) != SLOT_LIVE {
+        let owner = slot_owner(seen.meta);
+        if owner == meta::OWNER_OPEN || slot_state(seen.meta) != SLOT_LIVE {
             return false;
         }
         if owner == meta::OWNER_NONE {
             return true;
         }
-        let counted = |o| u64_at(self, s, o).load(Ordering::Relaxed);
-        if counted(offset_of!(FlowSlot, shared_packets)) <= counted(offset_of!(FlowSlot, packets)) {
+        if seen.shared_packets <= seen.packets {
             return false;
         }
         self.meta(s)
@@ -137,6 +136,12 @@ impl Slots {
     /// The counters of slot `i` now.
     pub(crate) fn stats(&self, i: u32) -> Option<FlowStats> {
         self.counters(i).map(|slot| slot.stats())
+    }
+
+    /// Slot `i` now, as a walk reads it: the key, and the counters and
+    /// `meta` in one read each.
+    pub(crate) fn read_walked(&self, i: u32) -> Option<(FlowKey, FlowSlot)> {
+        Some((self.key(i)?, self.counters(i)?))
     }
 
     /// Slot `i` now, key and all.

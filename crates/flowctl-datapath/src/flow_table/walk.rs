@@ -37,9 +37,13 @@ impl FlowWalk for SlotWalk<'_> {
             if slots.state(slot) != Some(SLOT_LIVE) {
                 continue;
             }
-            if let (Some(key), Some(stats)) = (slots.key(slot), slots.stats(slot)) {
-                self.chunk.push(FlowEntry { slot, key, stats });
-                self.table.note_owner(slot);
+            if let Some((key, seen)) = slots.read_walked(slot) {
+                self.chunk.push(FlowEntry {
+                    slot,
+                    key,
+                    stats: seen.stats(),
+                });
+                self.table.note_owner(slot, &seen);
             }
         }
         Ok((!self.chunk.is_empty()).then_some(&self.chunk[..]))
