@@ -161,6 +161,7 @@ struct packet_meta {
  */
 struct scratch {
 	struct flow_key key;
+	__u64 last_fold;        /* key_fold() of the flow this CPU counted last */
 	struct packet_meta m;
 	/* Header copies, one area per parsing step. */
 	__u8 eth[16] HDR_BUF;
@@ -184,7 +185,7 @@ struct scratch {
 /* same_key() reads keys 8 bytes at a time: both start their map value. */
 _Static_assert(__builtin_offsetof(struct scratch, key) == 0, "the scratch key starts the value");
 _Static_assert(__builtin_offsetof(struct flow_slot, key) == 0, "the slot key starts the value");
-/* clear_key() and same_key() take the key as 7 words and mpls_label. */
+/* clear_key(), same_key() and key_fold() take the key as 7 words and mpls_label. */
 _Static_assert(__builtin_offsetof(struct flow_key, mpls_label) == 56 && sizeof(struct flow_key) == 60,
 	       "the key is 7 words and mpls_label");
 
@@ -418,6 +419,19 @@ static __always_inline __u64 zero_after(__u64 x)
 }
 
 /*
+ * The key's 8 words folded into one, each shifted by its position (so that
+ * words swapped between two keys, such as the addresses of the two
+ * directions of a flow, do not cancel out). Only a filter: equal folds
+ * still have their keys compared.
+ */
+static __always_inline __u64 key_fold(const struct flow_key *key)
+{
+	const __u64 *w = (const __u64 *)key;
+	return (w[0] ^ (w[1] << 1)) ^ ((w[2] << 2) ^ (w[3] << 3)) ^ ((w[4] << 4) ^ (w[5] << 5)) ^
+	       ((w[6] << 6) ^ ((__u64)key->mpls_label << 7));
+}
+
+/*
  * The slot of the flow this CPU counted last, if the packet in s is of the
  * same flow and the slot still counts it: a train of packets of one flow
  * (a bulk transfer, a GSO burst) skips the hash of its 60-byte key. A slot
@@ -426,11 +440,15 @@ static __always_inline __u64 zero_after(__u64 x)
  * (so a program that saw LIVE has finished adding), and a slot taken again
  * for a flow becomes LIVE only once its new key is complete and published.
  * The key is read after the state (zero_after), so the key seen is the one
- * that was LIVE. Costs a slot that is in this CPU's cache and a key compare
- * when the packet is of another flow.
+ * that was LIVE. A packet of another flow is told by the fold of its key
+ * (fold), against the fold of the last one, kept in the scratch: it costs
+ * a few instructions, and no slot is read (a slot read then waits for
+ * memory as often as not).
  */
-static __always_inline struct flow_slot *recent_slot(struct scratch *s)
+static __always_inline struct flow_slot *recent_slot(struct scratch *s, __u64 fold)
 {
+	if (fold != s->last_fold)
+		return 0;
 	struct flow_slot *v = bpf_map_lookup_elem(&flowctl_slots, &s->last_slot);
 	if (!v)
 		return 0;
@@ -507,7 +525,8 @@ static __always_inline void record(struct scratch *s)
 	/* The scratch map is per-CPU: its copy of the CPU number stays true. */
 	if (!s->cpu1)
 		s->cpu1 = bpf_get_smp_processor_id() + 1;
-	struct flow_slot *v = recent_slot(s);
+	__u64 fold = key_fold(key);
+	struct flow_slot *v = recent_slot(s, fold);
 	if (v) {
 		add_packet(v, m, now, s->cpu1);
 		return;
@@ -516,6 +535,7 @@ static __always_inline void record(struct scratch *s)
 	v = index ? slot_of(index, key) : 0;
 	if (v) {
 		s->last_slot = *index;
+		s->last_fold = fold;
 		add_packet(v, m, now, s->cpu1);
 		return;
 	}
@@ -548,6 +568,7 @@ static __always_inline void record(struct scratch *s)
 		__u64 before = __sync_fetch_and_or(&v->meta, (__u64)FLOWCTL_SLOT_LIVE << FLOWCTL_META_STATE_SHIFT);
 		barrier_var(before);
 		s->last_slot = s->slot;
+		s->last_fold = fold;
 		return;
 	}
 
