@@ -98,10 +98,52 @@ fn a_flow_that_moved_to_another_cpu_is_handed_over_to_it_exactly() {
     // IPv4 length: 20 + 8 + 18 bytes a packet.
     let slot = slot_of(&reader, moving);
     assert_eq!((slot.octets, slot.shared_octets), (35 * 46, 33 * 46));
-    // Its plain counts passed the shared ones: the next walk leaves it.
+    // Since the previous walk its owner counted more: the next walk leaves it.
     table.read_all().unwrap();
     assert_eq!(counts(&reader, moving).0, 2);
     assert_eq!(counts(&reader, staying), (1, 10, 3, 13));
+}
+
+/// A sending thread that moved to another CPU after its flow had been
+/// counted for a long time: the walk after the move takes the slot, though
+/// the owner's counts are still far above the other CPU's (since the
+/// previous walk, only the other CPU counted).
+#[test]
+#[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
+fn a_long_flow_whose_sender_moved_is_handed_over_at_the_next_walk() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(cpus >= 2, "needs two CPUs");
+    let base = Pins::new("handover-long");
+    let layout = PinLayout::under(&base.0);
+    let datapath = DetachedDatapath::load(&layout, 9, Some(64)).expect("load datapath (run as root)");
+    let table = FlowTable::open_writer(&layout).unwrap();
+    let reader = FlowTable::open(&layout).unwrap();
+    let (long, both) = (1000, 2000);
+
+    // Counted on CPU 0 for a long time, with a little from CPU 1.
+    send(&datapath, 0, long, 1000);
+    send(&datapath, 1, long, 10);
+    send(&datapath, 0, both, 1000);
+    send(&datapath, 1, both, 10);
+    table.read_all().unwrap();
+    assert_eq!(
+        counts(&reader, long),
+        (1, 1000, 10, 1010),
+        "the owner counts most: kept"
+    );
+    // Then only CPU 1 counts the long flow; both CPUs count the other one,
+    // CPU 0 more.
+    send(&datapath, 1, long, 50);
+    send(&datapath, 0, both, 60);
+    send(&datapath, 1, both, 50);
+    table.read_all().unwrap();
+    assert_eq!(counts(&reader, long), (meta::OWNER_NONE, 1000, 60, 1060));
+    assert_eq!(counts(&reader, both).0, 1, "the owner counted more since the last walk");
+    table
+        .settle(&mut |ending, _| panic!("nothing was closed: {ending:?}"))
+        .unwrap();
+    send(&datapath, 1, long, 5);
+    assert_eq!(counts(&reader, long), (2, 1005, 60, 1065));
 }
 
 /// Two CPUs count into the same flows, created on one and counted mostly on

@@ -16,13 +16,14 @@
 //! next writer settles them with the reason they were closed for.
 //!
 //! A slot's owner CPU adds without atomics; the others add atomically to
-//! shared counters. When a flow's packets have moved to other CPUs (more
-//! of them in the shared counters than in the plain ones), the writer's
-//! walk takes the slot from its owner and the next settle, after its grace
-//! period, opens the slot for the next CPU that counts into it
-//! (`bpf/flowctl.h`).
+//! shared counters. When a flow's packets have moved to other CPUs (since
+//! the writer's previous walk, more of them went to the shared counters
+//! than to the plain ones), the writer's walk takes the slot from its
+//! owner and the next settle, after its grace period, opens the slot for
+//! the next CPU that counts into it (`bpf/flowctl.h`).
 
 mod lock;
+mod moves;
 mod ring;
 mod slots;
 mod walk;
@@ -45,6 +46,7 @@ use crate::{
     Error, PinLayout, Result,
 };
 use lock::WriterLock;
+use moves::Moves;
 pub(crate) use ring::FreeRing;
 use slots::Slots;
 
@@ -63,6 +65,8 @@ struct Writer {
     handing_over: RefCell<Vec<u32>>,
     /// Slots handed over so far.
     handed_over: Cell<u64>,
+    /// Each slot's packet counters at the previous walk.
+    moves: RefCell<Moves>,
 }
 
 /// The pinned flow cache and datapath counters.
@@ -120,6 +124,7 @@ impl FlowTable {
             closing: RefCell::new(Vec::new()),
             handing_over: RefCell::new(Vec::new()),
             handed_over: Cell::new(0),
+            moves: RefCell::new(Moves::new(table.slots.len())),
         });
         let recovered = table.recover_closing()?;
         if recovered > 0 {
@@ -280,13 +285,16 @@ impl FlowTable {
     }
 
     /// A walk of the writer saw live slot `slot` as `seen`: if its packets
-    /// now come mostly from CPUs other than its owner's (which add with
-    /// atomic instructions), it is taken from its owner, to be handed over
-    /// at the next settle. At most one entry per slot of the cache is kept.
+    /// since the previous walk came mostly from CPUs other than its
+    /// owner's (which add with atomic instructions), it is taken from its
+    /// owner, to be handed over at the next settle. At most one entry per
+    /// slot of the cache is kept. A slot no other CPU counted into costs
+    /// nothing here.
     fn note_owner(&self, slot: u32, seen: &FlowSlot) {
         let Some(writer) = &self.writer else { return };
+        let moved = seen.shared_packets > 0 && writer.moves.borrow_mut().moved(slot, seen.packets, seen.shared_packets);
         let mut handing_over = writer.handing_over.borrow_mut();
-        if handing_over.len() < self.slots.len() && self.slots.take_from_owner(slot, seen) {
+        if handing_over.len() < self.slots.len() && self.slots.take_from_owner(slot, seen, moved) {
             handing_over.push(slot);
         }
     }
@@ -377,6 +385,7 @@ impl FlowSource for FlowTable {
                 let reason = closing_reason(word).unwrap_or(flowctl_model::EndReason::ForcedEnd);
                 settled.push((Ending { slot, key, reason }, stats));
                 self.slots.free(slot);
+                writer.moves.borrow_mut().forget(slot);
             }
             self.ring.give_back(chunk);
             for (ending, stats) in settled.drain(..) {

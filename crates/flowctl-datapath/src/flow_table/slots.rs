@@ -71,13 +71,13 @@ impl Slots {
     }
 
     /// Whether slot `i`, as a walk just read it (`seen`), should be handed
-    /// over to another CPU: its plain counters hold fewer packets than the
-    /// shared ones (the flow moved), or nobody owns it. An owned slot is
-    /// taken from its owner here (owner byte [`meta::OWNER_NONE`]: every
-    /// CPU now adds atomically), if the owner is still the one seen;
-    /// [`hand_over`](Self::hand_over) finishes once no CPU can still be in
-    /// a plain add (after a grace period).
-    pub(crate) fn take_from_owner(&self, i: u32, seen: &FlowSlot) -> bool {
+    /// over to another CPU: its packets `moved` to other CPUs than its
+    /// owner, or nobody owns it. An owned slot is taken from its owner here
+    /// (owner byte [`meta::OWNER_NONE`]: every CPU now adds atomically), if
+    /// the owner is still the one seen; [`hand_over`](Self::hand_over)
+    /// finishes once no CPU can still be in a plain add (after a grace
+    /// period).
+    pub(crate) fn take_from_owner(&self, i: u32, seen: &FlowSlot, moved: bool) -> bool {
         let Some(s) = self.at(i) else { return false };
         let owner = slot_owner(seen.meta);
         if owner == meta::OWNER_OPEN || slot_state(seen.meta) != SLOT_LIVE {
@@ -86,7 +86,7 @@ impl Slots {
         if owner == meta::OWNER_NONE {
             return true;
         }
-        if seen.shared_packets <= seen.packets {
+        if !moved {
             return false;
         }
         self.meta(s)
