@@ -369,6 +369,7 @@ fn flush_through_the_agent_exports_what_it_ends_and_status_and_templates_answer(
         "flushed 1 flow(s): the agent exported them (flowEndReason 4)"
     );
     collect.wait_for_flow(49300);
+    let flushed_at = std::time::SystemTime::now();
     let out = fc.ok(&["flush", "--all"]);
     assert!(out.contains("the agent exported them"), "{out}");
     collect.wait_until(Duration::from_secs(10), "every flushed flow", |l| {
@@ -381,7 +382,18 @@ fn flush_through_the_agent_exports_what_it_ends_and_status_and_templates_answer(
         assert_eq!(records.len(), 1, "flow {p}");
         assert_eq!(records[0]["fields"]["flowEndReason"], 4, "flow {p}");
     }
-    assert_eq!(status(&fc)["flows"], 0, "the cache is empty");
+    // Nothing the flush could end is left. The kernel may have sent a
+    // packet since, an IPv6 MLD report (a few in the first seconds of a
+    // link, at random times): that is a new flow, started after the flush
+    // (flow times may be up to one jiffy early).
+    let left: Vec<Value> = serde_json::from_str(&fc.ok(&["dump", "-o", "json"])).unwrap();
+    for flow in &left {
+        let start = humantime::parse_rfc3339(flow["start"].as_str().unwrap()).unwrap();
+        assert!(
+            flow["proto"] == 58 && start + Duration::from_millis(20) >= flushed_at,
+            "a flow left after the flush: {flow}"
+        );
+    }
 
     // agent status: the collector, its queue and the last pass.
     let s: Value = serde_json::from_str(&fc.ok(&["agent", "status", "-o", "json"])).unwrap();
