@@ -13,11 +13,11 @@
 
 mod cpus;
 
-use cpus::{pin_to_cpu, Pins};
+use cpus::{pin_to_cpu, TwoCpuCache};
 use etherparse::PacketBuilder;
 use flowctl_datapath::{
     test_run::{DetachedDatapath, SkbContext},
-    Direction, FlowTable, PinLayout,
+    Direction, FlowTable,
 };
 use flowctl_model::{meta, slot_owner, FlowKey, FlowSlot, FlowSource};
 
@@ -58,12 +58,12 @@ fn counts(table: &FlowTable, src_port: u16) -> (u8, u64, u64, u64) {
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_flow_that_moved_to_another_cpu_is_handed_over_to_it_exactly() {
-    let cpus = std::thread::available_parallelism().unwrap().get();
-    assert!(cpus >= 2, "needs two CPUs");
-    let base = Pins::new("handover");
-    let layout = PinLayout::under(&base.0);
-    let datapath = DetachedDatapath::load(&layout, 9, Some(64)).expect("load datapath (run as root)");
-    let table = FlowTable::open_writer(&layout).unwrap();
+    let TwoCpuCache {
+        datapath,
+        table,
+        layout,
+        pins: _pins,
+    } = TwoCpuCache::new("handover", 64);
     // Looks without handing over: only the writer's walks take slots.
     let reader = FlowTable::open(&layout).unwrap();
     let (moving, staying) = (1000, 2000);
@@ -111,12 +111,12 @@ fn a_flow_that_moved_to_another_cpu_is_handed_over_to_it_exactly() {
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_long_flow_whose_sender_moved_is_handed_over_at_the_next_walk() {
-    let cpus = std::thread::available_parallelism().unwrap().get();
-    assert!(cpus >= 2, "needs two CPUs");
-    let base = Pins::new("handover-long");
-    let layout = PinLayout::under(&base.0);
-    let datapath = DetachedDatapath::load(&layout, 9, Some(64)).expect("load datapath (run as root)");
-    let table = FlowTable::open_writer(&layout).unwrap();
+    let TwoCpuCache {
+        datapath,
+        table,
+        layout,
+        pins: _pins,
+    } = TwoCpuCache::new("handover-long", 64);
     let reader = FlowTable::open(&layout).unwrap();
     let (long, both) = (1000, 2000);
 
@@ -161,12 +161,12 @@ fn handing_slots_over_under_traffic_loses_no_packet() {
         time::{Duration, Instant},
     };
     const FLOWS: u16 = 16;
-    let cpus = std::thread::available_parallelism().unwrap().get();
-    assert!(cpus >= 2, "needs two CPUs");
-    let base = Pins::new("handover-load");
-    let layout = PinLayout::under(&base.0);
-    let table_datapath = DetachedDatapath::load(&layout, 9, Some(64)).expect("load datapath (run as root)");
-    let table = FlowTable::open_writer(&layout).unwrap();
+    let TwoCpuCache {
+        datapath: table_datapath,
+        table,
+        layout,
+        pins: _pins,
+    } = TwoCpuCache::new("handover-load", 64);
 
     // Every flow is created on CPU 0 (one packet each), before the
     // senders start: however slowly they start (an emulated guest takes

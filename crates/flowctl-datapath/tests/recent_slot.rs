@@ -8,11 +8,11 @@
 
 mod cpus;
 
-use cpus::{pin_to_cpu, Pins};
+use cpus::{pin_to_cpu, TwoCpuCache};
 use etherparse::PacketBuilder;
 use flowctl_datapath::{
     test_run::{DetachedDatapath, SkbContext},
-    Direction, FlowTable, PinLayout,
+    Direction, FlowTable,
 };
 use flowctl_model::{EndReason, Ending, FlowEntry, FlowSource, FlowStats};
 
@@ -55,19 +55,15 @@ fn close(table: &FlowTable, flows: &[FlowEntry]) -> Vec<FlowStats> {
     settled
 }
 
-/// A loaded datapath and the writer of its cache of `max_flows` slots.
-fn cache(name: &str, max_flows: u32) -> (Pins, DetachedDatapath, FlowTable) {
-    let pins = Pins::new(name);
-    let layout = PinLayout::under(&pins.0);
-    let datapath = DetachedDatapath::load(&layout, 9, Some(max_flows)).expect("load datapath (run as root)");
-    let table = FlowTable::open_writer(&layout).unwrap();
-    (pins, datapath, table)
-}
-
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_flow_closed_since_its_last_packet_starts_again_in_a_new_slot() {
-    let (_pins, datapath, table) = cache("recent-closed", 8);
+    let TwoCpuCache {
+        datapath,
+        table,
+        pins: _pins,
+        ..
+    } = TwoCpuCache::new("recent-closed", 8);
     let a = 1000;
     send(&datapath, 0, a, 5);
     let first = live(&table, a).expect("the flow is live");
@@ -85,9 +81,12 @@ fn a_flow_closed_since_its_last_packet_starts_again_in_a_new_slot() {
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn a_remembered_slot_taken_by_another_flow_is_not_counted_for_the_old_one() {
-    let cpus = std::thread::available_parallelism().unwrap().get();
-    assert!(cpus >= 2, "needs two CPUs");
-    let (_pins, datapath, table) = cache("recent-taken", 8);
+    let TwoCpuCache {
+        datapath,
+        table,
+        pins: _pins,
+        ..
+    } = TwoCpuCache::new("recent-taken", 8);
     let a = 1000;
     send(&datapath, 0, a, 5);
     let first = live(&table, a).expect("the flow is live");

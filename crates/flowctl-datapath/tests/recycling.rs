@@ -22,11 +22,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cpus::{pin_to_cpu, Pins};
+use cpus::{pin_to_cpu, TwoCpuCache};
 use etherparse::PacketBuilder;
 use flowctl_datapath::{
     test_run::{DetachedDatapath, SkbContext},
-    Direction, FlowTable, PinLayout,
+    Direction, FlowTable,
 };
 use flowctl_model::{EndReason, Ending, FlowSource};
 
@@ -47,12 +47,13 @@ fn packet(i: u16) -> Vec<u8> {
 #[test]
 #[ignore = "needs root: loads eBPF into the kernel (misc/test.sh runs it as root)"]
 fn no_packet_lands_on_another_flow_while_entries_are_reused() {
-    let cpus = std::thread::available_parallelism().unwrap().get();
-    assert!(cpus >= 2, "needs two CPUs");
-    let base = Pins::new("recycle");
-    let layout = PinLayout::under(&base.0);
-    drop(DetachedDatapath::load(&layout, 9, Some(1024)).expect("load datapath (run as root)"));
-    let table = FlowTable::open_writer(&layout).unwrap();
+    // Only the senders' programs run: the one loaded here goes at once.
+    let TwoCpuCache {
+        table,
+        layout,
+        pins: _pins,
+        ..
+    } = TwoCpuCache::new("recycle", 1024);
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..FLOWS).map(|_| AtomicU64::new(0)).collect());

@@ -1,7 +1,10 @@
 //! What the tests that run the classifier on chosen CPUs share: pinning
-//! the calling thread, and a pin directory removed at the end.
+//! the calling thread, a pin directory removed at the end, and a cache
+//! set up for two CPUs.
 
 use std::path::PathBuf;
+
+use flowctl_datapath::{test_run::DetachedDatapath, FlowTable, PinLayout};
 
 /// Pins the calling thread to `cpu`.
 pub fn pin_to_cpu(cpu: usize) {
@@ -31,5 +34,36 @@ impl Pins {
 impl Drop for Pins {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A flow cache for a test that runs the classifier on CPUs 0 and 1 (the
+/// machine must have two): the datapath loaded once, the cache's writer,
+/// and the pins, removed when dropped (fields drop in order, pins last).
+// Each test binary uses its own part of it.
+#[allow(dead_code)]
+pub struct TwoCpuCache {
+    pub datapath: DetachedDatapath,
+    pub table: FlowTable,
+    pub layout: PinLayout,
+    pub pins: Pins,
+}
+
+impl TwoCpuCache {
+    /// A cache of `max_flows` slots pinned under
+    /// `/sys/fs/bpf/flowctl-test-<name>-<pid>`, flows keyed with netns 9.
+    pub fn new(name: &str, max_flows: u32) -> Self {
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert!(cpus >= 2, "needs two CPUs");
+        let pins = Pins::new(name);
+        let layout = PinLayout::under(&pins.0);
+        let datapath = DetachedDatapath::load(&layout, 9, Some(max_flows)).expect("load datapath (run as root)");
+        let table = FlowTable::open_writer(&layout).unwrap();
+        Self {
+            datapath,
+            table,
+            layout,
+            pins,
+        }
     }
 }
