@@ -13,31 +13,12 @@
 
 mod cpus;
 
-use cpus::{pin_to_cpu, TwoCpuCache};
-use etherparse::PacketBuilder;
+use cpus::{packet, pin_to_cpu, send, TwoCpuCache};
 use flowctl_datapath::{
     test_run::{DetachedDatapath, SkbContext},
     Direction, FlowTable,
 };
 use flowctl_model::{meta, slot_owner, FlowKey, FlowSlot, FlowSource};
-
-fn packet(src_port: u16) -> Vec<u8> {
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(src_port, 53)
-        .write(&mut out, &[0xab; 18])
-        .unwrap();
-    out
-}
-
-/// Runs `n` packets of the flow from `src_port` on `cpu`.
-fn send(datapath: &DetachedDatapath, cpu: usize, src_port: u16, n: u32) {
-    pin_to_cpu(cpu);
-    datapath
-        .run_repeated(Direction::Egress, &packet(src_port), SkbContext::default(), n)
-        .unwrap();
-}
 
 fn slot_of(table: &FlowTable, src_port: u16) -> FlowSlot {
     let key = table

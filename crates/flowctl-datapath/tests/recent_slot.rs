@@ -8,31 +8,9 @@
 
 mod cpus;
 
-use cpus::{pin_to_cpu, TwoCpuCache};
-use etherparse::PacketBuilder;
-use flowctl_datapath::{
-    test_run::{DetachedDatapath, SkbContext},
-    Direction, FlowTable,
-};
+use cpus::{send, TwoCpuCache};
+use flowctl_datapath::FlowTable;
 use flowctl_model::{EndReason, Ending, FlowEntry, FlowSource, FlowStats};
-
-fn packet(src_port: u16) -> Vec<u8> {
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(src_port, 53)
-        .write(&mut out, &[0xab; 18])
-        .unwrap();
-    out
-}
-
-/// Runs `n` packets of the flow from `src_port` on `cpu`.
-fn send(datapath: &DetachedDatapath, cpu: usize, src_port: u16, n: u32) {
-    pin_to_cpu(cpu);
-    datapath
-        .run_repeated(Direction::Egress, &packet(src_port), SkbContext::default(), n)
-        .unwrap();
-}
 
 /// The live flow from `src_port`, if there is one.
 fn live(table: &FlowTable, src_port: u16) -> Option<FlowEntry> {

@@ -1,10 +1,14 @@
 //! What the tests that run the classifier on chosen CPUs share: pinning
-//! the calling thread, a pin directory removed at the end, and a cache
-//! set up for two CPUs.
+//! the calling thread, a pin directory removed at the end, a cache set up
+//! for two CPUs, and the UDP flows they send.
 
 use std::path::PathBuf;
 
-use flowctl_datapath::{test_run::DetachedDatapath, FlowTable, PinLayout};
+use etherparse::PacketBuilder;
+use flowctl_datapath::{
+    test_run::{DetachedDatapath, SkbContext},
+    Direction, FlowTable, PinLayout,
+};
 
 /// Pins the calling thread to `cpu`.
 pub fn pin_to_cpu(cpu: usize) {
@@ -66,4 +70,27 @@ impl TwoCpuCache {
             pins,
         }
     }
+}
+
+/// A 64-byte UDP packet (IPv4 length 46) of the flow from port `src_port`
+/// of 10.0.0.1 to port 53 of 10.0.0.2.
+#[allow(dead_code)] // not every test binary sends these
+pub fn packet(src_port: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(src_port, 53)
+        .write(&mut out, &[0xab; 18])
+        .unwrap();
+    out
+}
+
+/// Runs `n` packets of the flow from `src_port` ([`packet`]) through
+/// `datapath`'s egress program on `cpu`.
+#[allow(dead_code)] // not every test binary sends these
+pub fn send(datapath: &DetachedDatapath, cpu: usize, src_port: u16, n: u32) {
+    pin_to_cpu(cpu);
+    datapath
+        .run_repeated(Direction::Egress, &packet(src_port), SkbContext::default(), n)
+        .unwrap();
 }
