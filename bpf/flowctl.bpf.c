@@ -419,10 +419,10 @@ static __always_inline __u64 zero_after(__u64 x)
 }
 
 /*
- * The key's 8 words folded into one, each shifted by its position (so that
- * words swapped between two keys, such as the addresses of the two
- * directions of a flow, do not cancel out). Only a filter: equal folds
- * still have their keys compared.
+ * The key folded into one word: its 7 words and its last 4 bytes, each
+ * shifted by its position (so that words swapped between two keys, such as
+ * the addresses of the two directions of a flow, do not cancel out) and
+ * XORed. Only a filter: equal folds still have their keys compared.
  */
 static __always_inline __u64 key_fold(const struct flow_key *key)
 {
