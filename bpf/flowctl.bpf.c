@@ -511,11 +511,67 @@ static __always_inline void keep_spare(struct scratch *s)
 	}
 }
 
+/* What create_flow() did with the packet. */
+enum created {
+	CREATED_COUNTED,        /* counted: in a new slot, or in another CPU's new one */
+	CREATED_FULL,           /* no free slot */
+	CREATED_RACED,          /* another CPU created the flow, which ended at once */
+};
+
 /*
- * Counts the packet in s->m on the flow s->key: into its slot, or into a
- * new one published in the hash. Two CPUs may create the same flow at once:
- * the one whose insert fails adds to the other's slot and keeps its own as
- * a spare. With no free slot the packet is counted as not recorded.
+ * Creates the flow s->key in a free slot, published in the hash, and counts
+ * the packet in it. Two CPUs may create the same flow at once: the one
+ * whose insert fails adds to the other's slot and keeps its own as its
+ * spare; if that flow was ended in between (user space deleted its key),
+ * the caller tries again.
+ */
+static __always_inline enum created create_flow(struct scratch *s, __u64 now, __u64 fold)
+{
+	struct flow_key *key = &s->key;
+	struct packet_meta *m = &s->m;
+	if (!take_slot(s))
+		return CREATED_FULL;
+	struct flow_slot *v = bpf_map_lookup_elem(&flowctl_slots, &s->slot);
+	if (!v)
+		return CREATED_FULL;
+	__builtin_memcpy(&v->key, key, sizeof(*key));
+	v->sampling = SAMPLING;
+	v->packets = m->segments;
+	v->octets = m->octets;
+	v->first_seen_ns = now;
+	v->last_seen_ns = now;
+	v->shared_packets = 0;
+	v->shared_octets = 0;
+	__u64 owner = s->cpu1 < FLOWCTL_OWNER_OPEN ? s->cpu1 : FLOWCTL_OWNER_NONE;
+	v->meta = (owner << FLOWCTL_META_OWNER_SHIFT) | (__u64)m->tcp_flags | ((__u64)m->ttl << FLOWCTL_META_TTL_MIN_SHIFT) |
+		  ((__u64)m->ttl << FLOWCTL_META_TTL_MAX_SHIFT) | ((__u64)m->tos << FLOWCTL_META_TOS_SHIFT);
+	/* The slot is complete before the hash publishes it, and user space
+	 * sees it live only once it is published: a live slot's key always
+	 * leads to it. A fetching atomic is fully ordered: the state comes
+	 * after every field. */
+	if (bpf_map_update_elem(&flowctl_flows, key, &s->slot, BPF_NOEXIST) == 0) {
+		__u64 before = __sync_fetch_and_or(&v->meta, (__u64)FLOWCTL_SLOT_LIVE << FLOWCTL_META_STATE_SHIFT);
+		barrier_var(before);
+		s->last_slot = s->slot;
+		s->last_fold = fold;
+		return CREATED_COUNTED;
+	}
+
+	keep_spare(s);
+	__u32 *index = bpf_map_lookup_elem(&flowctl_flows, key);
+	v = index ? slot_of(index, key) : 0;
+	if (!v)
+		return CREATED_RACED;
+	add_packet(v, m, now, s->cpu1);
+	return CREATED_COUNTED;
+}
+
+/*
+ * Counts the packet in s->m on the flow s->key: into the slot this CPU
+ * counted its last packet into, or the one the hash gives, or a new one
+ * (create_flow, tried twice: a flow another CPU created can be ended
+ * before this CPU counts into it, when user space ends flows as fast as
+ * they come). With no free slot the packet is counted as not recorded.
  */
 static __always_inline void record(struct scratch *s)
 {
@@ -539,45 +595,10 @@ static __always_inline void record(struct scratch *s)
 		add_packet(v, m, now, s->cpu1);
 		return;
 	}
-
-	if (!take_slot(s)) {
-		count_not_recorded(m);
-		return;
-	}
-	v = bpf_map_lookup_elem(&flowctl_slots, &s->slot);
-	if (!v) {
-		count_not_recorded(m);
-		return;
-	}
-	__builtin_memcpy(&v->key, key, sizeof(*key));
-	v->sampling = SAMPLING;
-	v->packets = m->segments;
-	v->octets = m->octets;
-	v->first_seen_ns = now;
-	v->last_seen_ns = now;
-	v->shared_packets = 0;
-	v->shared_octets = 0;
-	__u64 owner = s->cpu1 < FLOWCTL_OWNER_OPEN ? s->cpu1 : FLOWCTL_OWNER_NONE;
-	v->meta = (owner << FLOWCTL_META_OWNER_SHIFT) | (__u64)m->tcp_flags | ((__u64)m->ttl << FLOWCTL_META_TTL_MIN_SHIFT) |
-		  ((__u64)m->ttl << FLOWCTL_META_TTL_MAX_SHIFT) | ((__u64)m->tos << FLOWCTL_META_TOS_SHIFT);
-	/* The slot is complete before the hash publishes it, and user space
-	 * sees it live only once it is published: a live slot's key always
-	 * leads to it. A fetching atomic is fully ordered: the state comes
-	 * after every field. */
-	if (bpf_map_update_elem(&flowctl_flows, key, &s->slot, BPF_NOEXIST) == 0) {
-		__u64 before = __sync_fetch_and_or(&v->meta, (__u64)FLOWCTL_SLOT_LIVE << FLOWCTL_META_STATE_SHIFT);
-		barrier_var(before);
-		s->last_slot = s->slot;
-		s->last_fold = fold;
-		return;
-	}
-
-	keep_spare(s);
-	index = bpf_map_lookup_elem(&flowctl_flows, key);
-	v = index ? slot_of(index, key) : 0;
-	if (v)
-		add_packet(v, m, now, s->cpu1);
-	else
+	enum created created = create_flow(s, now, fold);
+	if (created == CREATED_RACED)
+		created = create_flow(s, now, fold);
+	if (created != CREATED_COUNTED)
 		count_not_recorded(m);
 }
 
