@@ -17,7 +17,7 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc,
+        Arc, Barrier,
     },
     time::{Duration, Instant},
 };
@@ -57,13 +57,18 @@ fn no_packet_lands_on_another_flow_while_entries_are_reused() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..FLOWS).map(|_| AtomicU64::new(0)).collect());
+    // Loading takes seconds under software emulation: the three seconds
+    // start once both senders are ready.
+    let ready = Arc::new(Barrier::new(3));
     let senders: Vec<_> = (0..2)
         .map(|cpu| {
-            let (layout, stop, sent) = (layout.clone(), stop.clone(), sent.clone());
+            let (layout, stop, sent, ready) = (layout.clone(), stop.clone(), sent.clone(), ready.clone());
             std::thread::spawn(move || {
                 pin_to_cpu(cpu);
-                let datapath = DetachedDatapath::load(&layout, 9, Some(1024)).unwrap();
+                let datapath = DetachedDatapath::load(&layout, 9, Some(1024));
                 let packets: Vec<Vec<u8>> = (0..FLOWS).map(packet).collect();
+                ready.wait();
+                let datapath = datapath.unwrap();
                 while !stop.load(Ordering::Relaxed) {
                     for (i, p) in packets.iter().enumerate() {
                         datapath.run(Direction::Egress, p, SkbContext::default()).unwrap();
@@ -98,6 +103,7 @@ fn no_packet_lands_on_another_flow_while_entries_are_reused() {
             })
             .unwrap();
     };
+    ready.wait();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(3) {
         end_everything(&table);
