@@ -460,10 +460,19 @@ static __always_inline struct flow_slot *recent_slot(struct scratch *s, __u64 fo
 }
 
 /*
+ * Tries at the ring's head before a packet is given up as not recorded: a
+ * compare-and-swap fails only when another CPU took a slot in between, so
+ * each failure is another CPU's success; a few are normal when many CPUs
+ * see new flows at once (a SYN flood, the flows of a cache just flushed).
+ */
+#define RING_TRIES 16
+
+/*
  * A free slot for a new flow, into s->slot: this CPU's spare if it has
- * one, else the ring's head, claimed by compare-and-swap (a few tries under
- * contention). The entry is read after the claim: the swap orders it after
- * the read of tail that showed it was filled. Returns 0 when none is free.
+ * one, else the ring's head, claimed by compare-and-swap (RING_TRIES tries
+ * under contention). The entry is read after the claim: the swap orders it
+ * after the read of tail that showed it was filled. Returns 0 when none is
+ * free.
  */
 static __always_inline int take_slot(struct scratch *s)
 {
@@ -477,7 +486,7 @@ static __always_inline int take_slot(struct scratch *s)
 	if (!ring)
 		return 0;
 #pragma unroll
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < RING_TRIES; i++) {
 		__u64 head = *(volatile __u64 *)&ring->head;
 		__u64 tail = *(volatile __u64 *)&ring->tail;
 		if (head == tail)
@@ -511,29 +520,30 @@ static __always_inline void keep_spare(struct scratch *s)
 	}
 }
 
-/* What create_flow() did with the packet. */
-enum created {
-	CREATED_COUNTED,        /* counted: in a new slot, or in another CPU's new one */
-	CREATED_FULL,           /* no free slot */
-	CREATED_RACED,          /* another CPU created the flow, which ended at once */
-};
+/*
+ * Tries to publish a new flow: each failed one found the key published by
+ * another CPU and, by the time it looked it up, deleted again by user space
+ * (which may end flows as fast as they come).
+ */
+#define PUBLISH_TRIES 4
 
 /*
  * Creates the flow s->key in a free slot, published in the hash, and counts
  * the packet in it. Two CPUs may create the same flow at once: the one
  * whose insert fails adds to the other's slot and keeps its own as its
  * spare; if that flow was ended in between (user space deleted its key),
- * the caller tries again.
+ * it tries to publish its own slot again. Returns 0 when the packet could
+ * not be counted: no free slot, or PUBLISH_TRIES races lost.
  */
-static __always_inline enum created create_flow(struct scratch *s, __u64 now, __u64 fold)
+static __always_inline int create_flow(struct scratch *s, __u64 now, __u64 fold)
 {
 	struct flow_key *key = &s->key;
 	struct packet_meta *m = &s->m;
 	if (!take_slot(s))
-		return CREATED_FULL;
+		return 0;
 	struct flow_slot *v = bpf_map_lookup_elem(&flowctl_slots, &s->slot);
 	if (!v)
-		return CREATED_FULL;
+		return 0;
 	__builtin_memcpy(&v->key, key, sizeof(*key));
 	v->sampling = SAMPLING;
 	v->packets = m->segments;
@@ -545,33 +555,35 @@ static __always_inline enum created create_flow(struct scratch *s, __u64 now, __
 	__u64 owner = s->cpu1 < FLOWCTL_OWNER_OPEN ? s->cpu1 : FLOWCTL_OWNER_NONE;
 	v->meta = (owner << FLOWCTL_META_OWNER_SHIFT) | (__u64)m->tcp_flags | ((__u64)m->ttl << FLOWCTL_META_TTL_MIN_SHIFT) |
 		  ((__u64)m->ttl << FLOWCTL_META_TTL_MAX_SHIFT) | ((__u64)m->tos << FLOWCTL_META_TOS_SHIFT);
-	/* The slot is complete before the hash publishes it, and user space
-	 * sees it live only once it is published: a live slot's key always
-	 * leads to it. A fetching atomic is fully ordered: the state comes
-	 * after every field. */
-	if (bpf_map_update_elem(&flowctl_flows, key, &s->slot, BPF_NOEXIST) == 0) {
-		__u64 before = __sync_fetch_and_or(&v->meta, (__u64)FLOWCTL_SLOT_LIVE << FLOWCTL_META_STATE_SHIFT);
-		barrier_var(before);
-		s->last_slot = s->slot;
-		s->last_fold = fold;
-		return CREATED_COUNTED;
+#pragma unroll
+	for (int i = 0; i < PUBLISH_TRIES; i++) {
+		/* The slot is complete before the hash publishes it, and user
+		 * space sees it live only once it is published: a live slot's
+		 * key always leads to it. A fetching atomic is fully ordered:
+		 * the state comes after every field. */
+		if (bpf_map_update_elem(&flowctl_flows, key, &s->slot, BPF_NOEXIST) == 0) {
+			__u64 before = __sync_fetch_and_or(&v->meta, (__u64)FLOWCTL_SLOT_LIVE << FLOWCTL_META_STATE_SHIFT);
+			barrier_var(before);
+			s->last_slot = s->slot;
+			s->last_fold = fold;
+			return 1;
+		}
+		__u32 *index = bpf_map_lookup_elem(&flowctl_flows, key);
+		struct flow_slot *theirs = index ? slot_of(index, key) : 0;
+		if (theirs) {
+			keep_spare(s);
+			add_packet(theirs, m, now, s->cpu1);
+			return 1;
+		}
 	}
-
 	keep_spare(s);
-	__u32 *index = bpf_map_lookup_elem(&flowctl_flows, key);
-	v = index ? slot_of(index, key) : 0;
-	if (!v)
-		return CREATED_RACED;
-	add_packet(v, m, now, s->cpu1);
-	return CREATED_COUNTED;
+	return 0;
 }
 
 /*
  * Counts the packet in s->m on the flow s->key: into the slot this CPU
  * counted its last packet into, or the one the hash gives, or a new one
- * (create_flow, tried twice: a flow another CPU created can be ended
- * before this CPU counts into it, when user space ends flows as fast as
- * they come). With no free slot the packet is counted as not recorded.
+ * (create_flow). With no free slot the packet is counted as not recorded.
  */
 static __always_inline void record(struct scratch *s)
 {
@@ -595,10 +607,7 @@ static __always_inline void record(struct scratch *s)
 		add_packet(v, m, now, s->cpu1);
 		return;
 	}
-	enum created created = create_flow(s, now, fold);
-	if (created == CREATED_RACED)
-		created = create_flow(s, now, fold);
-	if (created != CREATED_COUNTED)
+	if (!create_flow(s, now, fold))
 		count_not_recorded(m);
 }
 

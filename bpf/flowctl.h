@@ -187,7 +187,7 @@ struct datapath_counters {
 	__u64 non_ip_octets;         /* their length from the Ethernet header on */
 	__u64 malformed_packets;     /* IP packets whose IP header is truncated or bogus */
 	__u64 malformed_octets;
-	__u64 not_recorded_packets;  /* IP packets not recorded: no free slot (the cache is full) */
+	__u64 not_recorded_packets;  /* IP packets not recorded: no free slot (the cache is full), or lost creation races */
 	__u64 not_recorded_octets;   /* their octets, counted as in flow_value.octets */
 };
 
