@@ -6,6 +6,9 @@
 # namespace B, for 1 and 10,000 flows, in three modes:
 #   none     nothing attached
 #   bare     `flowctl-bench bare`: a bare per-CPU-hash tc counter (tcx egress)
+#   bare60   the same counter with its 16-byte key padded to 60 bytes, the
+#            width of flowctl's (`bare --wide-key`; not run by default):
+#            what the key's width alone costs
 #   flowctl  `flowctl attach` on A's veth0 egress + `flowctl agent` running in A,
 #            exporting IPFIX to a UDP sink on 127.0.0.1 (default scan interval)
 # Modes alternate within every round (the order rotates each round); the
@@ -66,7 +69,7 @@ IPFIX_PORT=4739
 
 bench_require_root misc/bench/datapath.sh
 for m in $MODES; do
-    case $m in none | bare | flowctl) ;; *) echo "datapath.sh: unknown mode $m (none, bare, flowctl)" >&2; exit 2 ;; esac
+    case $m in none | bare | bare60 | flowctl) ;; *) echo "datapath.sh: unknown mode $m (none, bare, bare60, flowctl)" >&2; exit 2 ;; esac
 done
 case $DURATION$ROUNDS in *[!0-9]*) echo "datapath.sh: DURATION and ROUNDS are whole numbers" >&2; exit 2 ;; esac
 case $SENDERS in 1 | 2) ;; *) echo "datapath.sh: SENDERS is 1 or 2" >&2; exit 2 ;; esac
@@ -96,8 +99,9 @@ start_mode() {
     MODE_PID=
     case $1 in
     none) ;;
-    bare)
-        bench_bg "$bench" bare --netns "$A" --ifname "$DEV" >"$WORK/bare.json" 2>"$WORK/bare.log"
+    bare | bare60)
+        bench_bg "$bench" bare --netns "$A" --ifname "$DEV" $([ "$1" = bare60 ] && echo --wide-key) \
+            >"$WORK/bare.json" 2>"$WORK/bare.log"
         MODE_PID=$BENCH_PID
         bench_wait_for "$WORK/bare.log" "attached"
         ;;
@@ -117,9 +121,9 @@ start_mode() {
 stop_mode() {
     case $1 in
     none) ;;
-    bare)
+    bare | bare60)
         bench_stop "$MODE_PID"
-        echo "bare counted $(cat "$WORK/bare.json")"
+        echo "$1 counted $(cat "$WORK/bare.json")"
         ;;
     flowctl)
         local flows
@@ -246,6 +250,16 @@ if has_mode flowctl; then
     done
     echo "(pps/path rows: the pps ratios computed as packets per CPU-second of sender + ksoftirqd + agent;"
     echo " their last column is path CPU flowctl/bare. On a busy machine they are less noisy than rx pps.)"
+fi
+if has_mode bare60 && has_mode bare; then
+    echo
+    echo "== the key's width (per round, median): bare60 hashes bare's 5-tuple padded to flowctl's 60 bytes"
+    printf '%-10s %7s %10s %10s\n' "" flows "bare60/" "flowctl/"
+    printf '%-10s %7s %10s %10s\n' "" "" bare bare60
+    for flows in $FLOWS; do
+        printf '%-10s %7s %10s %10s\n' "rx pps" "$flows" "$(ratio "$flows" bare60 bare 4)" "$(ratio "$flows" flowctl bare60 4)"
+        printf '%-10s %7s %10s %10s\n' "pps/path" "$flows" "$(ratio "$flows" bare bare60 8)" "$(ratio "$flows" bare60 flowctl 8)"
+    done
 fi
 
 echo

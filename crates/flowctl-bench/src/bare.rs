@@ -26,6 +26,14 @@ struct BareKey {
     pad: [u8; 3],
 }
 
+/// Mirror of `struct bare_wide_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct BareWideKey {
+    tuple: BareKey,
+    zeros: [u8; 44],
+}
+
 /// Mirror of `struct bare_value`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -37,32 +45,43 @@ struct BareValue {
 // SAFETY: plain #[repr(C)] integers, no padding holes beyond explicit fields.
 unsafe impl Pod for BareKey {}
 // SAFETY: as above.
+unsafe impl Pod for BareWideKey {}
+// SAFETY: as above.
 unsafe impl Pod for BareValue {}
 
 /// Attaches, waits for a signal, prints `{"packets":..,"bytes":..,"flows":..}`.
 pub fn run(args: &BareArgs) -> Result<()> {
     signals::install()?;
     netns::enter(&args.netns)?;
+    let (program, map) = if args.wide_key {
+        ("bare_counter_wide", "bare_flows_wide")
+    } else {
+        ("bare_counter", "bare_flows")
+    };
     let mut ebpf = Ebpf::load(BARE_OBJECT).context("loading the bare counter")?;
     let prog: &mut SchedClassifier = ebpf
-        .program_mut("bare_counter")
-        .ok_or_else(|| anyhow!("program bare_counter missing from the object"))?
+        .program_mut(program)
+        .ok_or_else(|| anyhow!("program {program} missing from the object"))?
         .try_into()
-        .context("program bare_counter")?;
+        .with_context(|| format!("program {program}"))?;
     prog.load().context("verifying the bare counter")?;
     let link = prog
         .attach(&args.ifname, TcAttachType::Egress)
         .with_context(|| format!("attaching to {} egress", args.ifname))?;
     eprintln!(
-        "flowctl-bench: bare counter attached to {} egress in {}",
+        "flowctl-bench: bare counter ({program}) attached to {} egress in {}",
         args.ifname, args.netns
     );
 
     signals::wait();
 
-    let (packets, bytes, flows) = totals(&ebpf)?;
+    let (packets, bytes, flows) = if args.wide_key {
+        totals::<BareWideKey>(&ebpf, map)?
+    } else {
+        totals::<BareKey>(&ebpf, map)?
+    };
     let prog: &mut SchedClassifier = ebpf
-        .program_mut("bare_counter")
+        .program_mut(program)
         .context("the bare counter program is gone")?
         .try_into()
         .context("the bare counter is not a classifier")?;
@@ -74,15 +93,14 @@ pub fn run(args: &BareArgs) -> Result<()> {
     Ok(())
 }
 
-/// Packets and bytes summed over flows and CPUs, and the number of flows.
-fn totals(ebpf: &Ebpf) -> Result<(u64, u64, u64)> {
-    let map = ebpf
-        .map("bare_flows")
-        .ok_or_else(|| anyhow!("map bare_flows missing"))?;
-    let flows: PerCpuHashMap<_, BareKey, BareValue> = PerCpuHashMap::try_from(map).context("map bare_flows")?;
+/// Packets and bytes summed over the flows (keys K) of map `name` and over
+/// CPUs, and the number of flows.
+fn totals<K: Pod>(ebpf: &Ebpf, name: &str) -> Result<(u64, u64, u64)> {
+    let map = ebpf.map(name).ok_or_else(|| anyhow!("map {name} missing"))?;
+    let flows: PerCpuHashMap<_, K, BareValue> = PerCpuHashMap::try_from(map).with_context(|| format!("map {name}"))?;
     let (mut packets, mut bytes, mut n) = (0u64, 0u64, 0u64);
     for entry in flows.iter() {
-        let (_, per_cpu) = entry.context("reading bare_flows")?;
+        let (_, per_cpu) = entry.with_context(|| format!("reading {name}"))?;
         n += 1;
         for v in per_cpu.iter() {
             packets += v.packets;

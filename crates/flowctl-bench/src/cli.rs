@@ -70,6 +70,9 @@ pub struct BareArgs {
     /// Interface whose egress to count.
     #[arg(long)]
     pub ifname: String,
+    /// Hash the 5-tuple padded to 60 bytes, the width of flowctl's flow key.
+    #[arg(long)]
+    pub wide_key: bool,
 }
 
 /// Arguments of `sink`.
