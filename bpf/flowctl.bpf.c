@@ -177,7 +177,7 @@ struct scratch {
 	__u32 pair;
 	__u32 cpu1;             /* this CPU's number + 1, once known (0 before) */
 	__u32 last_slot;        /* the slot of the flow this CPU counted last (recent_slot) */
-	__u32 pad;
+	__u32 hashed;           /* the slot index hashed_slot() read from the hash */
 	/* This CPU's last clock reading and the jiffy it was taken in (now_ns). */
 	__u64 jiffies;
 	__u64 boot_ns;
@@ -395,13 +395,20 @@ static __always_inline int same_key(const struct flow_key *a, const struct flow_
 	return diff == 0;
 }
 
-/* The slot a hash entry points to, if it still counts this key: an entry
- * deleted by user space can be reused by the kernel for another flow while
- * this program holds it. */
-static __always_inline struct flow_slot *slot_of(const __u32 *index, const struct flow_key *key)
+/*
+ * The slot the hash gives for s->key, if it still counts that key; the
+ * index read from the hash entry, once, is left in s->hashed. The key is
+ * checked because an entry deleted by user space can be reused by the
+ * kernel for another flow while this program holds it.
+ */
+static __always_inline struct flow_slot *hashed_slot(struct scratch *s)
 {
-	struct flow_slot *v = bpf_map_lookup_elem(&flowctl_slots, index);
-	if (v && same_key(&v->key, key))
+	__u32 *index = bpf_map_lookup_elem(&flowctl_flows, &s->key);
+	if (!index)
+		return 0;
+	s->hashed = *index;
+	struct flow_slot *v = bpf_map_lookup_elem(&flowctl_slots, &s->hashed);
+	if (v && same_key(&v->key, &s->key))
 		return v;
 	return 0;
 }
@@ -568,8 +575,7 @@ static __always_inline int create_flow(struct scratch *s, __u64 now, __u64 fold)
 			s->last_fold = fold;
 			return 1;
 		}
-		__u32 *index = bpf_map_lookup_elem(&flowctl_flows, key);
-		struct flow_slot *theirs = index ? slot_of(index, key) : 0;
+		struct flow_slot *theirs = hashed_slot(s);
 		if (theirs) {
 			keep_spare(s);
 			add_packet(theirs, m, now, s->cpu1);
@@ -599,10 +605,9 @@ static __always_inline void record(struct scratch *s)
 		add_packet(v, m, now, s->cpu1);
 		return;
 	}
-	__u32 *index = bpf_map_lookup_elem(&flowctl_flows, key);
-	v = index ? slot_of(index, key) : 0;
+	v = hashed_slot(s);
 	if (v) {
-		s->last_slot = *index;
+		s->last_slot = s->hashed;
 		s->last_fold = fold;
 		add_packet(v, m, now, s->cpu1);
 		return;
