@@ -181,6 +181,28 @@ struct spare_slot {
 	__u32 held;             /* 1 when slot is valid */
 };
 
+/*
+ * Each CPU's front cache of the flows it counted recently: a
+ * plain array of FLOWCTL_FRONT_ENTRIES entries per possible CPU, CPU c's
+ * at c * FLOWCTL_FRONT_ENTRIES, each direct-mapped by a fold of the flow
+ * key. An entry names the slot its flow was counted in; the slot is used
+ * only while it is live and carries the packet's key, so an entry left
+ * behind by a flow that ended is harmless. A packet found there skips the
+ * hash of its 60-byte key and the hash element's cache lines. Only the
+ * datapath reads or writes it, each CPU its own entries (tc programs do
+ * not nest on a CPU); user space only sizes it. Added in layout 4
+ * without a new version: a program of the release before neither reads nor
+ * writes it, and entries are only hints, checked against the slot, which
+ * every release keeps the same way.
+ */
+#define FLOWCTL_FRONT_BITS 14
+#define FLOWCTL_FRONT_ENTRIES (1u << FLOWCTL_FRONT_BITS)
+
+struct front_entry {
+	__u32 check;            /* the key fold's low half | 1; 0: empty */
+	__u32 slot;             /* the slot the flow was counted in */
+};
+
 /* Per-CPU datapath counters (single-slot per-CPU array). */
 struct datapath_counters {
 	__u64 non_ip_packets;        /* frames that are neither IPv4 nor IPv6 */
@@ -197,6 +219,7 @@ struct datapath_counters {
 #define FLOWCTL_RING_MAP "flowctl_ring"
 #define FLOWCTL_RINGCTL_MAP "flowctl_ringctl"
 #define FLOWCTL_SPARE_MAP "flowctl_spare"
+#define FLOWCTL_FRONT_MAP "flowctl_front"
 #define FLOWCTL_COUNTERS_MAP "flowctl_stats"
 #define FLOWCTL_SAMPLER_MAP "flowctl_sampler" /* private, never pinned */
 

@@ -9,7 +9,7 @@
 
 use std::{fs, mem::size_of};
 
-use flowctl_model::{FlowKey, FlowSlot, SpareSlot};
+use flowctl_model::{front_array_entries, FlowKey, FlowSlot, FrontEntry, SpareSlot};
 
 use crate::{Error, Result};
 
@@ -30,7 +30,7 @@ const RING_POSITION_BYTES: u64 = 4;
 /// `bpftool map show` over the cache's maps) to within a few kilobytes.
 /// Per flow: a hash element (key and slot index), a bucket, a slot and a
 /// ring position, whatever the number of CPUs; the CPUs only add a spare
-/// hash element and a spare slot index each.
+/// hash element, a spare slot index and a front cache (128 KiB) each.
 pub fn cache_bytes(max_flows: u32, cpus: usize) -> u64 {
     let round8 = |n: usize| (n as u64).div_ceil(8) * 8;
     let entries = u64::from(max_flows);
@@ -38,7 +38,8 @@ pub fn cache_bytes(max_flows: u32, cpus: usize) -> u64 {
     let per_flow = hash_element + round8(size_of::<FlowSlot>());
     let positions = entries.max(2).next_power_of_two();
     let per_cpu = hash_element + round8(size_of::<SpareSlot>());
-    entries * per_flow + positions * (BUCKET_BYTES + RING_POSITION_BYTES) + cpus as u64 * per_cpu + 4096
+    let front = u64::from(front_array_entries(cpus)) * round8(size_of::<FrontEntry>());
+    entries * per_flow + positions * (BUCKET_BYTES + RING_POSITION_BYTES) + cpus as u64 * per_cpu + front + 4096
 }
 
 /// Memory a new map could take, and where that bound comes from.
@@ -182,9 +183,18 @@ mod tests {
     #[test]
     fn memory_per_flow_does_not_grow_with_the_cpus() {
         let per_flow = |cpus| cache_bytes(1 << 20, cpus) as f64 / f64::from(1u32 << 20);
-        // Hash element 120, slot 120, bucket and ring position 20 (layout 4).
+        // Hash element 120, slot 120, bucket and ring position 20 (layout
+        // 4), and 2 x 128 KiB of front caches (0.25 B a flow).
         assert!(per_flow(2) <= 261.0, "{}", per_flow(2));
-        assert!(per_flow(256) - per_flow(2) < 1.0, "{} {}", per_flow(2), per_flow(256));
+        // A flow more costs the same on 2 and 256 CPUs; a CPU more costs
+        // its front cache, a spare hash element and a spare slot index.
+        let added_flow = |cpus| cache_bytes(1 << 21, cpus) - cache_bytes(1 << 20, cpus);
+        assert_eq!(added_flow(2), added_flow(256));
+        let added_cpu = cache_bytes(1 << 20, 257) - cache_bytes(1 << 20, 256);
+        assert_eq!(added_cpu, 128 * 1024 + 120 + 8);
+        // Front caches stop at FRONT_MAX_CPUS.
+        let past_front = cache_bytes(1 << 20, 1001) - cache_bytes(1 << 20, 1000);
+        assert_eq!(past_front, 120 + 8);
         // Buckets and ring positions come in powers of two.
         let just_over = cache_bytes(65537, 2) - cache_bytes(65536, 2);
         assert!(just_over > 65536 * (BUCKET_BYTES + RING_POSITION_BYTES));

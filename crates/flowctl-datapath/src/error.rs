@@ -153,6 +153,7 @@ impl Error {
     /// as a missing privilege), else what [`Error::bpf`] makes of it.
     pub fn program_load(program: &str, err: aya::programs::ProgramError) -> Self {
         if let aya::programs::ProgramError::LoadError { io_error, verifier_log } = &err {
+            log::debug!("the verifier's log of {program}:\n{verifier_log}");
             if let Some(reason) = verifier_reason(&verifier_log.to_string()) {
                 return Error::VerifierRefused {
                     program: program.to_string(),

@@ -8,6 +8,7 @@
 //!     ├── flowctl_ring                 ring of free slots (pinned, memory-mappable array)
 //!     ├── flowctl_ringctl              the ring's positions (pinned, memory-mappable array)
 //!     ├── flowctl_spare                per-CPU spare slots (pinned map)
+//!     ├── flowctl_front                the CPUs' front caches (pinned array)
 //!     ├── flowctl_stats                per-CPU datapath counters (pinned map)
 //!     └── links/<netns inode>/<ifindex>-<ingress|egress>   pinned tcx links
 //! ```
@@ -19,7 +20,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use flowctl_model::{COUNTERS_MAP, FLOWS_MAP, LAYOUT_VERSION, RINGCTL_MAP, RING_MAP, SLOTS_MAP, SPARE_MAP};
+use flowctl_model::{COUNTERS_MAP, FLOWS_MAP, FRONT_MAP, LAYOUT_VERSION, RINGCTL_MAP, RING_MAP, SLOTS_MAP, SPARE_MAP};
 
 use crate::{Direction, Error, Result};
 
@@ -78,6 +79,11 @@ impl PinLayout {
     /// Pin path of the per-CPU spare slots.
     pub fn spare_map(&self) -> PathBuf {
         self.root.join(SPARE_MAP)
+    }
+
+    /// Pin path of the CPUs' front caches.
+    pub fn front_map(&self) -> PathBuf {
+        self.root.join(FRONT_MAP)
     }
 
     /// Pin path of the datapath counters map.

@@ -198,6 +198,7 @@ fn the_memory_estimate_is_what_the_kernel_charges() {
             l.ring_map(),
             l.ringctl_map(),
             l.spare_map(),
+            l.front_map(),
         ];
         let kernel: u64 = maps.iter().map(|m| kernel_memlock(m)).sum();
         let estimate = flowctl_datapath::cache_memory::cache_bytes(max_flows, cpus);

@@ -80,6 +80,7 @@ fn the_pin_directory_is_versioned_and_private() {
         layout.ring_map(),
         layout.ringctl_map(),
         layout.spare_map(),
+        layout.front_map(),
         layout.counters_map(),
     ];
     for f in maps {

@@ -15,6 +15,16 @@ pub const RING_MAP: &str = "flowctl_ring";
 pub const RINGCTL_MAP: &str = "flowctl_ringctl";
 /// Name of the per-CPU spare slots.
 pub const SPARE_MAP: &str = "flowctl_spare";
+/// Name of the CPUs' front caches (an array of [`crate::FrontEntry`],
+/// [`FRONT_ENTRIES`] per CPU).
+pub const FRONT_MAP: &str = "flowctl_front";
+/// log2 of [`FRONT_ENTRIES`]; must equal `FLOWCTL_FRONT_BITS` in `bpf/flowctl.h`.
+pub const FRONT_BITS: u32 = 14;
+/// Entries of each CPU's front cache.
+pub const FRONT_ENTRIES: u32 = 1 << FRONT_BITS;
+/// The CPUs that get a front cache: those numbered below this (the array
+/// would take 128 KiB more for each CPU beyond; the others go to the hash).
+pub const FRONT_MAX_CPUS: u32 = 512;
 /// Name of the per-CPU datapath counters array in the object file and in bpffs.
 pub const COUNTERS_MAP: &str = "flowctl_stats";
 /// Name of the per-CPU state of an attachment's count-based sampling (a

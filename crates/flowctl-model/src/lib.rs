@@ -35,8 +35,8 @@ pub use record::FlowRecord;
 pub use sampling::*;
 pub use selector::FlowSelector;
 pub use slot::{
-    closing_bits, closing_reason, first_meta, meta, slot_owner, slot_state, FlowSlot, RingPair, SlotRing, SpareSlot,
-    SLOT_CLOSING, SLOT_FREE, SLOT_LIVE,
+    closing_bits, closing_reason, first_meta, front_array_entries, meta, slot_owner, slot_state, FlowSlot, FrontEntry,
+    RingPair, SlotRing, SpareSlot, SLOT_CLOSING, SLOT_FREE, SLOT_LIVE,
 };
 pub use source::{Ending, FlowEntry, FlowSource, FlowWalk};
 pub use stats::{DatapathCounters, FlowStats};
@@ -54,6 +54,8 @@ mod pod {
     unsafe impl aya::Pod for super::RingPair {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SpareSlot {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FrontEntry {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::DatapathCounters {}
     // SAFETY: as above.

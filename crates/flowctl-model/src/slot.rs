@@ -152,6 +152,25 @@ pub struct SpareSlot {
     pub held: u32,
 }
 
+/// An entry of a CPU's front cache (`struct front_entry`): the slot the
+/// flow whose key folds to `check` was last counted in by that CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrontEntry {
+    /// The key fold's low half with its lowest bit set; 0 for an empty entry.
+    pub check: u32,
+    /// The slot.
+    pub slot: u32,
+}
+
+/// Elements of the front cache array for a machine with `cpus` possible
+/// CPUs: [`crate::FRONT_ENTRIES`] for each of the first
+/// [`crate::FRONT_MAX_CPUS`].
+pub fn front_array_entries(cpus: usize) -> u32 {
+    let cpus = u32::try_from(cpus).unwrap_or(u32::MAX).clamp(1, crate::FRONT_MAX_CPUS);
+    cpus * crate::FRONT_ENTRIES
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,8 @@
 use std::{collections::BTreeMap, mem::offset_of, path::PathBuf, process::Command};
 
 use flowctl_model::{
-    meta, DatapathCounters, FlowKey, FlowSlot, RingPair, Sampler, SlotRing, SpareSlot, LAYOUT_VERSION,
-    SAMPLING_INTERVAL_MASK, SAMPLING_RANDOM, SLOT_CLOSING, SLOT_FREE, SLOT_LIVE,
+    meta, DatapathCounters, FlowKey, FlowSlot, FrontEntry, RingPair, Sampler, SlotRing, SpareSlot, FRONT_BITS,
+    FRONT_ENTRIES, LAYOUT_VERSION, SAMPLING_INTERVAL_MASK, SAMPLING_RANDOM, SLOT_CLOSING, SLOT_FREE, SLOT_LIVE,
 };
 
 const FIELDS: &[(&str, &[&str])] = &[
@@ -47,6 +47,7 @@ const FIELDS: &[(&str, &[&str])] = &[
     ),
     ("slot_ring", &["head", "tail", "mask", "pad"]),
     ("spare_slot", &["slot", "held"]),
+    ("front_entry", &["check", "slot"]),
     ("sampler", &["count", "sampling"]),
     ("ring_pair", &["slot"]),
     (
@@ -75,6 +76,8 @@ const CONSTANTS: &[(&str, &str)] = &[
     ("reason_shift", "FLOWCTL_META_REASON_SHIFT"),
     ("owner_none", "FLOWCTL_OWNER_NONE"),
     ("owner_open", "FLOWCTL_OWNER_OPEN"),
+    ("front_bits", "FLOWCTL_FRONT_BITS"),
+    ("front_entries", "FLOWCTL_FRONT_ENTRIES"),
     ("sampling_random", "FLOWCTL_SAMPLING_RANDOM"),
     ("sampling_interval_mask", "FLOWCTL_SAMPLING_INTERVAL_MASK"),
 ];
@@ -146,6 +149,8 @@ fn rust_types_match_c_header() {
     rust.insert("reason_shift".to_string(), meta::REASON_SHIFT as usize);
     rust.insert("owner_none".to_string(), meta::OWNER_NONE as usize);
     rust.insert("owner_open".to_string(), meta::OWNER_OPEN as usize);
+    rust.insert("front_bits".to_string(), FRONT_BITS as usize);
+    rust.insert("front_entries".to_string(), FRONT_ENTRIES as usize);
     rust.insert("sampling_random".to_string(), SAMPLING_RANDOM as usize);
     rust.insert("sampling_interval_mask".to_string(), SAMPLING_INTERVAL_MASK as usize);
     rust_layout!(
@@ -187,6 +192,7 @@ fn rust_types_match_c_header() {
     );
     rust_layout!(rust, "slot_ring", SlotRing, [head, tail, mask, pad]);
     rust_layout!(rust, "spare_slot", SpareSlot, [slot, held]);
+    rust_layout!(rust, "front_entry", FrontEntry, [check, slot]);
     rust_layout!(rust, "sampler", Sampler, [count, sampling]);
     rust_layout!(rust, "ring_pair", RingPair, [slot]);
     rust_layout!(

@@ -165,8 +165,8 @@ fn pins_are_private_directories_and_files() {
         }
         assert_eq!(md.uid(), 0, "{} owned by uid {}", path.display(), md.uid());
     }
-    // base, v<N>, links, links/<netns>; the six maps of the cache and two links.
-    assert_eq!((dirs, pins), (4, 8), "{entries:#?}");
+    // base, v<N>, links, links/<netns>; the seven maps of the cache and two links.
+    assert_eq!((dirs, pins), (4, 9), "{entries:#?}");
 }
 
 #[test]

@@ -5,9 +5,9 @@ use std::{fs, io, mem::size_of, path::Path};
 
 use aya::{maps::MapInfo, programs::SchedClassifier, EbpfLoader};
 use flowctl_model::{
-    DatapathCounters, FlowKey, FlowSlot, RingPair, Sampler, Sampling, SlotRing, SpareSlot, COUNTERS_MAP, FLOWS_MAP,
-    NETNS_INO_GLOBAL, RAW_IP_GLOBAL, RINGCTL_MAP, RING_MAP, SAMPLER_MAP, SAMPLE_INTERVAL_GLOBAL,
-    SAMPLE_THRESHOLD_GLOBAL, SAMPLING_GLOBAL, SAMPLING_TAG_GLOBAL, SLOTS_MAP, SPARE_MAP,
+    front_array_entries, DatapathCounters, FlowKey, FlowSlot, FrontEntry, RingPair, Sampler, Sampling, SlotRing,
+    SpareSlot, COUNTERS_MAP, FLOWS_MAP, FRONT_MAP, NETNS_INO_GLOBAL, RAW_IP_GLOBAL, RINGCTL_MAP, RING_MAP, SAMPLER_MAP,
+    SAMPLE_INTERVAL_GLOBAL, SAMPLE_THRESHOLD_GLOBAL, SAMPLING_GLOBAL, SAMPLING_TAG_GLOBAL, SLOTS_MAP, SPARE_MAP,
 };
 
 use super::DEFAULT_MAX_FLOWS;
@@ -29,6 +29,7 @@ pub(crate) fn check_pinned_maps(layout: &PinLayout, max_flows: Option<u32>) -> R
         (layout.ring_map(), size_of::<RingPair>()),
         (layout.ringctl_map(), size_of::<SlotRing>()),
         (layout.spare_map(), size_of::<SpareSlot>()),
+        (layout.front_map(), size_of::<FrontEntry>()),
         (layout.counters_map(), size_of::<DatapathCounters>()),
     ] {
         checked_map_info(&path, u32_key, value)?;
@@ -86,8 +87,8 @@ pub(crate) fn load_object(
     sampling: Sampling,
 ) -> Result<aya::Ebpf> {
     check_pinned_maps(layout, max_flows)?;
+    let cpus = crate::map_ops::possible_cpus().map_err(|e| Error::io("counting the possible CPUs", e))?;
     if pinned_flows_map(layout)?.is_none() {
-        let cpus = crate::map_ops::possible_cpus().map_err(|e| Error::io("counting the possible CPUs", e))?;
         crate::cache_memory::check(max_flows.unwrap_or(DEFAULT_MAX_FLOWS), cpus)?;
     }
     let max_flows = max_flows.unwrap_or(DEFAULT_MAX_FLOWS);
@@ -97,6 +98,7 @@ pub(crate) fn load_object(
         (RING_MAP, layout.ring_map()),
         (RINGCTL_MAP, layout.ringctl_map()),
         (SPARE_MAP, layout.spare_map()),
+        (FRONT_MAP, layout.front_map()),
         (COUNTERS_MAP, layout.counters_map()),
     ];
     let mut loader = EbpfLoader::new();
@@ -107,6 +109,7 @@ pub(crate) fn load_object(
         .map_max_entries(FLOWS_MAP, max_flows)
         .map_max_entries(SLOTS_MAP, max_flows)
         .map_max_entries(RING_MAP, ring_pairs(max_flows))
+        .map_max_entries(FRONT_MAP, front_array_entries(cpus))
         .override_global(NETNS_INO_GLOBAL, &netns_ino, true)
         .override_global(RAW_IP_GLOBAL, &u8::from(kind == LinkKind::RawIp), true)
         .override_global(SAMPLE_INTERVAL_GLOBAL, &sampling.interval, true)
